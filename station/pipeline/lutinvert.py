@@ -1,0 +1,109 @@
+"""Run any two-part inverter (normaliser + pixel function) through a baked 3-D LUT.
+
+`compiled(inverter)` wraps an inverter that follows the model contract
+(`normaliser`, `pixel_fn`, `z_range`; `frame_affine(D) -> (A, b)` when the
+normaliser is a per-channel affine, which the classic inverter and the MLP
+models provide) in a `LutInverter`; anything else is returned unchanged.
+
+Per frame the cost is: (A, b) from a subsample of D (the normaliser's own
+statistics), then one pass of the LUT kernel over D with z = A*D + b folded
+into the lookup's coordinates.  The LUT itself depends only on the pixel
+function, so it is baked once per model (a few ms for 33^3 points through a
+small MLP) and cached in-process, keyed by the model's identity: its weights'
+digest (or its parameters, for classic) and the grid size.  A new roll
+calibration or a new frame never rebakes.  The direct (unbaked) inverter
+stays available as `LutInverter.direct` and for `ConvertOptions(compiled=False)`.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+
+from station.model.lut import DEFAULT_SIZE, Lut3D, bake
+
+_CACHE: dict[tuple, Lut3D] = {}
+_LOCK = threading.Lock()
+
+
+def model_key(inverter) -> tuple:
+    """What the pixel function depends on: a stable identity for caching its LUT."""
+    weights = getattr(inverter, "weights", None)
+    if isinstance(weights, dict) and weights:
+        h = hashlib.sha1()
+        for k in sorted(weights):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(weights[k]).tobytes())
+        cfg = getattr(inverter, "config", None)
+        h.update(repr(getattr(cfg, "to_dict", lambda: cfg)()).encode())
+        return (type(inverter).__name__, h.hexdigest())
+    params = getattr(inverter, "params", None)
+    if params is not None:
+        try:
+            hash(params)
+            return (type(inverter).__name__, params)
+        except TypeError:
+            pass
+    return (type(inverter).__name__, id(inverter))
+
+
+def supports_lut(inverter) -> bool:
+    return all(hasattr(inverter, a) for a in ("pixel_fn", "z_range", "normaliser"))
+
+
+def lut_for(inverter, size: int = DEFAULT_SIZE) -> Lut3D:
+    """The (cached) baked LUT of an inverter's pixel function."""
+    lo, hi = (np.asarray(v, np.float64).reshape(-1) for v in inverter.z_range)
+    key = (model_key(inverter), int(size), tuple(np.round(lo, 7)), tuple(np.round(hi, 7)))
+    with _LOCK:
+        lut = _CACHE.get(key)
+    if lut is None:
+        lut = bake(inverter.pixel_fn, (lo, hi), size, meta={"key": repr(key[0])})
+        with _LOCK:
+            if len(_CACHE) > 16:
+                _CACHE.clear()
+            _CACHE[key] = lut
+    return lut
+
+
+class LutInverter:
+    """Inverter protocol: `inv(D) -> sRGB`, via the inner inverter's baked pixel function."""
+
+    def __init__(self, inverter, size: int = DEFAULT_SIZE, method: str = "tetrahedral"):
+        if not supports_lut(inverter):
+            raise TypeError(f"{type(inverter).__name__} has no normaliser/pixel_fn/z_range to bake")
+        self.direct = inverter
+        self.size = int(size)
+        self.method = method
+        self.name = getattr(inverter, "name", "model")
+        self.lut = lut_for(inverter, self.size)
+        self.z_range = inverter.z_range
+
+    # the two-part contract passes through, so a LutInverter can be baked/exported again
+    def normaliser(self, D, affine=None):
+        return self.direct.normaliser(D, affine) if affine is not None else self.direct.normaliser(D)
+
+    def pixel_fn(self, z):
+        return self.lut.apply(np.asarray(z, np.float32).reshape(-1, 3), method=self.method)
+
+    def frame_affine(self, D):
+        fa = getattr(self.direct, "frame_affine", None)
+        return fa(D) if fa is not None else None
+
+    def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
+        D = np.asarray(D, np.float32)
+        if affine is None:
+            affine = self.frame_affine(D)
+        if affine is not None:
+            A, b = affine
+            return self.lut.apply(D, A=A, b=b, method=self.method)
+        z = self.direct.normaliser(D)
+        return self.lut.apply(z, method=self.method)
+
+
+def compiled(inverter, size: int = DEFAULT_SIZE, method: str = "tetrahedral"):
+    """`LutInverter(inverter)` when it can be baked, else `inverter` itself."""
+    if isinstance(inverter, LutInverter) or not supports_lut(inverter):
+        return inverter
+    return LutInverter(inverter, size, method)
