@@ -46,77 +46,86 @@ CHUNK = 1 << 18  # pixels per numpy chunk (bounds temporaries to ~40 MB)
 # --------------------------------------------------------------------------- kernels
 if _nb is not None:
 
+    @_nb.njit(inline="always", fastmath=True)
+    def _lookup(table, n, t0, t1, t2, tetra):  # pragma: no cover - compiled
+        """Interpolate the flat table at grid coordinates (t0, t1, t2), already clamped."""
+        i0 = int(t0)
+        i1 = int(t1)
+        i2 = int(t2)
+        fr = t0 - i0
+        fg = t1 - i1
+        fb = t2 - i2
+        b = ((i0 * n + i1) * n + i2) * 3
+        dr = n * n * 3
+        dg = n * 3
+        db = 3
+        if tetra:
+            if fr > fg:
+                if fg > fb:
+                    w0, w1, w2, w3 = 1.0 - fr, fr - fg, fg - fb, fb
+                    a1, a2 = dr, dr + dg
+                elif fr > fb:
+                    w0, w1, w2, w3 = 1.0 - fr, fr - fb, fb - fg, fg
+                    a1, a2 = dr, dr + db
+                else:
+                    w0, w1, w2, w3 = 1.0 - fb, fb - fr, fr - fg, fg
+                    a1, a2 = db, dr + db
+            else:
+                if fb > fg:
+                    w0, w1, w2, w3 = 1.0 - fb, fb - fg, fg - fr, fr
+                    a1, a2 = db, dg + db
+                elif fb > fr:
+                    w0, w1, w2, w3 = 1.0 - fg, fg - fb, fb - fr, fr
+                    a1, a2 = dg, dg + db
+                else:
+                    w0, w1, w2, w3 = 1.0 - fg, fg - fr, fr - fb, fb
+                    a1, a2 = dg, dr + dg
+            a3 = dr + dg + db
+            r = w0 * table[b] + w1 * table[b + a1] + w2 * table[b + a2] + w3 * table[b + a3]
+            g = w0 * table[b + 1] + w1 * table[b + a1 + 1] + w2 * table[b + a2 + 1] + w3 * table[b + a3 + 1]
+            bl = w0 * table[b + 2] + w1 * table[b + a1 + 2] + w2 * table[b + a2 + 2] + w3 * table[b + a3 + 2]
+            return r, g, bl
+        gr = 1.0 - fr
+        gg = 1.0 - fg
+        gb = 1.0 - fb
+        res = [0.0, 0.0, 0.0]
+        for c in range(3):
+            q = b + c
+            res[c] = (gr * (gg * (gb * table[q] + fb * table[q + db])
+                            + fg * (gb * table[q + dg] + fb * table[q + dg + db]))
+                      + fr * (gg * (gb * table[q + dr] + fb * table[q + dr + db])
+                              + fg * (gb * table[q + dr + dg] + fb * table[q + dr + dg + db])))
+        return res[0], res[1], res[2]
+
+    @_nb.njit(inline="always")
+    def _clamp(t, top):  # pragma: no cover - compiled
+        if not t > 0.0:  # NaN -> 0
+            return 0.0
+        return top if t > top else t
+
     @_nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
     def _apply_nb(src, table, n, scale, offset, tetra, out):  # pragma: no cover - compiled
-        p = src.shape[0]
-        nm1 = n - 1
-        top = float(nm1) - 1e-4
-        s0, s1, s2 = scale[0], scale[1], scale[2]
-        o0, o1, o2 = offset[0], offset[1], offset[2]
-        nn = n * n
-        for k in _nb.prange(p):
-            t0 = src[k, 0] * s0 + o0
-            t1 = src[k, 1] * s1 + o1
-            t2 = src[k, 2] * s2 + o2
-            # clamp (NaN goes to 0)
-            if not t0 > 0.0:
-                t0 = 0.0
-            elif t0 > top:
-                t0 = top
-            if not t1 > 0.0:
-                t1 = 0.0
-            elif t1 > top:
-                t1 = top
-            if not t2 > 0.0:
-                t2 = 0.0
-            elif t2 > top:
-                t2 = top
-            i0 = int(t0)
-            i1 = int(t1)
-            i2 = int(t2)
-            fr = t0 - i0
-            fg = t1 - i1
-            fb = t2 - i2
-            base = ((i0 * n + i1) * n + i2) * 3
-            dr = nn * 3
-            dg = n * 3
-            db = 3
-            if tetra:
-                if fr > fg:
-                    if fg > fb:
-                        w0, w1, w2, w3 = 1.0 - fr, fr - fg, fg - fb, fb
-                        a1, a2 = dr, dr + dg
-                    elif fr > fb:
-                        w0, w1, w2, w3 = 1.0 - fr, fr - fb, fb - fg, fg
-                        a1, a2 = dr, dr + db
-                    else:
-                        w0, w1, w2, w3 = 1.0 - fb, fb - fr, fr - fg, fg
-                        a1, a2 = db, dr + db
-                else:
-                    if fb > fg:
-                        w0, w1, w2, w3 = 1.0 - fb, fb - fg, fg - fr, fr
-                        a1, a2 = db, dg + db
-                    elif fb > fr:
-                        w0, w1, w2, w3 = 1.0 - fg, fg - fb, fb - fr, fr
-                        a1, a2 = dg, dg + db
-                    else:
-                        w0, w1, w2, w3 = 1.0 - fg, fg - fr, fr - fb, fb
-                        a1, a2 = dg, dr + dg
-                a3 = dr + dg + db
-                for c in range(3):
-                    out[k, c] = (w0 * table[base + c] + w1 * table[base + a1 + c]
-                                 + w2 * table[base + a2 + c] + w3 * table[base + a3 + c])
-            else:
-                gr = 1.0 - fr
-                gg = 1.0 - fg
-                gb = 1.0 - fb
-                for c in range(3):
-                    b = base + c
-                    v = (gr * (gg * (gb * table[b] + fb * table[b + db])
-                               + fg * (gb * table[b + dg] + fb * table[b + dg + db]))
-                         + fr * (gg * (gb * table[b + dr] + fb * table[b + dr + db])
-                                 + fg * (gb * table[b + dr + dg] + fb * table[b + dr + dg + db])))
-                    out[k, c] = v
+        top = float(n - 1) - 1e-4
+        for k in _nb.prange(src.shape[0]):
+            t0 = _clamp(src[k, 0] * scale[0] + offset[0], top)
+            t1 = _clamp(src[k, 1] * scale[1] + offset[1], top)
+            t2 = _clamp(src[k, 2] * scale[2] + offset[2], top)
+            r, g, b = _lookup(table, n, t0, t1, t2, tetra)
+            out[k, 0] = r
+            out[k, 1] = g
+            out[k, 2] = b
+
+    @_nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+    def _apply_u16_nb(src, shaper, table, n, tetra, out):  # pragma: no cover - compiled
+        """uint16 in -> per-channel 1-D shaper (value -> grid coordinate) -> 3-D LUT -> uint16 out."""
+        for k in _nb.prange(src.shape[0]):
+            r, g, b = _lookup(table, n, shaper[0, src[k, 0]], shaper[1, src[k, 1]], shaper[2, src[k, 2]], tetra)
+            r = r * 65535.0 + 0.5
+            g = g * 65535.0 + 0.5
+            b = b * 65535.0 + 0.5
+            out[k, 0] = 0 if not r > 0.0 else (65535 if r >= 65535.0 else int(r))
+            out[k, 1] = 0 if not g > 0.0 else (65535 if g >= 65535.0 else int(g))
+            out[k, 2] = 0 if not b > 0.0 else (65535 if b >= 65535.0 else int(b))
 
 
 def _apply_np(src, table, n, scale, offset, tetra, out):
@@ -224,6 +233,36 @@ class Lut3D:
         kernel = _apply_nb if use_nb else _apply_np
         kernel(src, self._flat, self.size, scale, offset, method == "tetrahedral", res)
         return res.reshape(shape)
+
+    def apply_u16(self, rgb16: np.ndarray, shaper, method: str = "tetrahedral", out: np.ndarray | None = None,
+                  backend: str | None = None) -> np.ndarray:
+        """uint16 (..., 3) in, uint16 (..., 3) sRGB out (0..65535), in one pass.
+
+        `shaper(v: float64 array of 0..65535) -> (65536, 3)` maps every possible
+        input value to the LUT's input (z) per channel; it is tabulated once,
+        so no logarithm is taken per pixel."""
+        if rgb16.dtype != np.uint16 or rgb16.shape[-1] != 3:
+            raise ValueError(f"expected (..., 3) uint16, got {rgb16.dtype} {rgb16.shape}")
+        v = np.arange(65536, dtype=np.float64)
+        z = np.asarray(shaper(v), np.float64).reshape(65536, 3)
+        step = (self.size - 1) / (self.hi - self.lo)
+        t = np.clip((z - self.lo) * step, 0.0, self.size - 1 - 1e-4)
+        t = np.nan_to_num(t, nan=0.0).T.astype(np.float32).copy()  # (3, 65536)
+        src = np.ascontiguousarray(rgb16).reshape(-1, 3)
+        res = np.empty_like(src) if out is None else out.reshape(-1, 3)
+        use_nb = (backend or ("numba" if HAVE_NUMBA else "numpy")) == "numba"
+        if use_nb:
+            _apply_u16_nb(src, t, self._flat, self.size, method == "tetrahedral", res)
+        else:
+            tmp = np.empty((min(CHUNK, len(src)), 3), np.float32)
+            for s in range(0, len(src), CHUNK):
+                x = src[s:s + CHUNK]
+                coords = np.stack([t[c][x[:, c]] for c in range(3)], axis=1)
+                o = tmp[:len(x)]
+                _apply_np(coords, self.table, self.size, np.ones(3, np.float32), np.zeros(3, np.float32),
+                          method == "tetrahedral", o)
+                res[s:s + CHUNK] = np.clip(o * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+        return res.reshape(rgb16.shape)
 
     def nodes(self) -> list[np.ndarray]:
         return [np.linspace(self.lo[c], self.hi[c], self.size) for c in range(3)]

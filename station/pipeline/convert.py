@@ -95,6 +95,12 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     unknown = set(outputs) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown output kinds {sorted(unknown)}")
+    if not options.half_size and options.compiled and options.crop == "none":
+        from station.pipeline.fastmaster import convert_master
+
+        fast = convert_master(src, outputs, options)  # one pass uint16 -> LUT -> uint16; None: not applicable
+        if fast is not None:
+            return fast
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if options.half_size:

@@ -145,6 +145,14 @@ def _raw_meta(raw, path: Path) -> dict:
 
 
 def _decode_raw(path: Path, half_size: bool) -> Decoded:
+    rgb16, meta = decode_raw_u16(path, half_size)
+    rgb = rgb16.astype(np.float32) * (1.0 / 65535.0)
+    clipped = float(np.mean(np.any(rgb16 >= 65000, axis=2)))
+    return Decoded(rgb=rgb, meta=meta, clipped=clipped)
+
+
+def decode_raw_u16(path: Path, half_size: bool = False) -> tuple[np.ndarray, dict]:
+    """LibRaw's HxWx3 uint16 output (65535 = sensor white, LINEAR demosaic) and the metadata."""
     import rawpy
 
     try:
@@ -174,9 +182,7 @@ def _decode_raw(path: Path, half_size: bool) -> Decoded:
             raise DecodeError(path, f"LibRaw could not decode it ({exc.__class__.__name__}: {exc})") from None
         meta = _raw_meta(raw, path)
         meta.setdefault("orientation", {0: 1, 3: 3, 5: 8, 6: 6}.get(raw.sizes.flip, 1))
-    rgb = rgb16.astype(np.float32) * (1.0 / 65535.0)
-    clipped = float(np.mean(np.any(rgb16 >= 65000, axis=2)))
-    return Decoded(rgb=rgb, meta=meta, clipped=clipped)
+    return rgb16, meta
 
 
 def decode(path: str | os.PathLike, half_size: bool = False) -> Decoded:

@@ -19,6 +19,7 @@ Output: `station.pipeline.decode.Decoded` (float32 HxWx3 linear camera RGB,
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,20 +49,82 @@ if _nb is not None:
     @_nb.njit(parallel=True, cache=True, nogil=True, fastmath=True)
     def _bin_nb(cfa, k, chan, black, inv, out):  # pragma: no cover - compiled
         ho, wo = out.shape[0], out.shape[1]
+        c00, c01, c10, c11 = chan[0, 0], chan[0, 1], chan[1, 0], chan[1, 1]
+        b00, b01, b10, b11 = black[0, 0], black[0, 1], black[1, 0], black[1, 1]
+        kk = k * k
         for y in _nb.prange(ho):
             acc = np.zeros((wo, 3), np.float32)
-            for dy in range(2 * k):
-                row = cfa[2 * k * y + dy]
-                sy = dy & 1
+            for j in range(k):
+                r0 = cfa[2 * (k * y + j)]
+                r1 = cfa[2 * (k * y + j) + 1]
                 for x in range(wo):
-                    x0 = 2 * k * x
-                    for dx in range(2 * k):
-                        sx = dx & 1
-                        acc[x, chan[sy, sx]] += row[x0 + dx] - black[sy, sx]
+                    for i in range(k):
+                        q = 2 * (k * x + i)
+                        acc[x, c00] += r0[q]
+                        acc[x, c01] += r0[q + 1]
+                        acc[x, c10] += r1[q]
+                        acc[x, c11] += r1[q + 1]
             for x in range(wo):
+                acc[x, c00] -= b00 * kk
+                acc[x, c01] -= b01 * kk
+                acc[x, c10] -= b10 * kk
+                acc[x, c11] -= b11 * kk
                 for c in range(3):
                     v = acc[x, c] * inv[c]
                     out[y, x, c] = v if v > 0.0 else 0.0
+
+    @_nb.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+    def _resize_rows_nb(src, idx, w, out):  # pragma: no cover - compiled
+        """out[y, x] = sum_j w[x, j] * src[y, idx[x, j]] (a 1-D filter along axis 1)."""
+        for y in _nb.prange(src.shape[0]):
+            for x in range(out.shape[1]):
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                for j in range(idx.shape[1]):
+                    q = idx[x, j]
+                    wj = w[x, j]
+                    a0 += wj * src[y, q, 0]
+                    a1 += wj * src[y, q, 1]
+                    a2 += wj * src[y, q, 2]
+                out[y, x, 0] = a0
+                out[y, x, 1] = a1
+                out[y, x, 2] = a2
+
+
+def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Box (area-average) weights from n_in samples to n_out: (idx, w), each (n_out, taps)."""
+    s = n_in / n_out
+    taps = int(np.ceil(s)) + 1
+    lo = np.arange(n_out) * s
+    hi = lo + s
+    first = np.floor(lo).astype(np.int64)
+    idx = first[:, None] + np.arange(taps)[None, :]
+    left = np.maximum(idx, lo[:, None])
+    right = np.minimum(idx + 1, hi[:, None])
+    w = np.clip(right - left, 0.0, None) / s
+    idx = np.minimum(idx, n_in - 1)
+    return idx, w.astype(np.float32)
+
+
+def area_resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-average resize of HxWx3 float32 to (width, height); numba when available."""
+    h, w = rgb.shape[:2]
+    wo, ho = size
+    if not HAVE_NUMBA:
+        from PIL import Image
+
+        out = np.empty((ho, wo, 3), np.float32)
+        for c in range(3):
+            out[..., c] = np.asarray(Image.fromarray(np.ascontiguousarray(rgb[..., c]), "F").resize(size, Image.BOX))
+        return out
+    ix, wx = _area_weights(w, wo)
+    iy, wy = _area_weights(h, ho)
+    tmp = np.empty((h, wo, 3), np.float32)
+    _resize_rows_nb(np.ascontiguousarray(rgb, np.float32), ix, wx, tmp)
+    out_t = np.empty((wo, ho, 3), np.float32)
+    _resize_rows_nb(np.ascontiguousarray(tmp.transpose(1, 0, 2)), iy, wy, out_t)
+    return np.ascontiguousarray(out_t.transpose(1, 0, 2))
 
 
 def _bin_np(cfa, k, chan, black, inv, out):
@@ -77,8 +140,11 @@ def _bin_np(cfa, k, chan, black, inv, out):
     np.maximum(out, 0.0, out=out)
 
 
-def read_bayer(path: str | os.PathLike) -> Bayer | None:
-    """The raw mosaic of a 2x2-Bayer RAW via LibRaw, or None when it is not 2x2 Bayer."""
+@contextmanager
+def open_bayer(path: str | os.PathLike, copy: bool = False):
+    """Context: the raw mosaic of a 2x2-Bayer RAW via LibRaw (None when not 2x2 Bayer).
+
+    Without `copy`, `cfa` is a view of LibRaw's buffer, valid inside the block only."""
     import rawpy
 
     path = Path(path)
@@ -94,26 +160,31 @@ def read_bayer(path: str | os.PathLike) -> Bayer | None:
         try:
             pattern = raw.raw_pattern
             desc = raw.color_desc.decode("ascii", "replace")
-            if pattern is None or pattern.shape != (2, 2) or raw.num_colors != 3:
-                return None
-            letters = [desc[int(c)] for c in pattern.reshape(-1)]
-            if sorted(letters) != ["B", "G", "G", "R"]:
-                return None
-            cfa = raw.raw_image_visible
-            h, w = (cfa.shape[0] // 2) * 2, (cfa.shape[1] // 2) * 2
-            cfa = np.array(cfa[:h, :w], dtype=np.uint16, copy=True)  # owns its memory after close
-            blacks = np.asarray(raw.black_level_per_channel, np.float32)
-            black = np.array([[blacks[int(pattern[y, x])] for x in (0, 1)] for y in (0, 1)], np.float32)
-            white = float(raw.white_level)
-            flip = raw.sizes.flip
-        except DecodeError:
-            raise
+            ok = pattern is not None and pattern.shape == (2, 2) and raw.num_colors == 3
+            letters = [desc[int(c)] for c in pattern.reshape(-1)] if ok else []
+            if not ok or sorted(letters) != ["B", "G", "G", "R"]:
+                bayer = None
+            else:
+                cfa = raw.raw_image_visible
+                h, w = (cfa.shape[0] // 2) * 2, (cfa.shape[1] // 2) * 2
+                cfa = cfa[:h, :w]
+                if copy:
+                    cfa = np.array(cfa, dtype=np.uint16, copy=True)
+                blacks = np.asarray(raw.black_level_per_channel, np.float32)
+                black = np.array([[blacks[int(pattern[y, x])] for x in (0, 1)] for y in (0, 1)], np.float32)
+                chan = np.array([["RGB".index(letters[2 * y + x]) for x in (0, 1)] for y in (0, 1)], np.int64)
+                meta = _raw_meta(raw, path)
+                meta.setdefault("orientation", {0: 1, 3: 3, 5: 8, 6: 6}.get(raw.sizes.flip, 1))
+                bayer = Bayer(cfa=cfa, chan=chan, black=black, white=float(raw.white_level), meta=meta)
         except Exception as exc:
             raise DecodeError(path, f"LibRaw could not unpack it ({exc.__class__.__name__}: {exc})") from None
-        meta = _raw_meta(raw, path)
-    meta.setdefault("orientation", {0: 1, 3: 3, 5: 8, 6: 6}.get(flip, 1))
-    chan = np.array([["RGB".index(letters[2 * y + x]) for x in (0, 1)] for y in (0, 1)], np.int64)
-    return Bayer(cfa=cfa, chan=chan, black=black, white=white, meta=meta)
+        yield bayer
+
+
+def read_bayer(path: str | os.PathLike) -> Bayer | None:
+    """The raw mosaic (a copy) of a 2x2-Bayer RAW, or None when it is not 2x2 Bayer."""
+    with open_bayer(path, copy=True) as b:
+        return b
 
 
 def bin_bayer(b: Bayer, factor: int = 1, backend: str | None = None) -> np.ndarray:
@@ -146,19 +217,12 @@ def preview_factor(h: int, w: int, long_side: int | None) -> int:
 
 
 def resize_linear(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """Resize a linear float32 image so its long side is `long_side` (area-like, Pillow)."""
+    """Resize a linear float32 image so its long side is `long_side` (area average)."""
     h, w = rgb.shape[:2]
     if max(h, w) <= long_side:
         return rgb
-    from PIL import Image
-
     scale = long_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    out = np.empty((size[1], size[0], 3), np.float32)
-    for c in range(3):
-        im = Image.fromarray(np.ascontiguousarray(rgb[..., c]), "F").resize(size, Image.BOX)
-        out[..., c] = np.asarray(im)
-    return out
+    return area_resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))))
 
 
 def decode_fast(path: str | os.PathLike, long_side: int | None = None, backend: str | None = None) -> Decoded:
@@ -170,21 +234,25 @@ def decode_fast(path: str | os.PathLike, long_side: int | None = None, backend: 
     through `decode(path, half_size=True)` (then the resize)."""
     path = Path(path)
     _check_file(path)
-    bayer = read_bayer(path) if sniff(path) == "raw" else None
-    if bayer is None:
-        dec = _decode_raw(path, True) if sniff(path) == "raw" else decode(path, half_size=True)
-        if long_side:
-            dec.rgb = resize_linear(dec.rgb, long_side)
-        return dec
-    h, w = bayer.cfa.shape
-    if h < 16 or w < 16:
-        raise DecodeError(path, f"image too small ({w}x{h})")
-    k = preview_factor(h, w, long_side)
-    rgb = bin_bayer(bayer, k, backend)
-    # clipped: a block whose brightest channel reached the white (approximate for k > 1)
-    clipped = float(np.mean(rgb.max(axis=2) >= 0.999))
+    if sniff(path) == "raw":
+        with open_bayer(path) as bayer:
+            if bayer is not None:
+                h, w = bayer.cfa.shape
+                if h < 16 or w < 16:
+                    raise DecodeError(path, f"image too small ({w}x{h})")
+                k = preview_factor(h, w, long_side)
+                rgb = bin_bayer(bayer, k, backend)
+                meta = dict(bayer.meta)
+        if bayer is not None:
+            # clipped: a block whose brightest channel reached the white (approximate for k > 1)
+            clipped = float(np.mean(rgb[::2, ::2].max(axis=2) >= 0.999))
+            if long_side:
+                rgb = resize_linear(rgb, long_side)
+            meta["decode"] = f"bayer-bin {2 * k}x{2 * k}"
+            return Decoded(rgb=rgb, meta=meta, clipped=clipped)
+        dec = _decode_raw(path, True)
+    else:
+        dec = decode(path, half_size=True)
     if long_side:
-        rgb = resize_linear(rgb, long_side)
-    meta = dict(bayer.meta)
-    meta["decode"] = f"bayer-bin {2 * k}x{2 * k}"
-    return Decoded(rgb=rgb, meta=meta, clipped=clipped)
+        dec.rgb = resize_linear(dec.rgb, long_side)
+    return dec

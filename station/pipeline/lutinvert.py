@@ -48,6 +48,15 @@ def model_key(inverter) -> tuple:
     return (type(inverter).__name__, id(inverter))
 
 
+SAMPLE = 262144
+
+
+def sample_rows(a: np.ndarray, n: int = SAMPLE) -> np.ndarray:
+    """Every k-th pixel of an (..., 3) array in memory order, ~n of them, as (M, 1, 3)."""
+    flat = a.reshape(-1, 3)
+    return flat[::max(1, flat.shape[0] // n)].reshape(-1, 1, 3)
+
+
 def supports_lut(inverter) -> bool:
     return all(hasattr(inverter, a) for a in ("pixel_fn", "z_range", "normaliser"))
 
@@ -88,8 +97,10 @@ class LutInverter:
         return self.lut.apply(np.asarray(z, np.float32).reshape(-1, 3), method=self.method)
 
     def frame_affine(self, D):
+        """The inner normaliser's (A, b), from a fixed ~262k-pixel strided sample of D
+        (the same pixels fastmaster samples, so both paths agree exactly)."""
         fa = getattr(self.direct, "frame_affine", None)
-        return fa(D) if fa is not None else None
+        return fa(sample_rows(D)) if fa is not None else None
 
     def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
         D = np.asarray(D, np.float32)
