@@ -39,7 +39,7 @@ except Exception:  # pragma: no cover - exercised where numba is absent
     HAVE_NUMBA = False
 
 METHODS = ("tetrahedral", "trilinear")
-DEFAULT_SIZE = 33
+DEFAULT_SIZE = 65  # 33 meets ΔE 0.5 for classic and smooth nets; 65 for wigglier ones (docs/PERFORMANCE.md)
 CHUNK = 1 << 18  # pixels per numpy chunk (bounds temporaries to ~40 MB)
 
 
@@ -264,6 +264,28 @@ class Lut3D:
                 res[s:s + CHUNK] = np.clip(o * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
         return res.reshape(rgb16.shape)
 
+    def apply_torch(self, x, A=None, b=None):
+        """Trilinear lookup of a torch tensor (..., 3) on its own device (GPU path).
+
+        torch's grid_sample on the 3-D table; matches apply(method="trilinear")
+        to float32 rounding."""
+        import torch
+
+        scale, offset = self.coords(A, b)
+        dev = x.device
+        n = self.size
+        key = str(dev)
+        cache = self.__dict__.setdefault("_torch_tables", {})
+        if key not in cache:
+            # grid_sample wants (1, C, D, H, W) with grid (x, y, z) -> (W, H, D): put r on D, g on H, b on W
+            cache[key] = torch.from_numpy(np.ascontiguousarray(self.table.transpose(3, 0, 1, 2)))[None].to(dev)
+        vol = cache[key]
+        t = x.reshape(-1, 3).float() * torch.as_tensor(scale, device=dev) + torch.as_tensor(offset, device=dev)
+        t = torch.nan_to_num(t, nan=0.0).clamp(0.0, n - 1.0)
+        g = (t * (2.0 / (n - 1)) - 1.0)[:, [2, 1, 0]].reshape(1, 1, 1, -1, 3)
+        out = torch.nn.functional.grid_sample(vol, g, mode="bilinear", padding_mode="border", align_corners=True)
+        return out.reshape(3, -1).T.reshape(x.shape)
+
     def nodes(self) -> list[np.ndarray]:
         return [np.linspace(self.lo[c], self.hi[c], self.size) for c in range(3)]
 
@@ -319,9 +341,9 @@ def write_cube(path, lut: Lut3D, title: str = "station inversion", comments: lis
     """Write `lut` as a .cube (domain [0,1], red fastest), atomically."""
     path = Path(path)
     n = lut.size
-    lines = [f"# {c}" for c in (comments or [])]
+    lines = [f"# {c}" for c in (comments or [
+        "station 3D LUT: input x_c = (z_c - lo_c) / (hi_c - lo_c), z = normalised density (docs/PERFORMANCE.md)"])]
     lines += [
-        "# station 3D LUT: input x_c = (z_c - lo_c) / (hi_c - lo_c), z = normalised density (see docs/PERFORMANCE.md)",
         "# station-lo " + " ".join(f"{v:.9g}" for v in lut.lo),
         "# station-hi " + " ".join(f"{v:.9g}" for v in lut.hi),
         f'TITLE "{title}"',

@@ -92,6 +92,25 @@ if _nb is not None:
                 out[y, x, 2] = a2
 
 
+if _nb is not None:
+
+    @_nb.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+    def _resize_vert_nb(src, idx, w, out):  # pragma: no cover - compiled
+        """out[y] = sum_j w[y, j] * src[idx[y, j]] on rows flattened to (H, W*3)."""
+        n = out.shape[1]
+        for y in _nb.prange(out.shape[0]):
+            o = out[y]
+            for x in range(n):
+                o[x] = 0.0
+            for j in range(idx.shape[1]):
+                wj = w[y, j]
+                if wj == 0.0:
+                    continue
+                r = src[idx[y, j]]
+                for x in range(n):
+                    o[x] += wj * r[x]
+
+
 def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Box (area-average) weights from n_in samples to n_out: (idx, w), each (n_out, taps)."""
     s = n_in / n_out
@@ -120,11 +139,11 @@ def area_resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return out
     ix, wx = _area_weights(w, wo)
     iy, wy = _area_weights(h, ho)
-    tmp = np.empty((h, wo, 3), np.float32)
-    _resize_rows_nb(np.ascontiguousarray(rgb, np.float32), ix, wx, tmp)
-    out_t = np.empty((wo, ho, 3), np.float32)
-    _resize_rows_nb(np.ascontiguousarray(tmp.transpose(1, 0, 2)), iy, wy, out_t)
-    return np.ascontiguousarray(out_t.transpose(1, 0, 2))
+    tmp = np.empty((ho, w * 3), np.float32)  # vertical first: contiguous rows, fewer of them after
+    _resize_vert_nb(np.ascontiguousarray(rgb, np.float32).reshape(h, w * 3), iy, wy, tmp)
+    out = np.empty((ho, wo, 3), np.float32)
+    _resize_rows_nb(tmp.reshape(ho, w, 3), ix, wx, out)
+    return out
 
 
 def _bin_np(cfa, k, chan, black, inv, out):
