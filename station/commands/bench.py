@@ -271,7 +271,7 @@ def bench_file(src: Path, inverter, runs: int, peers: bool, peer_runs: int, work
         import rawpy
 
         with rawpy.imread(str(src)) as r:
-            res["megapixels"] = round(r.sizes.width * r.sizes.height / 1e6, 1)
+            res["megapixels"] = round(r.sizes.width * r.sizes.height / 1e6, 2)
     except Exception:
         pass
     # warm-up (JIT kernels, LUT bake, page cache) is not timed
