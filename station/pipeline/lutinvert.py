@@ -118,3 +118,27 @@ def compiled(inverter, size: int = DEFAULT_SIZE, method: str = "tetrahedral"):
     if isinstance(inverter, LutInverter) or not supports_lut(inverter):
         return inverter
     return LutInverter(inverter, size, method)
+
+
+def warm_up(inverter=None) -> float:
+    """Compile (or load from numba's cache) every fast-path kernel and bake the LUT, on tiny
+    inputs; returns the seconds it took.  Call once at daemon start so frame 1 is not slower."""
+    import time
+
+    from station.pipeline import fastdecode
+
+    t0 = time.perf_counter()
+    if inverter is None:
+        from station.pipeline.classic import ClassicInverter
+
+        inverter = ClassicInverter()
+    inv = compiled(inverter)
+    if isinstance(inv, LutInverter):
+        D = np.linspace(0.0, 2.0, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
+        inv(D)
+        inv.lut.apply_u16(np.zeros((4, 3), np.uint16), lambda v: np.zeros((len(v), 3)))
+    cfa = np.zeros((16, 16), np.uint16)
+    b = fastdecode.Bayer(cfa=cfa, chan=np.array([[0, 1], [1, 2]]), black=np.zeros((2, 2), np.float32),
+                         white=65535.0, meta={})
+    fastdecode.resize_linear(fastdecode.bin_bayer(b, 1), 4)
+    return time.perf_counter() - t0
