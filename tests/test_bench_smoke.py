@@ -46,7 +46,7 @@ def test_bench_table_and_bad_input(small_dng, capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert main(["bench", str(small_dng), "--runs", "1", "--method", "classic"]) == 0
     text = capsys.readouterr().out
-    assert "preview" in text and "master" in text and "not installed" in text
+    assert "preview" in text and "master" in text and "not run" in text
     assert main(["bench", str(tmp_path / "missing.dng")]) == 2
 
 

@@ -7,10 +7,12 @@ For each file it reports per-stage medians over N runs for
 
 * preview: fast decode (Bayer binning to the preview size, fastdecode.py),
   base, density, LUT inversion, JPEG encode + atomic write;
-* master: full LibRaw decode (LINEAR demosaic), base, density, LUT inversion,
-  16-bit TIFF encode + atomic write;
+* master: what convert_file runs for a full-size RAW (fastmaster.py): LibRaw
+  decode to uint16 (LINEAR demosaic), base, normaliser, one-pass shaper+LUT,
+  16-bit TIFF encode + atomic write (the "normalise" column is the normaliser's
+  statistics; density is folded into the LUT pass);
 
-plus the process's peak resident memory, and, when installed, the same file
+plus the peak resident memory of a fresh process benchmarking that file, and, when installed, the same file
 through `rawtherapee-cli` (Film Negative tool) and `darktable-cli`
 (negadoctor), timed as whole processes, with ratios.  Install them with
 `apt-get install rawtherapee darktable`; absent ones are skipped.
@@ -102,6 +104,18 @@ def make_dng(path: Path, mp: int, seed: int = 0) -> Path:
     return write_bayer_dng(path, synth_negative_cfa(w, h, seed), pattern="RGGB")
 
 
+def _make_isolated(path: Path, mp) -> Path:
+    """make_dng in a child process (its ~2 GB peak at 61 MP stays out of the bench's RSS)."""
+    import multiprocessing as mp_
+
+    p = mp_.get_context("spawn").Process(target=make_dng, args=(path, mp))
+    p.start()
+    p.join()
+    if p.exitcode != 0 or not path.exists():
+        raise RuntimeError(f"could not generate {path}")
+    return path
+
+
 def _dims(mp: float) -> tuple[int, int]:
     h = int((mp * 1e6 / 1.5) ** 0.5) // 2 * 2
     return (int(h * 1.5) // 2 * 2, h)
@@ -123,8 +137,14 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
     from station.pipeline.normalise import density
     from station.pipeline.write import atomic_write, encode_jpeg, write_tiff16
 
+    from station.pipeline.decode import decode_raw_u16, sniff
+    from station.pipeline.fastmaster import invert_u16, write_tiff16_u16
+    from station.pipeline.lutinvert import LutInverter
+
     opts = ConvertOptions()
     inv = compiled(inverter)
+    fast_master = (sniff(src) == "raw" and isinstance(inv, LutInverter)
+                   and getattr(inv.direct, "frame_affine", None) is not None)
     stages: dict[str, list[float]] = {k: [] for k in ("read", "decode", "base", "normalise", "invert", "write", "total")}
     for i in range(runs):
         dst = out_dir / f"{src.stem}.{kind}.{i}.{'jpg' if kind == 'preview' else 'tif'}"
@@ -136,28 +156,43 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
                 pass
         stages["read"].append(time.perf_counter() - t0)
         t_start = time.perf_counter()  # the read above is measured apart; decode re-reads from cache
-        t0 = time.perf_counter()
-        dec = decode_fast(src, long_side=opts.preview_size) if kind == "preview" else decode(src)
-        stages["decode"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        base = estimate_base(dec.rgb)
-        stages["base"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        D = density(dec.rgb, base.rgb)
-        stages["normalise"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        pos = inv(D)
-        stages["invert"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        meta = dict(dec.meta)
-        if kind == "preview":
-            data = encode_jpeg(resize_long_side(pos, opts.preview_size), meta, opts.jpeg_quality)
-            atomic_write(dst, lambda fh: fh.write(data), True)
+        if kind == "master" and fast_master:
+            # what convert_file does for a full-size RAW: fastmaster.convert_master
+            t0 = time.perf_counter()
+            rgb16, meta = decode_raw_u16(src)
+            stages["decode"].append(time.perf_counter() - t0)
+            pos16, base, t = invert_u16(rgb16, inv)
+            for k in ("base", "normalise", "invert"):
+                stages[k].append(t[k])
+            del rgb16
+            t0 = time.perf_counter()
+            write_tiff16_u16(dst, pos16, meta, True)
+            stages["write"].append(time.perf_counter() - t0)
+            stages["total"].append(time.perf_counter() - t_start)
+            del pos16
         else:
-            write_tiff16(dst, pos, meta, True)
-        stages["write"].append(time.perf_counter() - t0)
-        stages["total"].append(time.perf_counter() - t_start)
-        del dec, D, pos
+            t0 = time.perf_counter()
+            dec = decode_fast(src, long_side=opts.preview_size) if kind == "preview" else decode(src)
+            stages["decode"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            base = estimate_base(dec.rgb)
+            stages["base"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            D = density(dec.rgb, base.rgb)
+            stages["normalise"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            pos = inv(D)
+            stages["invert"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            meta = dict(dec.meta)
+            if kind == "preview":
+                data = encode_jpeg(resize_long_side(pos, opts.preview_size), meta, opts.jpeg_quality)
+                atomic_write(dst, lambda fh: fh.write(data), True)
+            else:
+                write_tiff16(dst, pos, meta, True)
+            stages["write"].append(time.perf_counter() - t0)
+            stages["total"].append(time.perf_counter() - t_start)
+            del dec, D, pos
         try:
             dst.unlink()
         except OSError:
@@ -265,7 +300,10 @@ def _run_peer(name: str, src: Path, work: Path, runs: int) -> dict | None:
 
 
 # --------------------------------------------------------------------------- command
-def bench_file(src: Path, inverter, runs: int, peers: bool, peer_runs: int, work: Path) -> dict:
+PEERS = {"rawtherapee": "rawtherapee-cli", "darktable": "darktable-cli"}
+
+
+def bench_file(src: Path, inverter, runs: int, peers: list[str], peer_runs: int, work: Path) -> dict:
     res = {"file": str(src), "megapixels": None}
     try:
         import rawpy
@@ -279,11 +317,35 @@ def bench_file(src: Path, inverter, runs: int, peers: bool, peer_runs: int, work
     res["preview"] = _time_pipeline(src, work, "preview", inverter, runs)
     res["master"] = _time_pipeline(src, work, "master", inverter, max(1, min(runs, 3)))
     res["peak_rss_mb"] = peak_rss_mb()
-    if peers:
-        for name in ("rawtherapee", "darktable"):
-            r = _run_peer(name, src, work, peer_runs)
-            if r is not None:
-                res[name] = r
+    for name in peers:
+        r = _run_peer(name, src, work, peer_runs)
+        if r is not None:
+            res[name] = r
+    return res
+
+
+def _child(q, src, method, model, runs, peers, peer_runs, work):  # pragma: no cover - runs in a child process
+    from station.pipeline.invert import get_inverter
+
+    try:
+        q.put(bench_file(Path(src), get_inverter(method, model), runs, peers, peer_runs, Path(work)))
+    except BaseException as exc:
+        q.put({"error": f"{exc.__class__.__name__}: {exc}"})
+
+
+def _bench_isolated(src: Path, method, model, runs, peers, peer_runs, work: Path) -> dict:
+    """bench_file in a fresh process, so peak RSS is this file's alone (not the generator's or a
+    bigger file's before it)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q, str(src), method, model, runs, peers, peer_runs, str(work)))
+    p.start()
+    res = q.get()
+    p.join()
+    if "error" in res:
+        raise RuntimeError(f"bench of {src} failed: {res['error']}")
     return res
 
 
@@ -337,7 +399,7 @@ def _table(s: dict) -> str:
         for name, label in (("rawtherapee", "rawtherapee-cli Film Negative"), ("darktable", "darktable-cli negadoctor")):
             p = r.get(name)
             if p is None:
-                lines.append(f"  {label}: not installed (apt-get install {name}), skipped")
+                lines.append(f"  {label}: not run (not installed: apt-get install {name}; or --no-peers)")
             elif "error" in p:
                 lines.append(f"  {label}: failed ({p['error']})")
             else:
@@ -378,8 +440,10 @@ def run(args) -> int:
                 mp_key = int(mp) if float(mp).is_integer() and int(mp) in SIZES else mp
                 if not args.json:
                     print(f"generating a {mp:g} MP Bayer DNG ...", file=sys.stderr)
-                files.append(make_dng(work / f"synthetic-{mp:g}MP.dng", mp_key))
-        results = [bench_file(f, inverter, runs, not args.no_peers, max(1, peer_runs), work) for f in files]
+                files.append(_make_isolated(work / f"synthetic-{mp:g}MP.dng", mp_key))
+        peers = [] if args.no_peers else [n for n, exe in PEERS.items() if shutil.which(exe)]
+        results = [_bench_isolated(f, args.method, args.model, runs, peers, max(1, peer_runs), work)
+                   for f in files]
     s = summary(results)
     if args.json:
         print(json.dumps(s, indent=None, default=float))
