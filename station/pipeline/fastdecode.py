@@ -111,6 +111,46 @@ if _nb is not None:
                     o[x] += wj * r[x]
 
 
+if _nb is not None:
+
+    @_nb.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+    def _bin_vert_nb(cfa, k, chan, black, inv, iy, wy, out):  # pragma: no cover - compiled
+        """Bin 2k x 2k Bayer blocks and area-resize vertically in one pass (no binned copy).
+
+        out[y, x] = sum_j wy[y, j] * binned[iy[y, j], x], binned as in _bin_nb."""
+        wo = out.shape[1]
+        c00, c01, c10, c11 = chan[0, 0], chan[0, 1], chan[1, 0], chan[1, 1]
+        kk = k * k
+        bsum = np.zeros(3, np.float32)
+        bsum[c00] += black[0, 0] * kk
+        bsum[c01] += black[0, 1] * kk
+        bsum[c10] += black[1, 0] * kk
+        bsum[c11] += black[1, 1] * kk
+        for y in _nb.prange(out.shape[0]):
+            acc = np.zeros((wo, 3), np.float32)
+            wsum = 0.0
+            for t in range(iy.shape[1]):
+                wt = wy[y, t]
+                if wt == 0.0:
+                    continue
+                wsum += wt
+                r = iy[y, t]
+                for j in range(k):
+                    r0 = cfa[2 * (k * r + j)]
+                    r1 = cfa[2 * (k * r + j) + 1]
+                    for x in range(wo):
+                        for i in range(k):
+                            q = 2 * (k * x + i)
+                            acc[x, c00] += wt * r0[q]
+                            acc[x, c01] += wt * r0[q + 1]
+                            acc[x, c10] += wt * r1[q]
+                            acc[x, c11] += wt * r1[q + 1]
+            for x in range(wo):
+                for c in range(3):
+                    v = (acc[x, c] - wsum * bsum[c]) * inv[c]
+                    out[y, x, c] = v if v > 0.0 else 0.0
+
+
 def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Box (area-average) weights from n_in samples to n_out: (idx, w), each (n_out, taps)."""
     s = n_in / n_out
@@ -206,6 +246,18 @@ def read_bayer(path: str | os.PathLike) -> Bayer | None:
         return b
 
 
+def _bin_inv(b: Bayer, k: int) -> np.ndarray:
+    """Per channel 1 / (sites per block * (white - black)): R, B have k*k sites, G 2*k*k."""
+    span = np.maximum(b.white - b.black, 1.0)
+    sites = np.zeros(3)
+    rng = np.zeros(3)
+    for y in (0, 1):
+        for x in (0, 1):
+            sites[b.chan[y, x]] += k * k
+            rng[b.chan[y, x]] = span[y, x]
+    return (1.0 / (sites * rng)).astype(np.float32)
+
+
 def bin_bayer(b: Bayer, factor: int = 1, backend: str | None = None) -> np.ndarray:
     """(H/2k, W/2k, 3) float32 linear RGB, 1.0 = white: each output pixel averages a 2k x 2k block."""
     k = max(1, int(factor))
@@ -213,15 +265,7 @@ def bin_bayer(b: Bayer, factor: int = 1, backend: str | None = None) -> np.ndarr
     ho, wo = h // (2 * k), w // (2 * k)
     if ho < 1 or wo < 1:
         raise ValueError(f"binning factor {k} too large for a {w}x{h} mosaic")
-    span = np.maximum(b.white - b.black, 1.0)
-    # per channel: the number of sites of that channel per block (R, B: k*k; G: 2*k*k) and the range
-    sites = np.zeros(3)
-    rng = np.zeros(3)
-    for y in (0, 1):
-        for x in (0, 1):
-            sites[b.chan[y, x]] += k * k
-            rng[b.chan[y, x]] = span[y, x]
-    inv = (1.0 / (sites * rng)).astype(np.float32)
+    inv = _bin_inv(b, k)
     out = np.empty((ho, wo, 3), np.float32)
     use_nb = (backend or ("numba" if HAVE_NUMBA else "numpy")) == "numba"
     (_bin_nb if use_nb else _bin_np)(b.cfa, k, b.chan, b.black.astype(np.float32), inv, out)
@@ -260,13 +304,27 @@ def decode_fast(path: str | os.PathLike, long_side: int | None = None, backend: 
                 if h < 16 or w < 16:
                     raise DecodeError(path, f"image too small ({w}x{h})")
                 k = preview_factor(h, w, long_side)
-                rgb = bin_bayer(bayer, k, backend)
+                hk, wk = h // (2 * k), w // (2 * k)
+                use_nb = (backend or ("numba" if HAVE_NUMBA else "numpy")) == "numba"
+                if long_side and max(hk, wk) > long_side and use_nb:
+                    # bin + vertical resize fused (no full binned copy), then the horizontal resize
+                    scale = long_side / max(hk, wk)
+                    wo, ho = max(1, round(wk * scale)), max(1, round(hk * scale))
+                    iy, wy = _area_weights(hk, ho)
+                    tmp = np.empty((ho, wk, 3), np.float32)
+                    _bin_vert_nb(bayer.cfa, k, bayer.chan, bayer.black.astype(np.float32),
+                                 _bin_inv(bayer, k), iy, wy, tmp)
+                    ix, wx = _area_weights(wk, wo)
+                    rgb = np.empty((ho, wo, 3), np.float32)
+                    _resize_rows_nb(tmp, ix, wx, rgb)
+                else:
+                    rgb = bin_bayer(bayer, k, backend)
+                    if long_side:
+                        rgb = resize_linear(rgb, long_side)
                 meta = dict(bayer.meta)
         if bayer is not None:
-            # clipped: a block whose brightest channel reached the white (approximate for k > 1)
-            clipped = float(np.mean(rgb[::2, ::2].max(axis=2) >= 0.999))
-            if long_side:
-                rgb = resize_linear(rgb, long_side)
+            # clipped: a pixel whose brightest channel reached the white (approximate after binning)
+            clipped = float(np.mean(rgb.max(axis=2) >= 0.999))
             meta["decode"] = f"bayer-bin {2 * k}x{2 * k}"
             return Decoded(rgb=rgb, meta=meta, clipped=clipped)
         dec = _decode_raw(path, True)
