@@ -135,3 +135,15 @@ def test_real_raws_match_libraw_half_size(name):
         got, ref = got[:h, :w], ref[:h, :w]
     assert np.abs(got - ref).mean() <= 2.0 / 65535
     assert np.percentile(np.abs(got - ref), 99.9) <= 4.0 / 65535
+
+
+@pytest.mark.parametrize("name", ["rggb", "grbg"])
+def test_direct_dng_reader_equals_libraw(dngs, name):
+    a = F.read_bayer(dngs[name], direct=True)
+    b = F.read_bayer(dngs[name], direct=False)
+    assert a.reader == "dng-direct" and b.reader == "libraw"
+    np.testing.assert_array_equal(a.cfa, b.cfa)
+    np.testing.assert_array_equal(a.chan, b.chan)
+    np.testing.assert_allclose(a.black, b.black)
+    assert a.white == b.white
+    assert a.meta.get("orientation") == b.meta.get("orientation")
