@@ -145,3 +145,17 @@ def test_lut_cache_is_keyed_by_model():
     assert lut_for(a1) is not lut_for(b)
     assert lut_for(a1, 17) is not lut_for(a1, 33)
     assert lut_for(ClassicInverter()) is lut_for(ClassicInverter())
+
+
+def test_auto_size_meets_target_and_pads_learned_ranges():
+    from station.pipeline.lutinvert import TARGET_DE, bake_range
+
+    smooth, wiggly, classic = LutInverter(RandomMLP(seed=5, gain=1.5)), LutInverter(RandomMLP(gain=2.5)), LutInverter(ClassicInverter())
+    assert smooth.size == 33 and classic.size == 33
+    assert wiggly.size > 33  # 33^3 is not enough for it (see test_mlp_lut_error_dense)
+    for inv in (smooth, wiggly, classic):
+        assert inv.lut.meta["error"]["max"] <= TARGET_DE
+    lo, hi = RandomMLP().z_range
+    np.testing.assert_allclose(wiggly.lut.lo, lo - 0.1 * (hi - lo), atol=1e-6)  # learned: 10% margin
+    np.testing.assert_allclose(classic.lut.lo, ClassicInverter().z_range[0], atol=1e-6)  # classic: exact
+    np.testing.assert_allclose(bake_range(RandomMLP(), pad=0.0)[1], hi, atol=1e-6)

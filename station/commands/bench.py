@@ -317,6 +317,11 @@ def bench_file(src: Path, inverter, runs: int, peers: list[str], peer_runs: int,
     res["preview"] = _time_pipeline(src, work, "preview", inverter, runs)
     res["master"] = _time_pipeline(src, work, "master", inverter, max(1, min(runs, 3)))
     res["peak_rss_mb"] = peak_rss_mb()
+    from station.pipeline.lutinvert import LutInverter, compiled
+
+    inv = compiled(inverter)
+    if isinstance(inv, LutInverter):
+        res["lut"] = {"size": inv.size, "method": inv.method, "error_vs_direct": inv.lut.meta.get("error")}
     for name in peers:
         r = _run_peer(name, src, work, peer_runs)
         if r is not None:
@@ -354,7 +359,7 @@ def summary(results: list[dict]) -> dict:
     out = {
         "preview_s": first["preview"]["total"],
         "master_s": first["master"]["total"],
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+        "peak_rss_mb": first["peak_rss_mb"],
     }
     for name in ("rawtherapee", "darktable"):
         if "median_s" in first.get(name, {}):
@@ -396,6 +401,10 @@ def _table(s: dict) -> str:
             lines.append(f"  {kind:<10}" + "".join(f"{t.get(k, float('nan')):>10.3f}" for k in ("read",) + stages)
                          + f"   (s, median of {t['runs']})")
         lines.append(f"  peak RSS {r['peak_rss_mb']:.0f} MB")
+        if r.get("lut"):
+            e = r["lut"].get("error_vs_direct") or {}
+            lines.append(f"  LUT {r['lut']['size']}^3 {r['lut']['method']}"
+                         + (f", max ΔE2000 {e['max']:.2f} / p99 {e['p99']:.2f} vs the direct model" if e else ""))
         for name, label in (("rawtherapee", "rawtherapee-cli Film Negative"), ("darktable", "darktable-cli negadoctor")):
             p = r.get(name)
             if p is None:

@@ -79,6 +79,7 @@ class ClassicInverter:
     the bottom it is black to within 0.001)."""
 
     name = "classic"
+    z_range_exact = True  # constant beyond z_range: a LUT needs no margin
 
     def __init__(self, params: ClassicParams = ClassicParams()):
         self.params = params

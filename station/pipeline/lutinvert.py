@@ -10,7 +10,11 @@ statistics), then one pass of the LUT kernel over D with z = A*D + b folded
 into the lookup's coordinates.  The LUT itself depends only on the pixel
 function, so it is baked once per model (a few ms for 33^3 points through a
 small MLP) and cached in-process, keyed by the model's identity: its weights'
-digest (or its parameters, for classic) and the grid size.  A new roll
+digest (or its parameters, for classic) and the grid size.  The grid size is
+chosen per model by default (`size="auto"`: 33, 65 or 129 points per axis, the
+smallest meeting max ΔE2000 <= 0.5 against the direct function), and a learned
+model's range is widened by 10% each side (frames stray a little outside the
+training range; classic's range is exact, it is constant beyond).  A new roll
 calibration or a new frame never rebakes.  The direct (unbaked) inverter
 stays available as `LutInverter.direct` and for `ConvertOptions(compiled=False)`.
 """
@@ -21,7 +25,7 @@ import threading
 
 import numpy as np
 
-from station.model.lut import DEFAULT_SIZE, Lut3D, bake
+from station.model.lut import DEFAULT_SIZE, Lut3D, bake  # noqa: F401  (DEFAULT_SIZE re-exported)
 
 _CACHE: dict[tuple, Lut3D] = {}
 _LOCK = threading.Lock()
@@ -61,14 +65,50 @@ def supports_lut(inverter) -> bool:
     return all(hasattr(inverter, a) for a in ("pixel_fn", "z_range", "normaliser"))
 
 
-def lut_for(inverter, size: int = DEFAULT_SIZE) -> Lut3D:
-    """The (cached) baked LUT of an inverter's pixel function."""
-    lo, hi = (np.asarray(v, np.float64).reshape(-1) for v in inverter.z_range)
-    key = (model_key(inverter), int(size), tuple(np.round(lo, 7)), tuple(np.round(hi, 7)))
+SIZES = (33, 65, 129)  # tried in order by size="auto"
+TARGET_DE = 0.5  # max CIEDE2000 against the direct pixel function on a dense sample
+PAD = 0.10  # fraction of the z span added on each side for learned models (frames stray outside training)
+
+
+def bake_range(inverter, pad: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The z range a LUT covers: the model's z_range, widened by `pad` of its span on each side
+    unless the inverter says its range is exact (classic: constant beyond it)."""
+    lo, hi = (np.asarray(v, np.float64).reshape(-1) * np.ones(3) for v in inverter.z_range)
+    if pad is None:
+        pad = 0.0 if getattr(inverter, "z_range_exact", False) else PAD
+    span = hi - lo
+    return lo - pad * span, hi + pad * span
+
+
+def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) -> Lut3D:
+    """The (cached) baked LUT of an inverter's pixel function.
+
+    size="auto": the smallest of SIZES whose max ΔE2000 against the direct
+    function (20k random points in range) is <= TARGET_DE, else the largest;
+    the measured error is in `lut.meta["error"]`."""
+    lo, hi = bake_range(inverter, pad)
+    key = (model_key(inverter), size, tuple(np.round(lo, 7)), tuple(np.round(hi, 7)))
     with _LOCK:
         lut = _CACHE.get(key)
     if lut is None:
-        lut = bake(inverter.pixel_fn, (lo, hi), size, meta={"key": repr(key[0])})
+        if size == "auto":
+            from station.model.lut import dense_sample, lut_error
+
+            z = dense_sample(lo, hi, 20_000, seed=1)
+            for n in SIZES:
+                lut = bake(inverter.pixel_fn, (lo, hi), n, meta={"key": repr(key[0])})
+                lut.meta["error"] = lut_error(lut, inverter.pixel_fn, z)
+                if lut.meta["error"]["max"] <= TARGET_DE:
+                    break
+            if lut.meta["error"]["max"] > TARGET_DE:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "LUT %d^3 of %s: max ΔE2000 %.2f (p99 %.2f) against the direct model exceeds %.1f; "
+                    "a smooth activation (silu) bakes far better than relu", lut.size,
+                    getattr(inverter, "name", "model"), lut.meta["error"]["max"], lut.meta["error"]["p99"], TARGET_DE)
+        else:
+            lut = bake(inverter.pixel_fn, (lo, hi), int(size), meta={"key": repr(key[0])})
         with _LOCK:
             if len(_CACHE) > 16:
                 _CACHE.clear()
@@ -79,14 +119,14 @@ def lut_for(inverter, size: int = DEFAULT_SIZE) -> Lut3D:
 class LutInverter:
     """Inverter protocol: `inv(D) -> sRGB`, via the inner inverter's baked pixel function."""
 
-    def __init__(self, inverter, size: int = DEFAULT_SIZE, method: str = "tetrahedral"):
+    def __init__(self, inverter, size: int | str = "auto", method: str = "tetrahedral", pad: float | None = None):
         if not supports_lut(inverter):
             raise TypeError(f"{type(inverter).__name__} has no normaliser/pixel_fn/z_range to bake")
         self.direct = inverter
-        self.size = int(size)
         self.method = method
         self.name = getattr(inverter, "name", "model")
-        self.lut = lut_for(inverter, self.size)
+        self.lut = lut_for(inverter, size, pad)
+        self.size = self.lut.size
         self.z_range = inverter.z_range
 
     # the two-part contract passes through, so a LutInverter can be baked/exported again
@@ -113,7 +153,7 @@ class LutInverter:
         return self.lut.apply(z, method=self.method)
 
 
-def compiled(inverter, size: int = DEFAULT_SIZE, method: str = "tetrahedral"):
+def compiled(inverter, size: int | str = "auto", method: str = "tetrahedral"):
     """`LutInverter(inverter)` when it can be baked, else `inverter` itself."""
     if isinstance(inverter, LutInverter) or not supports_lut(inverter):
         return inverter
