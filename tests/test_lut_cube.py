@@ -70,7 +70,7 @@ def test_export_calibrated_on_a_frame(tmp_path):
     from station.io.dng import write_bayer_dng
     from station.pipeline.base import estimate_base
     from station.pipeline.fastdecode import decode_fast
-    from station.pipeline.lutinvert import sample_rows
+    from station.pipeline.lutinvert import sample_frame
     from station.pipeline.normalise import density
     from test_lut_error import RandomMLP
 
@@ -84,5 +84,5 @@ def test_export_calibrated_on_a_frame(tmp_path):
     for inv, limit in ((RandomMLP(gain=2.0), 0.5), (ClassicInverter(), 2.0)):
         # classic: its white-clip kink is on a grid node in z, not in this frame's density grid
         cube = L.read_cube(out) if isinstance(inv, ClassicInverter) else build(inv, 65, str(dng))[0]
-        ref = inv.pixel_fn(inv.normaliser(D, inv.frame_affine(sample_rows(D))).reshape(-1, 3))
+        ref = inv.pixel_fn(inv.normaliser(D, inv.frame_affine(sample_frame(D))).reshape(-1, 3))
         assert L.delta_e2000(ref, cube.apply(x)).max() <= limit

@@ -53,13 +53,13 @@ def build(inverter, size: int, frame: str | None = None):
         return lut, comments
     from station.pipeline.base import estimate_base
     from station.pipeline.fastdecode import decode_fast
-    from station.pipeline.lutinvert import sample_rows
+    from station.pipeline.lutinvert import sample_frame
     from station.pipeline.normalise import density
 
     dec = decode_fast(frame, long_side=1600)
     base = estimate_base(dec.rgb)
     D = density(dec.rgb, base.rgb)
-    A, b = inverter.frame_affine(sample_rows(D)) if hasattr(inverter, "frame_affine") else (np.ones(3), np.zeros(3))
+    A, b = inverter.frame_affine(sample_frame(D)) if hasattr(inverter, "frame_affine") else (np.ones(3), np.zeros(3))
     A, b = np.asarray(A, np.float64), np.asarray(b, np.float64)
 
     def fn(x):  # x in [0,1]: density / DMAX

@@ -46,10 +46,10 @@ def shaper_for(base_rgb: np.ndarray, affine) -> callable:
 
 
 def sample_density(rgb16: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
-    """Densities of the pixels LutInverter.frame_affine samples (lutinvert.sample_rows)."""
-    from station.pipeline.lutinvert import sample_rows
+    """Densities of the pixels LutInverter.frame_affine samples (lutinvert.sample_frame)."""
+    from station.pipeline.lutinvert import sample_frame
 
-    return density(sample_rows(rgb16).astype(np.float32) * (1.0 / 65535.0), base_rgb)
+    return density(sample_frame(rgb16).astype(np.float32) * (1.0 / 65535.0), base_rgb)
 
 
 def small_linear(rgb16: np.ndarray, long_side: int = 384) -> np.ndarray:

@@ -55,10 +55,21 @@ def model_key(inverter) -> tuple:
 SAMPLE = 262144
 
 
-def sample_rows(a: np.ndarray, n: int = SAMPLE) -> np.ndarray:
-    """Every k-th pixel of an (..., 3) array in memory order, ~n of them, as (M, 1, 3)."""
-    flat = a.reshape(-1, 3)
-    return flat[::max(1, flat.shape[0] // n)].reshape(-1, 1, 3)
+def sample_frame(a: np.ndarray, n: int = SAMPLE) -> np.ndarray:
+    """A strided 2-D subsample of an HxWx3 frame, about n pixels: a[::s, ::s].
+
+    Kept 2-D so a normaliser can still tell the picture's centre from its
+    border; the same stride on the uint16 frame gives fastmaster the same pixels."""
+    a = np.asarray(a)
+    if a.ndim != 3:
+        flat = a.reshape(-1, 3)
+        return flat[::max(1, flat.shape[0] // n)].reshape(-1, 1, 3)
+    s = sample_stride(a.shape[0], a.shape[1], n)
+    return a[::s, ::s]
+
+
+def sample_stride(h: int, w: int, n: int = SAMPLE) -> int:
+    return max(1, int(np.ceil(np.sqrt(h * w / n))))
 
 
 def supports_lut(inverter) -> bool:
@@ -137,10 +148,10 @@ class LutInverter:
         return self.lut.apply(np.asarray(z, np.float32).reshape(-1, 3), method=self.method)
 
     def frame_affine(self, D):
-        """The inner normaliser's (A, b), from a fixed ~262k-pixel strided sample of D
+        """The inner normaliser's (A, b), from a fixed ~262k-pixel 2-D strided sample of D
         (the same pixels fastmaster samples, so both paths agree exactly)."""
         fa = getattr(self.direct, "frame_affine", None)
-        return fa(sample_rows(D)) if fa is not None else None
+        return fa(sample_frame(D)) if fa is not None else None
 
     def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
         D = np.asarray(D, np.float32)
