@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import queue as queue_mod
+import re
 import shlex
 import signal
 import subprocess
@@ -197,7 +198,23 @@ class App:
         self.processor.on_result(job, res)
         self.publish({"type": "queue", "queue": self.queue.counts()})
 
+    def _clean_temporaries(self) -> None:
+        """Remove the dot-temporaries our writers leave when killed mid-write
+        (`.<name>.<pid>.tmp` under the output folder; only ours, only dead pids)."""
+        pat = re.compile(r"^\..+\.(\d+)\.tmp$")
+        for dirpath, _, files in os.walk(self.cfg["paths"]["output"]):
+            for name in files:
+                m = pat.match(name)
+                if not m or _pid_alive(int(m.group(1))):
+                    continue
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    log.info("removed a temporary left by a killed writer: %s", name)
+                except OSError:
+                    pass
+
     def start(self) -> None:
+        self._clean_temporaries()
         threading.Thread(target=self._dispatch_events, name="events", daemon=True).start()
         if self.cfg["hooks"]:
             self.subscribe(self._run_hooks)
@@ -349,6 +366,16 @@ class App:
             subprocess.Popen(shlex.split(cmd), env=env, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             log.error("hook %s (%s) failed: %s", event, cmd, exc)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stat(path: str):

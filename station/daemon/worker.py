@@ -66,8 +66,24 @@ def _load(settings: dict):
     return inverter, base, err
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent (the fork server or the daemon)
+    dies, so a `kill -9` of the daemon leaves no worker writing behind its back."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        ppid = os.getppid()
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != ppid:
+            os._exit(1)
+    except Exception:
+        pass
+
+
 def main(conn, settings: dict) -> None:
     """Worker entry point (a top-level function so that spawn can find it)."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     nice = settings.get("nice", 0)
@@ -129,12 +145,27 @@ def main(conn, settings: dict) -> None:
                 )
                 write.atomic_write = enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC") else real_atomic_write
                 try:
-                    res = convert_file(src, todo, opts)
+                    res = None
+                    for _ in range(3):
+                        try:
+                            res = convert_file(src, todo, opts)
+                            break
+                        except OutputError as exc:
+                            # "already exists": a worker of a daemon that was killed finished
+                            # it meanwhile; outputs are atomic, so that file is complete.
+                            if not (exc.path is not None and exc.path.exists() and "already exists" in exc.reason):
+                                raise
+                            todo = {k: v for k, v in todo.items() if not v.exists()}
+                            skipped = sorted(set(outputs) - set(todo))
+                            result["skipped"] = skipped
+                            if not todo:
+                                break
                 finally:
                     write.atomic_write = real_atomic_write
-                result["written"] = {k: str(v) for k, v in res.outputs.items()}
-                result["base"] = [float(v) for v in res.base.rgb]
-                result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
+                if res is not None:
+                    result["written"] = {k: str(v) for k, v in res.outputs.items()}
+                    result["base"] = [float(v) for v in res.base.rgb]
+                    result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
             if msg.get("hash"):
                 result["sha256"] = _sha256(src)
             conn.send(result)

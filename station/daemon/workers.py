@@ -113,6 +113,10 @@ class Slot:
             job = q.get(self.stages, timeout=0.5)
             if job is None:
                 continue
+            if not self.alive():  # died while idle (killed, OOM): replace it before handing it a frame
+                if self.proc is not None:
+                    self._crashed()
+                self._ensure()
             self.job, self.job_started = job, time.time()
             try:
                 self.pool.on_start(job, self)
