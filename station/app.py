@@ -127,7 +127,7 @@ class App:
                 except Exception:
                     log.exception("subscriber %r failed", cb)
 
-    def command(self, name: str, **kw):
+    def command(self, name: str, /, **kw):
         if name in self._commands:
             return self._commands[name](**kw)
         if name == "status":

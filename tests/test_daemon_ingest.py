@@ -2,6 +2,7 @@
 file can arrive is taken exactly once; backlog; status --json; READY=1 over a
 real notify socket; SIGTERM stops it cleanly."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -127,6 +128,8 @@ def test_every_way_in_is_processed_once(daemon_factory, dng_bytes, tmp_path):
         with pytest.raises(ControlError, match="no camera configured"):
             request(d.state / "station.sock", "capture")
         assert (d.state / "station.sock").stat().st_mode & 0o777 == 0o660
+        d.proc.send_signal(signal.SIGUSR1)  # capture, as gphoto2's CLI does: no camera here
+        d.wait_for(lambda: "SIGUSR1 capture refused: no camera configured" in d.log_text(), 10, "SIGUSR1 handled")
         d.wait_for(lambda: any(m.startswith("STATUS=") and "6 done" in m for m in notify.messages), 10, "STATUS line")
         d.wait_for(lambda: "WATCHDOG=1" in notify.messages, 10, "WATCHDOG=1")
     finally:
