@@ -83,6 +83,23 @@ def _output_reason(exc) -> str:
     return reason
 
 
+class _PreviewSized:
+    """Wraps the inverter for the preview: the density image is brought down to
+    the preview's size BEFORE inversion (the half-size decode of a 24 MP RAW is
+    6 MP; the preview is ~1.7 MP), so the inverter does a quarter of the work.
+    convert_file then finds the positive already small and writes it."""
+
+    def __init__(self, inner, size: int):
+        self.inner = inner
+        self.size = size
+        self.name = getattr(inner, "name", "default")
+
+    def __call__(self, D):
+        from station.pipeline.convert import resize_long_side
+
+        return self.inner(resize_long_side(D, self.size))
+
+
 def _die_with_parent() -> None:
     """Linux: SIGKILL this worker when its parent (the fork server or the daemon)
     dies, so a `kill -9` of the daemon leaves no worker writing behind its back."""
@@ -153,8 +170,9 @@ def main(conn, settings: dict) -> None:
                 raise StationError(src, "file disappeared before it was processed (deleted while queued)")
             if todo:
                 b = msg.get("base")
+                preview = msg.get("stage") == "preview"
                 opts = ConvertOptions(
-                    inverter=inverter,
+                    inverter=_PreviewSized(inverter, settings.get("preview_size", 1600)) if preview and inverter else inverter,
                     base=BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
                     half_size=msg.get("half_size", False),
                     jpeg_quality=settings.get("jpeg_quality", 90),
