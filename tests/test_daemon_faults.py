@@ -163,3 +163,19 @@ def test_full_output_disk(daemon_factory, dng_bytes, tmp_path, mode):
     finally:
         if real:
             subprocess.run(["umount", "-l", str(out)], capture_output=True)
+
+
+def test_unreadable_model(daemon_factory, dng_bytes, tmp_path):
+    """A model file that cannot be loaded: frames fail with the reason, the daemon keeps serving."""
+    model = tmp_path / "broken.npz"
+    model.write_bytes(b"PK\x03\x04 definitely not a model")
+    d = daemon_factory(config={"inversion": {"method": "mlp", "model": str(model)},
+                               "watcher": {"rescan_interval": 0}, "workers": {"count": 1}})
+    d.start()
+    _drop(d, "m1.dng", dng_bytes(0))
+    d.wait_for(lambda: d.done(["m1.dng"], ("failed",)), 60, "frame failed on the model")
+    reason = d.frames()["m1.dng"]["reason"]
+    assert "inverter unavailable" in reason and ("model" in reason or "broken.npz" in reason), reason
+    assert "FAILED m1.dng" in d.log_text()
+    assert d.proc.poll() is None and not list(d.output.glob("m1*"))
+    assert d.stop() == 0

@@ -158,3 +158,28 @@ def test_polling_observer(daemon_factory, dng_bytes):
     assert (d.output / "slowpoll.preview.jpg").exists() and (d.output / "slowpoll.jpg").exists()
     assert not (d.output / "slowpoll.tif").exists()  # not among the formats
     assert d.stop() == 0
+
+
+def test_burst_in_order_none_twice(daemon_factory, dng_bytes):
+    """A burst dropped at once: every preview and master, masters in frame order, none twice."""
+    d = daemon_factory(config={"watcher": {"rescan_interval": 2}})
+    d.start()
+    names = [f"b{i:02d}.dng" for i in range(16)]
+    for i, n in enumerate(names):
+        tmp = d.incoming / f".{n}.tmp"
+        tmp.write_bytes(dng_bytes(i))
+        os.rename(tmp, d.incoming / n)
+    d.wait_for(lambda: d.done(names), 120, "burst done")
+    time.sleep(2.5)  # one periodic rescan over the finished burst: must not requeue anything
+    fr = d.frames()
+    assert sorted(fr) == names
+    by_id = sorted(fr.values(), key=lambda r: r["id"])
+    assert [r["path"] for r in by_id] == names  # taken in arrival order
+    t_master = [r["t_master"] for r in by_id]
+    assert t_master == sorted(t_master)  # masters in frame order
+    assert all(r["attempts"] == 1 for r in by_id)
+    log = d.log_text()
+    for n in names:
+        assert log.count(f"preview {n} ->") == 1 and log.count(f"master {n} ->") == 1
+    _outputs_exactly_once(d, [n[:-4] for n in names])
+    assert d.stop() == 0
