@@ -27,7 +27,7 @@ DEFAULTS: dict = {
     "paths": {
         "incoming": "~/station/incoming",
         "output": "~/station/positives",
-        "state": "~/.local/state/station",
+        "state": None,  # None: $STATE_DIRECTORY (systemd), else ~/.local/state/station (created)
         "socket": None,  # None: $RUNTIME_DIRECTORY/station.sock, else <state>/station.sock
     },
     "inversion": {
@@ -167,8 +167,9 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
         cfg[section].update(value)
 
     p = cfg["paths"]
-    for k in ("incoming", "output", "state"):
+    for k in ("incoming", "output"):
         _check_type(f"paths.{k}", p[k], str)
+    _check_type("paths.state", p["state"], (str, type(None)))
     _check_type("paths.socket", p["socket"], (str, type(None)))
 
     inv = cfg["inversion"]
@@ -261,7 +262,11 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
     if check_paths:
         p["incoming"] = _writable_dir("paths.incoming", _expand(p["incoming"]))
         p["output"] = _writable_dir("paths.output", _expand(p["output"]))
-        p["state"] = _writable_dir("paths.state", _expand(p["state"]), create=False)
+        if p["state"] is None:
+            sd = os.environ.get("STATE_DIRECTORY")
+            p["state"] = _writable_dir("paths.state", Path(sd.split(":")[0]) if sd else default_state_dir(), create=True)
+        else:
+            p["state"] = _writable_dir("paths.state", _expand(p["state"]))
         inc, outp = p["incoming"], p["output"]
         if outp == inc or inc in outp.parents:
             raise ConfigError("paths.output", f"must not be inside paths.incoming ({outp})")
@@ -276,6 +281,29 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
         if len(os.fsencode(str(p["socket"]))) > 107:
             raise ConfigError("paths.socket", f"path too long for a Unix socket ({len(str(p['socket']))} > 107 bytes)")
     return cfg
+
+
+def default_state_dir() -> Path:
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "station"
+
+
+def socket_candidates(cfg: dict) -> list[Path]:
+    """Where a client looks for the daemon's socket (config not path-checked)."""
+    p = cfg["paths"]
+    if p.get("socket"):
+        return [_expand(p["socket"])]
+    out = []
+    rt = os.environ.get("RUNTIME_DIRECTORY")
+    if rt:
+        out.append(Path(rt.split(":")[0]) / "station.sock")
+    if p.get("state"):
+        out.append(_expand(p["state"]) / "station.sock")
+    else:
+        sd = os.environ.get("STATE_DIRECTORY")
+        out.append((Path(sd.split(":")[0]) if sd else default_state_dir()) / "station.sock")
+    out.append(Path("/run/station/station.sock"))
+    return out
 
 
 def find_config(explicit: str | None = None) -> Path | None:

@@ -47,11 +47,32 @@ def render_unit(config_path: str = "/etc/station/station.yaml", rw_paths=("/srv/
     return "\n".join(out) + "\n"
 
 
+SERVICE_PATHS = {"incoming": "/srv/station/incoming", "output": "/srv/station/positives"}
+
+
+def service_config_text() -> str:
+    """The shipped default config with the service's folders (/srv/station/...)."""
+    out = []
+    for line in (ROOT / "config" / "station.yaml").read_text().splitlines():
+        stripped = line.lstrip()
+        for key, path in SERVICE_PATHS.items():
+            if stripped.startswith(f"{key}:") and line.startswith("  "):
+                comment = line[line.index("#"):] if "#" in line else ""
+                line = f"  {key}: {path}".ljust(38) + comment
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def _rw_paths(cfg_file: Path | None) -> list[str]:
-    from station.config import load
+    from station.config import load, read_yaml, validate
 
     try:
-        cfg = load(str(cfg_file) if cfg_file else str(ROOT / "config" / "station.yaml"), check_paths=False)
+        if cfg_file:
+            cfg = load(str(cfg_file), check_paths=False)
+        else:
+            import yaml
+
+            cfg = validate(yaml.safe_load(service_config_text()), check_paths=False)
     except Exception:
         return ["/srv/station"]
     paths = []
@@ -65,14 +86,17 @@ def _rw_paths(cfg_file: Path | None) -> list[str]:
 def run(args) -> int:
     root = Path(args.root)
     real = str(root) == "/"
-    cfg_src = Path(args.config) if args.config else ROOT / "config" / "station.yaml"
     etc_cfg = Path("/etc/station/station.yaml")
-    unit = render_unit(str(etc_cfg), _rw_paths(cfg_src if args.config else None), args.user)
+    rw = _rw_paths(Path(args.config) if args.config else None)
+    unit = render_unit(str(etc_cfg), rw, args.user)
+    cfg_text = Path(args.config).read_text() if args.config else service_config_text()
     steps = [
         ("write", root / "etc/systemd/system/station.service", unit),
         ("copy", root / "etc/udev/rules.d/99-station.rules", ROOT / "systemd" / "99-station.rules"),
-        ("copy-if-absent", root / str(etc_cfg).lstrip("/"), cfg_src),
+        ("write-if-absent", root / str(etc_cfg).lstrip("/"), cfg_text),
     ]
+    for d in rw:
+        steps.append(("mkdir", root / d.lstrip("/"), None))
     cmds = []
     if real:
         cmds = [
@@ -84,19 +108,21 @@ def run(args) -> int:
         ]
     if args.dry_run:
         for kind, dest, src in steps:
-            print(f"{kind:15s} {dest}" + ("" if kind == "write" else f"  (from {src})"))
+            print(f"{kind:15s} {dest}" + (f"  (from {src})" if kind == "copy" else ""))
         for c in cmds:
             print("run             " + " ".join(c))
         print("\n# --- station.service ---")
         print(unit, end="")
         return 0
     for kind, dest, src in steps:
+        if kind == "mkdir":
+            continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if kind == "write":
-            dest.write_text(src)
-        elif kind == "copy-if-absent" and dest.exists():
+        if kind == "write-if-absent" and dest.exists():
             print(f"kept            {dest} (exists)")
             continue
+        if kind.startswith("write"):
+            dest.write_text(src)
         else:
             shutil.copyfile(src, dest)
         print(f"installed       {dest}")
@@ -107,6 +133,13 @@ def run(args) -> int:
         r = subprocess.run(c, capture_output=True, text=True)
         print(("ran             " if r.returncode == 0 else "FAILED          ") + " ".join(c)
               + ("" if r.returncode == 0 else f": {r.stderr.strip()}"))
+    for kind, dest, _ in steps:
+        if kind == "mkdir":
+            dest.mkdir(parents=True, exist_ok=True)
+            if real:
+                subprocess.run(["chown", f"{args.user}:{args.user}", str(dest)], capture_output=True)
+                dest.chmod(0o2775)
+            print(f"folder          {dest}")
     if real:
         print("next: systemctl enable --now station  (journalctl -u station -f to watch)")
     return 0

@@ -17,19 +17,19 @@ def register(subparsers) -> None:
 
 
 def socket_path(args) -> Path | None:
+    """The daemon's control socket: the configured one, else the first that exists of
+    $RUNTIME_DIRECTORY/station.sock, <state>/station.sock, /run/station/station.sock."""
     from station.commands.run import load_config
+    from station.config import socket_candidates
 
     cfg = load_config(args, check_paths=False)
     if cfg is None:
         return None
-    p = cfg["paths"]
-    if p["socket"]:
-        return Path(p["socket"]).expanduser()
-    import os
-
-    rt = os.environ.get("RUNTIME_DIRECTORY")
-    state = Path(os.path.expanduser(str(p["state"])))
-    return (Path(rt.split(":")[0]) if rt else state) / "station.sock"
+    cands = socket_candidates(cfg)
+    for c in cands:
+        if c.exists():
+            return c
+    return cands[0]
 
 
 def _fmt(v):
