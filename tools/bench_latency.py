@@ -83,6 +83,10 @@ def main() -> int:
     args = ap.parse_args()
     w, h = (int(x) for x in args.size.lower().split("x"))
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="station-bench-"))
+    import shutil
+
+    for d in ("incoming", "output", "state"):  # a fresh run (generated sources are kept)
+        shutil.rmtree(work / d, ignore_errors=True)
     for d in ("incoming", "output", "state", "src"):
         (work / d).mkdir(parents=True, exist_ok=True)
     print(f"generating {min(args.frames, 3)} distinct {w}x{h} negative DNGs ...", file=sys.stderr)

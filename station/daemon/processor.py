@@ -154,8 +154,8 @@ class Processor:
             if res.get("sha256"):
                 self.journal.update(rel, sha256=res["sha256"])
             self.last_positive = job.outputs.get("preview")
-            log.info("preview %s -> %s (%.2f s)%s", rel, Path(job.outputs["preview"]).name, row["lat_preview"] or 0,
-                     " [existing kept]" if res.get("skipped") else "")
+            log.info("preview %s -> %s (%.2f s)%s%s", rel, Path(job.outputs["preview"]).name, row["lat_preview"] or 0,
+                     " [existing kept]" if res.get("skipped") else "", _timings(res))
             self._emit(rel)
             if self.master_kinds:
                 outputs = self.outputs_for(rel)
@@ -168,8 +168,8 @@ class Processor:
             row = self.journal.master_written(rel, res.get("sha256"), now)
             if not self.preview_kinds:
                 self.last_positive = job.outputs.get("jpeg") or job.outputs.get("tiff")
-            log.info("master %s -> %s (%.2f s)", rel, ", ".join(Path(p).name for p in job.outputs.values()),
-                     row["lat_master"] or 0)
+            log.info("master %s -> %s (%.2f s)%s", rel, ", ".join(Path(p).name for p in job.outputs.values()),
+                     row["lat_master"] or 0, _timings(res))
             self._emit(rel)
 
     def _fail(self, rel: str, reason: str, stage: str | None) -> None:
@@ -183,6 +183,11 @@ class Processor:
             return
         self.last_frame = frame_view(row)
         self.publish({"type": "frame", "frame": self.last_frame})
+
+
+def _timings(res: dict) -> str:
+    t = res.get("timings") or {}
+    return (" [" + " ".join(f"{k} {v:.2f}" for k, v in t.items()) + "]") if t else ""
 
 
 def frame_view(row: dict) -> dict:

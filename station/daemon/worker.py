@@ -83,6 +83,63 @@ def _output_reason(exc) -> str:
     return reason
 
 
+def preview_convert(src: str, outputs: dict, opts):
+    """The preview, fast: the same stages as convert_file, but the half-size decode
+    is brought down to the preview's size BEFORE the film base, density and
+    inversion (a 24 MP RAW decodes half-size to 6 MP; the preview is ~1.7 MP), so
+    those stages do a quarter of the work.  Returns a ConvertResult."""
+    import time as _t
+
+    from station.errors import DecodeError, StationError
+    from station.pipeline.convert import ConvertResult, invert_decoded, resize_long_side
+    from station.pipeline.decode import decode
+    from station.pipeline.write import atomic_write, encode_jpeg
+
+    timings = {}
+    t0 = _t.perf_counter()
+    dec = decode(src, half_size=True)
+    timings["decode"] = _t.perf_counter() - t0
+    t0 = _t.perf_counter()
+    dec.rgb = resize_long_side(dec.rgb, opts.preview_size)
+    timings["resize"] = _t.perf_counter() - t0
+    try:
+        pos, base, t = invert_decoded(dec, opts)
+    except StationError:
+        raise
+    except Exception as exc:
+        raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
+    timings.update(t)
+    meta = dict(dec.meta)
+    meta.update(opts.extra_meta)
+    meta["station_base"] = [round(float(v), 6) for v in base.rgb]
+    meta["station_base_source"] = base.source
+    meta["station_method"] = getattr(opts.inverter, "name", "default")
+    meta["station_source"] = Path(src).name
+    t0 = _t.perf_counter()
+    written = {}
+    for kind, path in outputs.items():
+        data = encode_jpeg(pos, meta, opts.jpeg_quality)
+        written[kind] = atomic_write(Path(path), lambda fh: fh.write(data), opts.overwrite)
+    timings["write"] = _t.perf_counter() - t0
+    return ConvertResult(src=Path(src), outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2])
+
+
+def _output_reason(exc) -> str:
+    """A short write (numpy/tifffile: "N requested and M written", no errno) is a full disk."""
+    reason = exc.reason
+    if "no space" in reason:
+        return reason
+    if re.search(r"requested and \d+ written", reason):
+        return f"no space left on the output disk (short write: {reason})"
+    try:
+        st = os.statvfs(exc.path.parent)
+        if st.f_bavail * st.f_frsize < (16 << 20):
+            return f"no space left on the output disk? ({reason}; {st.f_bavail * st.f_frsize >> 10} KiB free)"
+    except OSError:
+        pass
+    return reason
+
+
 class _PreviewSized:
     """Wraps the inverter for the preview: the density image is brought down to
     the preview's size BEFORE inversion (the half-size decode of a 24 MP RAW is
@@ -172,7 +229,7 @@ def main(conn, settings: dict) -> None:
                 b = msg.get("base")
                 preview = msg.get("stage") == "preview"
                 opts = ConvertOptions(
-                    inverter=_PreviewSized(inverter, settings.get("preview_size", 1600)) if preview and inverter else inverter,
+                    inverter=inverter,
                     base=BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
                     half_size=msg.get("half_size", False),
                     jpeg_quality=settings.get("jpeg_quality", 90),
@@ -183,7 +240,10 @@ def main(conn, settings: dict) -> None:
                     res = None
                     for _ in range(3):
                         try:
-                            res = convert_file(src, todo, opts)
+                            if preview and set(todo) == {"preview"}:
+                                res = preview_convert(src, todo, opts)
+                            else:
+                                res = convert_file(src, todo, opts)
                             break
                         except OutputError as exc:
                             # "already exists": a worker of a daemon that was killed finished
