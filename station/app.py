@@ -275,6 +275,11 @@ class App:
                     n += 1
                 continue  # done or failed with this very content
             n += self.tracker.found(str(path), now, size, mtime)
+        if startup:  # frames left unfinished whose RAW has gone meanwhile
+            for state in ("seen", "preview_written"):
+                for row in self.journal.frames(state):
+                    if not (incoming / row["path"]).exists():
+                        self.processor._fail(row["path"], "file disappeared before it was processed", state)
         if n:
             log.info("%s: %d file(s) to take", "start-up scan" if startup else "rescan", n)
         return n
