@@ -238,7 +238,7 @@ class WorkerPool:
             if count >= 2 and i == 0 and PREVIEW in self.stages_in_use:
                 stages, nice = (PREVIEW,), 0
             else:
-                stages, nice = (PREVIEW, MASTER), (5 if count >= 2 else 0)
+                stages, nice = (PREVIEW, MASTER), (10 if count >= 2 else 0)
             self.slots.append(Slot(i, self, stages, nice))
 
     def start(self) -> None:
