@@ -55,7 +55,7 @@ class FakeApp:
                     self._subs.remove(callback)
         return unsubscribe
 
-    def command(self, name: str, **kw):
+    def command(self, name: str, /, **kw):
         with self._lock:
             self.commands.append((name, kw))
             handler = self.on_command.get(name)
