@@ -50,9 +50,9 @@ _STATUS = {
 _CAMERA = {
     "connected": "connected", "ready": "connected", "idle": "connected", "ok": "connected",
     "busy": "busy", "capturing": "busy",
-    "reconnecting": "reconnecting", "connecting": "reconnecting", "lost": "reconnecting",
+    "reconnecting": "reconnecting", "connecting": "connecting", "lost": "reconnecting",
     "disconnected": "disconnected", "absent": "disconnected", "error": "disconnected",
-    "off": "off", "none": "off", "disabled": "off",
+    "off": "off", "none": "off", "disabled": "off", "stopped": "off",
 }
 
 STRIP_MAX = 200  # frames sent to the page at most (the newest)
@@ -83,11 +83,11 @@ class AppSource:
     # -- the view model --------------------------------------------------------
     def view(self) -> dict:
         snap = self.app.snapshot() or {}
-        frames_in = list(snap.get("frames") or [])
+        frames_in = _oldest_first(list(snap.get("frames") or []))
         roll = _roll_name(snap.get("roll"))
         if roll is None and frames_in:
             roll = frames_in[-1].get("roll")
-        if roll is not None and any(f.get("roll") == roll for f in frames_in):
+        if roll is not None:  # the strip is the current roll (empty right after "new roll")
             frames_in = [f for f in frames_in if f.get("roll") == roll]
         frames_in = frames_in[-STRIP_MAX:]
         frames = [self._frame(f, i + 1) for i, f in enumerate(frames_in)]
@@ -98,8 +98,7 @@ class AppSource:
             "queue": _queue(snap.get("queue", snap.get("queue_length"))),
             "camera": _camera(snap.get("camera")),
             "latest": latest,
-            "errors": [str(e.get("reason", e)) if isinstance(e, dict) else str(e)
-                       for e in (snap.get("errors") or [])][:10],
+            "errors": [_error_line(e) for e in (snap.get("recent_errors") or snap.get("errors") or [])][:10],
         }
 
     def _frame(self, f: dict, index: int) -> dict:
@@ -186,7 +185,26 @@ def _queue(q: Any) -> dict:
 def _camera(c: Any) -> dict:
     detail = None
     if isinstance(c, dict):
-        detail = c.get("detail") or c.get("model") or c.get("error")
-        c = c.get("state") or c.get("status")
-    state = _CAMERA.get(str(c or "off").lower(), str(c).lower() if c else "off")
+        state = _CAMERA.get(str(c.get("state") or c.get("status") or "off").lower(), "unknown")
+        problem = c.get("last_error") or c.get("error")
+        detail = c.get("detail") or (problem if state in ("reconnecting", "disconnected", "connecting") and problem
+                                     else c.get("model") or c.get("port"))
+    else:
+        state = _CAMERA.get(str(c or "off").lower(), str(c).lower() if c else "off")
     return {"state": state, "detail": None if detail is None else str(detail)}
+
+
+def _oldest_first(frames: list[dict]) -> list[dict]:
+    """The strip runs oldest → newest; the daemon lists newest first."""
+    if all(isinstance(f.get("id"), int) for f in frames):
+        return sorted(frames, key=lambda f: f["id"])
+    times = [f.get("complete") for f in frames]
+    if len(frames) > 1 and all(isinstance(t, (int, float)) for t in (times[0], times[-1])) and times[0] > times[-1]:
+        return frames[::-1]
+    return frames
+
+
+def _error_line(e: Any) -> str:
+    if isinstance(e, dict):
+        return f"{e.get('path', '')}: {e.get('reason', '')}".strip(": ")
+    return str(e)

@@ -455,3 +455,49 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(405, "method not allowed")
 
     do_DELETE = do_PATCH = do_PUT
+
+
+def attach(app) -> WebService | None:
+    """Called by `station run` (`_plug_in_services`): the live view from the config.
+
+    `web.address` ("HOST:PORT" or "off", set by `--web`), `web.token`,
+    `paths.output`.  Returns the service, or None when the live view is off.
+    """
+    cfg = getattr(app, "cfg", {}) or {}
+    web = cfg.get("web") or {}
+    address = web.get("address") or "off"
+    if str(address).lower() == "off":
+        log.info("live view off")
+        return None
+    svc = WebService(app, address, web.get("token"), cfg["paths"]["output"])
+    app.register_service(_Guarded(svc), name="web") if _takes_name(app) else app.register_service(_Guarded(svc))
+    return svc
+
+
+class _Guarded:
+    """The live view must never take the daemon down: a port already in use is
+    logged as an error and the station goes on inverting without its page."""
+
+    def __init__(self, svc: WebService):
+        self.svc = svc
+
+    def start(self) -> None:
+        try:
+            self.svc.start()
+        except OSError as exc:
+            log.error("live view NOT started on %s:%s: %s", self.svc.host, self.svc.port, exc)
+
+    def stop(self) -> None:
+        self.svc.stop()
+
+    def __repr__(self) -> str:
+        return f"<live view {self.svc.url}>"
+
+
+def _takes_name(app) -> bool:
+    import inspect
+
+    try:
+        return "name" in inspect.signature(app.register_service).parameters
+    except (TypeError, ValueError):
+        return False

@@ -4,14 +4,14 @@
   const $ = (id) => document.getElementById(id);
   const els = {
     roll: $("roll"), camera: $("camera"), queue: $("queue"), link: $("link"),
-    img: $("latest"), empty: $("empty"), strip: $("strip"),
+    img: $("latest"), empty: $("empty"), strip: $("strip"), stage: $("stage"), tag: $("tag"),
     number: $("cap-number"), name: $("cap-name"), status: $("cap-status"), latency: $("cap-latency"),
-    reason: $("cap-reason"), live: $("btn-live"), toast: $("toast"),
+    reason: $("cap-reason"), banner: $("banner"), live: $("btn-live"), toast: $("toast"),
     histo: $("histogram"), histoNote: $("histo-note"),
     capture: $("btn-capture"), roll_new: $("btn-roll"), calibrate: $("btn-calibrate"),
     reinvert: $("btn-reinvert"), retry: $("btn-retry"),
   };
-  const CAMERA_TEXT = { connected: "camera ready", busy: "camera busy", reconnecting: "camera reconnecting…",
+  const CAMERA_TEXT = { connected: "camera ready", busy: "camera busy", reconnecting: "camera reconnecting…", connecting: "camera connecting…",
                         disconnected: "no camera", off: "camera off" };
   let view = null;        // the last view model from the station
   let pinned = null;      // key of the frame the operator chose, or null = follow the newest
@@ -43,6 +43,9 @@
     els.camera.dataset.state = cam;
     els.camera.textContent = CAMERA_TEXT[cam] || ("camera " + cam);
     els.camera.title = (v.camera && v.camera.detail) || "camera";
+    const trouble = ["reconnecting", "disconnected", "connecting"].includes(cam) && v.camera.detail;
+    els.banner.hidden = !trouble;
+    els.banner.textContent = trouble ? v.camera.detail : "";
     const q = (v.queue && v.queue.total) || 0;
     els.queue.textContent = "queue " + q;
     els.queue.dataset.state = q ? "busy" : "";
@@ -54,19 +57,26 @@
 
   function frameByKey(key) { return view && view.frames.find((f) => f.key === key); }
 
+  // the frame the caption describes: the pinned one, else the newest of the roll
   function current() {
     if (!view) return null;
     if (pinned) return frameByKey(pinned);
-    if (view.latest && view.latest.key) return frameByKey(view.latest.key) || null;
     return view.frames.length ? view.frames[view.frames.length - 1] : null;
   }
 
   function renderMain() {
     const f = current();
-    let url = null;
-    if (pinned) url = f && f.url;
-    else url = (view.latest && view.latest.url) || (f && f.url);
-    showImage(url);
+    // the big image: that frame's positive; while the newest frame is still being
+    // inverted (or failed) the last positive stays up, labelled with its own number
+    let url = f && f.url;
+    if (!url && !pinned) url = view.latest && view.latest.url;
+    let shownNumber = null;
+    if (url) {
+      const owner = view.frames.find((x) => x.url === url);
+      shownNumber = owner ? owner.number : (view.latest && view.latest.number);
+    }
+    showImage(url, shownNumber);
+    els.stage.classList.toggle("stale", !!f && !f.url && !!url);
     els.live.hidden = !pinned;
     if (f) {
       els.number.textContent = "#" + f.number;
@@ -77,7 +87,7 @@
                  f.latency.master != null ? "master " + fmtLat(f.latency.master) : ""].filter(Boolean);
       els.latency.textContent = l.join(" · ");
       els.reason.hidden = f.status !== "failed";
-      els.reason.textContent = f.status === "failed" ? "failed" + (f.stage ? " (" + f.stage + ")" : "") + ": " + (f.reason || "unknown reason") : "";
+      els.reason.textContent = f.status === "failed" ? "#" + f.number + " failed" + (f.stage ? " (" + f.stage + ")" : "") + ": " + (f.reason || "unknown reason") : "";
     } else {
       els.number.textContent = els.name.textContent = els.status.textContent = els.latency.textContent = "";
       els.status.dataset.status = "";
@@ -86,9 +96,12 @@
     for (const b of els.strip.children) b.setAttribute("aria-current", String(!!f && b.dataset.key === f.key));
   }
 
-  function showImage(url) {
+  function showImage(url, number) {
+    els.tag.textContent = url && number != null ? "#" + number : "";
+    els.tag.hidden = !url || number == null;
     if (!url) {
-      if (!shownUrl) { els.img.hidden = true; els.empty.hidden = false; }
+      if (pinned) { els.img.hidden = true; els.empty.hidden = false; els.empty.textContent = "No positive for this frame."; shownUrl = null; }
+      else if (!shownUrl) { els.img.hidden = true; els.empty.hidden = false; }
       return;
     }
     if (url === shownUrl) return;
@@ -148,8 +161,8 @@
   }
 
   function select(key) {
-    const latestKey = view && view.latest && view.latest.key;
-    pinned = key === latestKey && !pinned ? null : key;
+    const newest = view && view.frames.length ? view.frames[view.frames.length - 1].key : null;
+    pinned = key === newest ? null : key;  // choosing the newest frame means: follow live
     renderMain();
   }
   function step(d) {
