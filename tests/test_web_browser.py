@@ -11,6 +11,7 @@ Waits are deadlines (Playwright's expect timeouts), never asserted durations.
 from __future__ import annotations
 
 import io
+import re
 import os
 import shutil
 import socket
@@ -282,3 +283,43 @@ def test_phone_layout(fake, browser):
         wait_until(lambda: ("capture", {}) in fake.commands, "capture by tap")
     finally:
         ctx.close()
+
+
+# -- over the real daemon (`station run --web 127.0.0.1:PORT` as a subprocess) ---------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_daemon_preview_strip_failure(daemon_factory, tmp_path, page):
+    from conftest import write_negative
+
+    port = _free_port()
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}"]).start()
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page.locator("#link")).to_have_text("live")
+    expect(page.locator("#camera")).to_have_text("camera off")  # no camera configured
+    img = page.locator("#latest")
+    for i in (1, 2):
+        write_negative(tmp_path / f"IMG_{i:04d}.dng", seed=i)
+        shutil.move(tmp_path / f"IMG_{i:04d}.dng", d.incoming / f"IMG_{i:04d}.dng")  # moved in, as gphoto2 does
+        preview = d.output / f"IMG_{i:04d}.preview.jpg"
+        d.wait_for(preview.exists, 60, f"preview {i} on disk")
+        # from the moment the preview is on disk, the page has 2 s to show it
+        expect(img).to_have_attribute("data-url", re.compile(rf"^/img/IMG_{i:04d}\.preview\.jpg\?v="), timeout=SHOW_MS)
+        expect(page.locator("#strip .frame")).to_have_count(i)
+    assert page.evaluate("document.getElementById('latest').naturalWidth") > 0
+    expect(page.locator("#cap-latency")).to_contain_text("preview")
+    (d.incoming / "IMG_0003.CR2").write_bytes(b"\x00" * 100)  # a RAW that is not one
+    frame = page.locator('#strip .frame[data-key="IMG_0003.CR2"]')
+    expect(frame).to_have_attribute("data-status", "failed", timeout=30000)
+    expect(page.locator("#cap-reason")).to_contain_text("#3 failed")
+    reason = d.frames()["IMG_0003.CR2"]["reason"]
+    expect(page.locator("#cap-reason")).to_contain_text(reason)
+    # the daemon has no camera here: the capture button reaches it and shows its refusal
+    page.locator("#btn-capture").click()
+    expect(page.locator("#toast")).to_contain_text("capture:")
+    assert d.stop() == 0
+    expect(page.locator("#link")).not_to_have_text("live", timeout=5000)  # the page notices the daemon is gone
