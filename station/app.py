@@ -127,7 +127,7 @@ class App:
                 except Exception:
                     log.exception("subscriber %r failed", cb)
 
-    def command(self, name: str, **kw):
+    def command(self, name: str, /, **kw):
         if name in self._commands:
             return self._commands[name](**kw)
         if name == "status":
@@ -263,8 +263,7 @@ class App:
                     self.processor.submit(path, row["t_complete"] or now)  # known complete: resume
                     n += 1
                 continue  # done or failed with this very content
-            self.tracker.found(str(path), now, size, mtime)
-            n += 1
+            n += self.tracker.found(str(path), now, size, mtime)
         if n:
             log.info("%s: %d file(s) to take", "start-up scan" if startup else "rescan", n)
         return n
@@ -277,10 +276,14 @@ class App:
         while True:
             if kind in ("closed", "moved"):
                 self.tracker.closed(path, t)
-            elif kind == "changed":
+            elif kind in ("changed", "created"):
                 st = _stat(path)
                 if st is not None:
-                    self.tracker.changed(path, t, *st, expect_close=not self.watcher.polling)
+                    # inotify: writes mean a close event will come (long safety window); a
+                    # creation with content already there is a file moved in from another
+                    # folder (no close will come: the short stability window).
+                    writer = not self.watcher.polling and (kind == "changed" or st[0] == 0)
+                    self.tracker.changed(path, t, *st, expect_close=writer)
             elif kind == "gone":
                 self.tracker.gone(path)
             elif kind == "rescan":

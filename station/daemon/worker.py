@@ -23,6 +23,7 @@ import errno
 import fnmatch
 import hashlib
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -64,6 +65,22 @@ def _load(settings: dict):
         except Exception as exc:
             err = f"film-base frame unusable ({settings['base']}): {exc}"
     return inverter, base, err
+
+
+def _output_reason(exc) -> str:
+    """A short write (numpy/tifffile: "N requested and M written", no errno) is a full disk."""
+    reason = exc.reason
+    if "no space" in reason:
+        return reason
+    if re.search(r"requested and \d+ written", reason):
+        return f"no space left on the output disk (short write: {reason})"
+    try:
+        st = os.statvfs(exc.path.parent)
+        if st.f_bavail * st.f_frsize < (16 << 20):
+            return f"no space left on the output disk? ({reason}; {st.f_bavail * st.f_frsize >> 10} KiB free)"
+    except OSError:
+        pass
+    return reason
 
 
 def _die_with_parent() -> None:
@@ -172,7 +189,7 @@ def main(conn, settings: dict) -> None:
         except StationError as exc:
             reason = exc.reason
             if isinstance(exc, OutputError) and exc.path is not None:
-                reason = f"{exc.path.name}: {exc.reason}"
+                reason = f"{exc.path.name}: {_output_reason(exc)}"
             conn.send({"id": jid, "ok": False, "reason": reason, "kind": type(exc).__name__})
         except MemoryError:
             conn.send({"id": jid, "ok": False, "reason": "out of memory", "kind": "MemoryError"})

@@ -83,17 +83,21 @@ class StabilityTracker:
         window = self.writer_seconds if expect_close else self.stable_seconds
         cur = self._pending.get(path)
         if cur is None or (size is not None and (cur.size, cur.mtime) != (size, mtime)):
-            self._pending[path] = _Pending(size, mtime, now, window)
+            self._pending[path] = _Pending(size, mtime, now, max(window, cur.window if cur else 0.0))
+        elif window > cur.window:
+            cur.window = window
 
-    def found(self, path: str, now: float, size: int, mtime: float) -> None:
+    def found(self, path: str, now: float, size: int, mtime: float) -> bool:
         """Seen by a rescan: complete at once if not modified for stable_seconds
-        (by its mtime), else once size+mtime hold still that long."""
+        (by its mtime), else once size+mtime hold still that long.  False if
+        the file was already being tracked."""
         if path in self._ready or path in self._pending:
-            return
+            return False
         if now - mtime >= self.stable_seconds:
             self._ready[path] = now
         else:
             self._pending[path] = _Pending(size, mtime, now, self.stable_seconds)
+        return True
 
     def gone(self, path: str) -> None:
         self._pending.pop(path, None)

@@ -45,7 +45,10 @@ class _Handler(FileSystemEventHandler):
         elif isinstance(event, (DirMovedEvent, DirCreatedEvent)):
             # a folder moved in (a whole roll): rescan it
             self.inbox.put(("rescan", os.fsdecode(getattr(event, "dest_path", "") or event.src_path), time.time()))
-        elif isinstance(event, FileCreatedEvent) or isinstance(event, FileModifiedEvent):
+        elif isinstance(event, FileCreatedEvent):
+            # inotify reports a file moved in from outside the watched tree as created
+            self._put("created", event.src_path)
+        elif isinstance(event, FileModifiedEvent):
             self._put("changed", event.src_path)
         elif isinstance(event, FileDeletedEvent):
             self._put("gone", event.src_path)
