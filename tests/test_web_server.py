@@ -332,3 +332,29 @@ def test_roll_filter_and_state_view(app, out, tmp_path):
     assert [f["key"] for f in st["frames"]] == [b["path"]]  # the strip shows the current roll
     assert st["frames"][0]["number"] == 1
     assert st["latest"]["url"].startswith("/img/roll-001/")  # the last positive is still shown large
+
+
+def test_event_streams_are_capped(app, out, monkeypatch):
+    import station.web.server as server
+
+    monkeypatch.setattr(server, "MAX_STREAMS", 2)
+    svc = serve(app, out)
+    a, b = SSE(svc), SSE(svc)
+    a.next_state()
+    b.next_state()
+    c = SSE(svc)
+    assert c.status == 503
+    c.close()
+    a.close()
+    end = time.monotonic() + DEADLINE  # a's thread notices the closed socket at its next write
+    while time.monotonic() < end:
+        app.set_queue(int(time.monotonic() * 1000) % 1000)
+        d = SSE(svc)
+        if d.status == 200:
+            d.close()
+            break
+        d.close()
+        time.sleep(0.05)
+    else:
+        raise AssertionError("a closed stream's slot was not freed")
+    b.close()

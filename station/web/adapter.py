@@ -65,6 +65,7 @@ class AppSource:
         self.app = app
         self.output_dir = Path(output_dir).expanduser()
         self._root = self.output_dir.resolve()
+        self._roots = list(dict.fromkeys([os.path.normpath(os.path.abspath(self.output_dir)), str(self._root)]))
 
     # -- notifications -------------------------------------------------------
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -77,7 +78,8 @@ class AppSource:
         if name not in COMMANDS:
             raise KeyError(name)
         if name == "reinvert" and "frame" in kw and "path" not in kw:
-            kw = {**kw, "path": kw.pop("frame")}
+            kw = dict(kw)
+            kw["path"] = kw.pop("frame")
         return self.app.command(COMMANDS[name], **kw)
 
     # -- the view model --------------------------------------------------------
@@ -141,20 +143,24 @@ class AppSource:
         return None
 
     def url_for(self, path: str | os.PathLike, version: Any = None) -> str | None:
-        """The /img/ URL of a file under the output folder, or None."""
-        p = Path(path)
-        if not p.is_absolute():
-            p = self.output_dir / p
-        try:
-            rel = p.resolve().relative_to(self._root)
-        except (ValueError, OSError):
+        """The /img/ URL of a file under the output folder, or None.
+
+        Pure path arithmetic (no file-system walk per frame per event); the
+        image route checks the resolved path again before it serves anything."""
+        p = os.path.normpath(os.path.join(self.output_dir, os.fspath(path)))
+        rel = None
+        for root in self._roots:
+            if p.startswith(root + os.sep):
+                rel = p[len(root) + 1:]
+                break
+        if rel is None:
             return None
         if version is None:
             try:
-                version = p.stat().st_mtime_ns
+                version = os.stat(p).st_mtime_ns
             except OSError:
                 version = 0
-        return "/img/" + quote(rel.as_posix()) + "?v=" + quote(str(version))
+        return "/img/" + quote(Path(rel).as_posix()) + "?v=" + quote(str(version))
 
 
 def _roll_name(roll: Any) -> str | None:

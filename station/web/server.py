@@ -58,6 +58,7 @@ IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
 THUMB_WIDTHS = (120, 160, 240, 320, 480)
 COOKIE = "station_token"
 MAX_BODY = 64 * 1024
+MAX_STREAMS = 32  # concurrent /events clients (each holds a thread)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -145,6 +146,7 @@ class WebService:
         self.source = AppSource(app, output_dir)
         self.keepalive = keepalive
         self.broker = _Broker()
+        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._unsubscribe = None
@@ -220,6 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "station-web"
     sys_version = ""
+    timeout = 30  # seconds a socket may stall (half-sent requests, clients that stop reading)
 
     def log_message(self, fmt, *args):  # quiet: the daemon's log is for frames
         log.debug("%s " + fmt, self.address_string(), *args)
@@ -373,6 +376,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _events(self) -> None:
         svc = self.svc
+        if not svc.streams.acquire(blocking=False):
+            self._error(503, "too many live views open")
+            return
+        try:
+            self._stream()
+        finally:
+            svc.streams.release()
+
+    def _stream(self) -> None:
+        svc = self.svc
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-store")
@@ -381,6 +394,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._common_headers()
         self.end_headers()
         self.close_connection = True
+        if self.command == "HEAD":
+            return
         seen = svc.broker.version
         last = None
         self.wfile.write(b"retry: 1000\n\n")
