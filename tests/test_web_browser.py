@@ -323,3 +323,26 @@ def test_real_daemon_preview_strip_failure(daemon_factory, tmp_path, page):
     expect(page.locator("#toast")).to_contain_text("capture:")
     assert d.stop() == 0
     expect(page.locator("#link")).not_to_have_text("live", timeout=5000)  # the page notices the daemon is gone
+
+
+def test_real_daemon_capture_button_on_virtual_camera(daemon_factory, page):
+    """Done-when of issue 7: the daemon on the virtual camera, the capture button,
+    the new positive on the page.  Needs the camera service in the daemon
+    (`station.capture.service.attach`); skipped until it is there.
+    NOTE: written before that service existed - not yet run against it."""
+    try:
+        import station.capture.service  # noqa: F401
+    except ModuleNotFoundError:
+        pytest.skip("the daemon has no camera service yet (station.capture.service): capture e2e not possible")
+    pytest.importorskip("gphoto2")
+    port = _free_port()
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}", "--camera", "virtual"]).start()
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page.locator("#camera")).to_have_text("camera ready", timeout=30000)
+    before = set(d.outputs(".preview.jpg"))
+    page.locator("#btn-capture").click()
+    d.wait_for(lambda: set(d.outputs(".preview.jpg")) - before, 60, "a preview from the captured frame")
+    expect(page.locator("#strip .frame")).to_have_count(1)
+    new = (set(d.outputs(".preview.jpg")) - before).pop()
+    expect(page.locator("#latest")).to_have_attribute("data-url", re.compile(re.escape(new.name) + r"\?v="),
+                                                      timeout=SHOW_MS)
