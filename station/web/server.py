@@ -58,6 +58,7 @@ IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
 THUMB_WIDTHS = (120, 160, 240, 320, 480)
 COOKIE = "station_token"
 MAX_BODY = 64 * 1024
+MIN_INTERVAL = 0.05  # seconds between two state events on one stream
 MAX_STREAMS = 32  # concurrent /events clients (each holds a thread)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
@@ -398,10 +399,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         seen = svc.broker.version
         last = None
+        sent_at = 0.0
         self.wfile.write(b"retry: 1000\n\n")
         while True:
             if svc.broker.closed:
                 return
+            # a burst of changes (a roll dropped in at once) costs at most one
+            # snapshot per MIN_INTERVAL per client; the newest state always goes out
+            pause = sent_at + MIN_INTERVAL - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+                seen = svc.broker.version
             try:
                 body = json.dumps(svc.source.view(), default=str)
             except Exception as exc:  # noqa: BLE001 - report, keep the stream
@@ -411,6 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"event: state\ndata: " + body.encode() + b"\n\n")
                 self.wfile.flush()
                 last = body
+                sent_at = time.monotonic()
             new = svc.broker.wait(seen, svc.keepalive)
             if new == seen and not svc.broker.closed:
                 self.wfile.write(b": keepalive\n\n")
