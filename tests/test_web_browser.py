@@ -129,7 +129,7 @@ def test_new_preview_appears_strip_grows_histogram(fake, page):
     expect(page.locator("#strip .frame").nth(3)).to_have_attribute("data-status", "master")
     expect(page.locator("#cap-latency")).to_contain_text("master 3.50 s")
     # thumbnails come from the server's downscaled copies
-    expect(page.locator("#strip .frame").nth(0).locator("img")).to_have_attribute("src", f"{fake.frames[0] and ''}/img/roll-001/IMG_0001.preview.jpg?v={fake.frames[0]['updated']}&w=240")
+    expect(page.locator("#strip .frame").nth(0).locator("img")).to_have_attribute("src", f"/img/roll-001/IMG_0001.preview.jpg?v={fake.frames[0]['updated']}&w=240")
     wait_until(lambda: page.evaluate("document.querySelector('#strip .frame img').naturalWidth") == 240, "thumbnail")
 
 
