@@ -550,8 +550,21 @@ class CameraService:
         if item is None:
             if self._stop.is_set():
                 return
-            self._poll(gen, cam)
-            return
+            t0 = time.monotonic()
+            got_event = self._poll(gen, cam)
+            if got_event:
+                return
+            # Some drivers (PTP/IP) return TIMEOUT at once instead of waiting:
+            # wait out the rest of the poll on the command queue instead.
+            rest = self.poll_ms / 1000 - (time.monotonic() - t0)
+            if rest <= 0:
+                return
+            try:
+                item = self._queue.get(timeout=rest)
+            except queue.Empty:
+                return
+            if item is None:
+                return
         what, fut, t_req = item
         if what == "reconnect":
             raise _Reconnect("reconnect requested", planned=True)
@@ -601,7 +614,8 @@ class CameraService:
         self._set_state("reconnecting", msg, fault="timeout" if isinstance(exc, CaptureTimeoutError) else f"io{code}" if code else "io")
         return _Reconnect(msg)
 
-    def _poll(self, gen, cam) -> None:
+    def _poll(self, gen, cam) -> bool:
+        """One heartbeat; returns True if the camera reported something."""
         gp = _gp()
         try:
             ev, data = self._guard(gen, "wait_for_event", cam.wait_for_event, self.poll_ms,
@@ -609,7 +623,7 @@ class CameraService:
         except gp.GPhoto2Error as exc:
             if exc.code == GP_ERROR_CAMERA_BUSY:
                 time.sleep(0.05)
-                return
+                return True
             raise self._fault(exc, "wait_for_event") from None
         if ev == gp.GP_EVENT_FILE_ADDED:
             # a photo taken with the camera's own shutter button
@@ -618,6 +632,7 @@ class CameraService:
                 self._download(gen, cam, data.folder, data.name, shot, "camera")
             except gp.GPhoto2Error as exc:
                 raise self._fault(exc, "download") from None
+        return ev != gp.GP_EVENT_TIMEOUT
 
     def _capture(self, gen, cam, t_req: float) -> list[CapturedFile]:
         gp = _gp()
@@ -653,8 +668,9 @@ class CameraService:
                     break
                 raise self._fault(CaptureTimeoutError(
                     f"no file arrived within {opts.capture_timeout:g} s of the trigger"), "capture")
+            t_wait = time.monotonic()
             try:
-                ev, data = self._guard(gen, "wait_for_event", cam.wait_for_event, opts.settle_ms if added else 200,
+                ev, data = self._guard(gen, "wait_for_event", cam.wait_for_event, 100,
                                        limit=1 + self.hang_timeout)
             except gp.GPhoto2Error as exc:
                 if exc.code == GP_ERROR_CAMERA_BUSY:
@@ -670,9 +686,11 @@ class CameraService:
                     raise self._fault(exc, "download") from None
             elif ev == gp.GP_EVENT_CAPTURE_COMPLETE:
                 complete = True
-            elif ev == gp.GP_EVENT_TIMEOUT and added:
-                if complete or time.monotonic() - last_file >= opts.settle_ms / 1000:
+            elif ev == gp.GP_EVENT_TIMEOUT:
+                if added and (complete or time.monotonic() - last_file >= opts.settle_ms / 1000):
                     break
+                if time.monotonic() - t_wait < 0.01:  # a driver that does not wait (PTP/IP)
+                    time.sleep(0.01)
         return files
 
     def _download(self, gen, cam, folder: str, name: str, shot: int, source: str) -> list[CapturedFile]:
