@@ -24,6 +24,12 @@ be injected for the next matching operation:
   cam.fail_next("drop_after_capture")                     -> the shot is taken, then the link drops
 
 Binds to 127.0.0.1 only.
+
+`EmulatedCamera` runs the camera in a separate process (spawned): libgphoto2
+calls that hold the GIL (python-gphoto2 does not release it in every call,
+e.g. file_delete) would otherwise starve an in-process emulator until
+libgphoto2's own 2.5 s PTP/IP timeout.  It has the same methods; `captured`,
+`files()` and `ops` are fetched from the child.
 """
 from __future__ import annotations
 
@@ -113,7 +119,8 @@ def tiny_jpeg(n: int) -> bytes:
 
 
 class PtpIpCamera:
-    def __init__(self, *, raw_plus_jpeg: bool = False, jpeg_first: bool = False, name: str = "Station PTPIP Emu"):
+    def __init__(self, *, raw_plus_jpeg: bool = False, jpeg_first: bool = False, name: str = "Station PTPIP Emu",
+                 port: int = 0):
         self.raw_plus_jpeg = raw_plus_jpeg
         self.jpeg_first = jpeg_first
         self.name = name
@@ -134,7 +141,7 @@ class PtpIpCamera:
         self._stop = threading.Event()
         self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind(("127.0.0.1", 0))
+        self._srv.bind(("127.0.0.1", port))
         self._srv.listen(8)
         self.port = self._srv.getsockname()[1]
         self._thread = threading.Thread(target=self._accept, daemon=True, name="ptpip-emu")
@@ -170,6 +177,7 @@ class PtpIpCamera:
 
     def drop(self) -> None:
         """Close every connection, like a cable pulled out."""
+        self.ops.append("#drop")
         with self._lock:
             socks, self._socks = self._socks, []
             self._evt = None
@@ -240,10 +248,17 @@ class PtpIpCamera:
             try:
                 conn, _ = self._srv.accept()
             except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._stop.is_set():
+                    return
+                time.sleep(0.01)
+                continue
+            try:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
             with self._lock:
                 self._socks.append(conn)
+            self.ops.append("#accept")
             threading.Thread(target=self._serve_conn, args=(conn,), daemon=True).start()
 
     def _serve_conn(self, conn: socket.socket) -> None:
@@ -265,8 +280,11 @@ class PtpIpCamera:
                     data = conn.recv(64)
                     if not data:
                         break
-        except (ConnectionError, OSError, struct.error):
-            pass
+        except (ConnectionError, OSError, struct.error) as exc:
+            self.ops.append(f"#closed {exc.__class__.__name__}")
+        except Exception as exc:  # a bug in the emulator: make it visible
+            self.ops.append(f"#error {exc!r}")
+            raise
 
     def _send_data(self, conn, tid: int, data: bytes) -> None:
         conn.sendall(_packet(START_DATA, struct.pack("<IQ", tid, len(data))))
@@ -364,6 +382,7 @@ class PtpIpCamera:
                         continue
                     del self.objects[o.handle]
                 self._respond(conn, RC_OK, tid)
+                self._event(EV_OBJECT_REMOVED, tid, o.handle)  # libgphoto2 waits for it
             elif code == 0x100E:  # InitiateCapture
                 self._respond(conn, RC_OK, tid)
                 objs = self._make_frame()
@@ -397,3 +416,121 @@ class PtpIpCamera:
             + struct.pack("<HIIIIIIIHII", 0, 0, 0, 0, 0, 0, 0, o.parent, 1 if o.assoc else 0, 0, 0)
             + _pstr(o.name) + _pstr("20261125T120000") + _pstr("20261125T120000") + _pstr("")
         )
+
+
+# ------------------------------------------------------------ separate process
+def _child(conn, kwargs) -> None:
+    cam = PtpIpCamera(**kwargs).start()
+    conn.send(cam.port)
+    while True:
+        try:
+            name, args = conn.recv()
+        except (EOFError, OSError):
+            break
+        if name == "stop":
+            cam.stop()
+            conn.send(None)
+            break
+        if name == "captured":
+            conn.send([(o.name, o.data) for o in cam.captured])
+        elif name == "files":
+            conn.send([(o.name, o.data) for o in cam.files()])
+        elif name == "ops":
+            conn.send(list(cam.ops))
+        elif name == "press":
+            conn.send(cam.press_shutter().name)
+        elif name == "fail_next":
+            cam.fail_next(*args)
+            conn.send(None)
+        elif name == "drop":
+            cam.drop()
+            conn.send(None)
+    cam.stop()
+
+
+class _Frame:
+    def __init__(self, name, data):
+        self.name, self.data = name, data
+
+    def __repr__(self):
+        return f"<{self.name} {len(self.data)} bytes>"
+
+
+class EmulatedCamera:
+    """PtpIpCamera in a spawned child process, driven over a pipe."""
+
+    def __init__(self, port: int = 0, **kwargs):
+        self._kwargs = dict(kwargs, port=port)
+        self.port = port
+        self._proc = None
+        self._conn = None
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"ptpip:127.0.0.1:{self.port}:{self.port}"
+
+    def start(self) -> "EmulatedCamera":
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_child, args=(child, self._kwargs), daemon=True, name="ptpip-emulator")
+        self._proc.start()
+        if not self._conn.poll(30):
+            raise RuntimeError("PTP/IP emulator did not start")
+        self.port = self._conn.recv()
+        return self
+
+    def _call(self, name, *args):
+        with self._lock:
+            self._conn.send((name, args))
+            if not self._conn.poll(10):
+                raise RuntimeError(f"emulator did not answer {name}")
+            return self._conn.recv()
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            self._call("stop")
+        except Exception:
+            pass
+        self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def fail_next(self, kind: str, op: str | None = None, count: int = 1) -> None:
+        self._call("fail_next", kind, op, count)
+
+    def press_shutter(self) -> str:
+        return self._call("press")
+
+    def drop(self) -> None:
+        self._call("drop")
+
+    @property
+    def captured(self) -> list[_Frame]:
+        return [_Frame(n, d) for n, d in self._call("captured")]
+
+    def files(self) -> list[_Frame]:
+        return [_Frame(n, d) for n, d in self._call("files")]
+
+    @property
+    def ops(self) -> list[str]:
+        return self._call("ops")
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -66,6 +66,25 @@ GVFS_HINT = (
 )
 
 
+def keep_fd0_open() -> None:
+    """Keep file descriptor 0 open on /dev/null.
+
+    libgphoto2's PTP/IP driver (2.5.3x) closes fd 0 in every camera exit (its
+    unused JPEG-stream socket is initialised to 0).  If fd 0 is free, the next
+    file the process opens gets it -- a socket, a pipe, the journal -- and the
+    next camera exit closes it.  So: fd 0 is re-opened on /dev/null at once
+    after every libgphoto2 call.  (If another thread grabbed fd 0 in between,
+    that thread keeps it: the window is a few microseconds.)"""
+    try:
+        os.fstat(0)
+        return
+    except OSError:
+        pass
+    fd = os.open(os.devnull, os.O_RDONLY)
+    if fd != 0:
+        os.close(fd)
+
+
 def _gp():
     import gphoto2  # imported late: VCAMERADIR must be set before the first import
 
@@ -176,7 +195,8 @@ class CameraService:
     """One thread owns the camera; see the module docstring.
 
     incoming     folder the downloads go to (subfolders come from the namer)
-    port         "auto", a libgphoto2 port ("usb:001,004"), or "ptpip:HOST:PORT"
+    port         "auto", a libgphoto2 port ("usb:001,004"), "ptpip:HOST:PORT:PORT", or
+                 "virtual" (libgphoto2's virtual camera; see station.capture.virtual)
     options      CaptureOptions
     on_file      callback(path) for every file put in place (any thread-safe callable)
     on_state     callback(snapshot: dict) on every state change
@@ -232,6 +252,7 @@ class CameraService:
         self._op: tuple[str, float, int] | None = None  # (name, deadline, generation)
         self._current: cf.Future | None = None  # capture future being served
         self._orphan: cf.Future | None = None  # capture cut short by a fault, resolved after reconnect
+        self._orphan_deadline = 0.0
         self._seen: set[tuple[str, str]] = set()
         self._baseline_done = False
         self._shot = 0
@@ -255,6 +276,7 @@ class CameraService:
     # ------------------------------------------------------------ public API
     def start(self) -> "CameraService":
         self.incoming.mkdir(parents=True, exist_ok=True)
+        keep_fd0_open()
         self._spawn_owner()
         self._watchdog = threading.Thread(target=self._watch, name="camera-watchdog", daemon=True)
         self._watchdog.start()
@@ -358,6 +380,7 @@ class CameraService:
         try:
             return fn(*args)
         finally:
+            keep_fd0_open()
             with self._lock:
                 if self._op and self._op[2] == gen:
                     self._op = None
@@ -373,14 +396,37 @@ class CameraService:
                 name = op[0]
                 self._gen += 1
                 self._op = None
-                if self._current is not None and not self._current.done():
-                    self._orphan = self._current
-                self._current = None
+                self._adopt_orphan()
             msg = f"camera stopped answering ({name} took longer than {self.hang_timeout:g} s); reconnecting"
             log.warning(msg)
             self._bump("reconnects")
             self._set_state("reconnecting", msg, fault="hung")
             self._spawn_owner()
+
+    def _adopt_orphan(self) -> None:
+        """(lock held) The capture in flight when the camera dropped out waits
+        for the reconnect: a file it made is found by the card scan."""
+        if self._current is not None and not self._current.done():
+            self._orphan = self._current
+            self._orphan_deadline = time.monotonic() + self.options.capture_timeout
+        self._current = None
+
+    def _fail_queued(self, exc: Exception) -> None:
+        """Fail requests that have not fired yet (never keep a trigger for later),
+        and an orphaned capture once its grace period is over."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item and item[1] is not None and not item[1].done():
+                item[1].set_exception(exc)
+        with self._lock:
+            if self._orphan is not None and time.monotonic() > self._orphan_deadline:
+                if not self._orphan.done():
+                    self._orphan.set_exception(CameraDisconnectedError(
+                        f"the camera dropped out during the capture and is not back: {exc}"))
+                self._orphan = None
 
     def _fail_pending(self, exc: Exception) -> None:
         while True:
@@ -417,7 +463,7 @@ class CameraService:
                         log.warning("camera: %s; retrying in %.1f s", msg, delay)
                         self._set_state("disconnected", msg, fault=fault)
                         # nothing may wait for a camera that is not there
-                        self._fail_pending(NoCameraError(f"no camera connected: {msg}"))
+                        self._fail_queued(NoCameraError(f"no camera connected: {msg}"))
                         if self._stop.wait(delay):
                             break
                         delay = min(delay * 2, self.backoff[1])
@@ -462,15 +508,20 @@ class CameraService:
             cam.exit()
         except Exception:
             pass
+        finally:
+            keep_fd0_open()
 
     def _connect(self, gen: int):
+        from station.capture import virtual
+
+        virtual.use_virtual(self.port == "virtual")
         if self.before_connect:
             self.before_connect()
         gp = _gp()
 
         def make():
             cam = gp.Camera()
-            if self.port != "auto":
+            if self.port not in ("auto", "virtual"):
                 pil = gp.PortInfoList()
                 pil.load()
                 idx = pil.lookup_path(self.port)
@@ -484,7 +535,16 @@ class CameraService:
                         if path == self.port:
                             cam.set_abilities(al[al.lookup_model(name)])
                             break
-            cam.init()
+            try:
+                cam.init()
+            except BaseException:
+                try:
+                    cam.exit()
+                except Exception:
+                    pass
+                del cam
+                keep_fd0_open()
+                raise
             return cam
 
         cam = self._guard(gen, "connect", make)
@@ -607,9 +667,7 @@ class CameraService:
         msg = f"{describe_gp_error(exc, self.port)} (during {during}); reconnecting"
         log.warning("camera: %s", msg)
         with self._lock:
-            if self._current is not None and not self._current.done():
-                self._orphan = self._current
-            self._current = None
+            self._adopt_orphan()
         code = getattr(exc, "code", None)
         self._set_state("reconnecting", msg, fault="timeout" if isinstance(exc, CaptureTimeoutError) else f"io{code}" if code else "io")
         return _Reconnect(msg)

@@ -92,7 +92,7 @@ def safe_name(name: str, default: str = "frame") -> str:
     caps the length.  Never returns an empty string, '.', or '..'."""
     name = str(name).replace("\\", "/").split("/")[-1]
     name = unicodedata.normalize("NFKD", name)
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in "CM")  # controls, accents
     name = _UNSAFE.sub("_", name)
     while ".." in name:
         name = name.replace("..", ".")

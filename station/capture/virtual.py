@@ -1,9 +1,12 @@
 """libgphoto2's virtual camera, as bundled in the `gphoto2` wheel.
 
 How it behaves (found by experiment with gphoto2 2.6 / libgphoto2 2.5.3x):
-* The virtual USB port exists only if VCAMERADIR is set *before gphoto2 is
-  first imported* (call `enable()` early).  After that, each `gp.Camera()
-  .init()` reads VCAMERADIR again, so every session may use its own folder.
+* The package's __init__ points IOLIBS at its `vusb` folder (the virtual USB
+  port, *instead of* the real USB and PTP/IP port drivers) when VCAMERADIR is
+  set at import time.  libgphoto2 reads IOLIBS and VCAMERADIR again at every
+  port-list load, so `use_virtual(True/False)` switches between the virtual
+  camera and real ports at run time in one process; CameraService does this
+  itself for port="virtual" and for every other port.
 * The folder must exist at init, or libgphoto2 crashes.
 * Every capture serves the first *.jpg of the folder byte for byte (so a DNG
   saved as frame.jpg comes back as the DNG), but with the file *size it had
@@ -19,7 +22,6 @@ How it behaves (found by experiment with gphoto2 2.6 / libgphoto2 2.5.3x):
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,15 +29,27 @@ SESSION_LIMIT = 20
 SERVED_NAME = "frame.jpg"
 
 
-def enable(folder: str | os.PathLike | None = None) -> Path:
-    """Make the virtual camera available: sets VCAMERADIR before gphoto2 is imported.
+def _iolibs_dir(virtual: bool) -> Path:
+    import importlib.util
 
-    Returns the folder VCAMERADIR points to (created with a placeholder if
-    needed).  Raises RuntimeError if gphoto2 was imported without it."""
+    spec = importlib.util.find_spec("gphoto2")
+    if spec is None or not spec.origin:
+        raise RuntimeError("the gphoto2 package is not installed")
+    return Path(spec.origin).parent / "libgphoto2" / ("vusb" if virtual else "iolibs")
+
+
+def use_virtual(on: bool) -> None:
+    """Select libgphoto2's port drivers for the next camera: the virtual USB
+    port (on) or the real USB/PTP-IP/serial drivers (off)."""
+    d = _iolibs_dir(on)
+    if d.is_dir():
+        os.environ["IOLIBS"] = str(d)
+
+
+def enable(folder: str | os.PathLike | None = None) -> Path:
+    """Point VCAMERADIR at `folder` (created, with a placeholder frame) and
+    select the virtual port driver.  Returns the folder."""
     current = os.environ.get("VCAMERADIR")
-    if "gphoto2" in sys.modules and not current:
-        raise RuntimeError("gphoto2 was imported before VCAMERADIR was set: the virtual camera is not available "
-                           "in this process (call station.capture.virtual.enable() first)")
     if folder is None:
         folder = current or tempfile.mkdtemp(prefix="station-vcamera-")
     folder = Path(folder)
@@ -44,6 +58,7 @@ def enable(folder: str | os.PathLike | None = None) -> Path:
     if not served.exists():
         served.write_bytes(b"\xff\xd8\xff\xd9")  # a minimal JPEG placeholder
     os.environ["VCAMERADIR"] = str(folder)
+    use_virtual(True)
     return folder
 
 
@@ -54,7 +69,7 @@ class VirtualCamera:
     frames: optional iterable of bytes/paths served in turn by `next_frame()`
     (hook it as CameraService(before_capture=vc.next_frame))."""
 
-    port = "auto"
+    port = "virtual"
 
     def __init__(self, folder: str | os.PathLike, frame_size: int, frames=None):
         self.folder = Path(folder)
@@ -62,6 +77,7 @@ class VirtualCamera:
         self.frame_size = int(frame_size)
         self._frames = iter(frames) if frames is not None else None
         self.served: list[bytes] = []
+        self._previous_env = os.environ.get("VCAMERADIR")
         if not (self.folder / SERVED_NAME).exists():
             self.serve(b"\xff\xd8\xff\xd9")
 
@@ -70,6 +86,18 @@ class VirtualCamera:
         enable(self.folder)
         if not (self.folder / SERVED_NAME).exists():
             self.serve(b"\xff\xd8\xff\xd9")
+
+    def close(self) -> None:
+        """Point VCAMERADIR back where it was (a folder that goes away would
+        crash libgphoto2's next port scan)."""
+        if self._previous_env is not None:
+            os.environ["VCAMERADIR"] = self._previous_env
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def pad(self, data: bytes) -> bytes:
         if len(data) > self.frame_size:
