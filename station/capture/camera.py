@@ -167,6 +167,7 @@ class CapturedFile:
     shot: int  # captures that belong together (RAW+JPEG) share it
     source: str  # "trigger", "camera" (shutter button), "recovered"
     t_complete: float  # time.time() when the file was in place
+    camera: str | None = None  # camera model
 
 
 @dataclass
@@ -199,6 +200,7 @@ class CameraService:
                  "virtual" (libgphoto2's virtual camera; see station.capture.virtual)
     options      CaptureOptions
     on_file      callback(path) for every file put in place (any thread-safe callable)
+    on_captured  callback(CapturedFile) for every file put in place (shot, kind, source, ...)
     on_state     callback(snapshot: dict) on every state change
     namer        callback(FileInfo) -> relative path (may contain "/"); default keeps the
                  camera's (sanitised) stem with an extension from the file's content
@@ -221,6 +223,7 @@ class CameraService:
         *,
         options: CaptureOptions | None = None,
         on_file: Callable[[Path], None] | None = None,
+        on_captured: Callable[["CapturedFile"], None] | None = None,
         on_state: Callable[[dict], None] | None = None,
         namer: Callable[[FileInfo], str] | None = None,
         poll_ms: int = 100,
@@ -235,6 +238,7 @@ class CameraService:
         self.port = port or "auto"
         self.options = options or CaptureOptions()
         self.on_file = on_file
+        self.on_captured = on_captured
         self.on_state = on_state
         self.namer = namer or default_namer
         self.poll_ms = int(poll_ms)
@@ -776,16 +780,19 @@ class CameraService:
             info = FileInfo(folder, safe_name(name), kind, shot, source)
             rel = safe_relpath(self.namer(info))
             path = write_atomic_no_clobber(data, self.incoming / rel)
-            out.append(CapturedFile(path, f"{folder}/{name}", kind.kind, len(data), shot, source, time.time()))
+            cfile = CapturedFile(path, f"{folder}/{name}", kind.kind, len(data), shot, source, time.time(),
+                                 self._snap["model"])
+            out.append(cfile)
             with self._lock:
                 self._snap["files"] += 1
                 self._snap["last_file"] = str(path)
             log.info("camera: %s/%s -> %s (%d bytes, %s)", folder, name, path, len(data), source)
-            if self.on_file:
-                try:
-                    self.on_file(path)
-                except Exception:
-                    log.exception("on_file callback failed for %s", path)
+            for cb, arg in ((self.on_captured, cfile), (self.on_file, path)):
+                if cb:
+                    try:
+                        cb(arg)
+                    except Exception:
+                        log.exception("file callback failed for %s", path)
         if not self.options.keep_on_card:
             try:
                 self._guard(gen, "file_delete", cam.file_delete, folder, name)
