@@ -132,11 +132,13 @@ class _Reconnect(Exception):
         self.planned = planned
 
 
-def describe_gp_error(exc: BaseException, port: str = "") -> str:
+def describe_gp_error(exc: BaseException, port: str = "", connecting: bool = False) -> str:
     code = getattr(exc, "code", None)
     where = f" on {port}" if port and port != "auto" else ""
     if code == GP_ERROR_IO_USB_CLAIM:
         return GVFS_HINT
+    if connecting and code in (GP_ERROR, GP_ERROR_IO, GP_ERROR_TIMEOUT, -5, -6):
+        return f"no camera answering{where} (gphoto2 error {code}: {exc}); is it switched on and connected?"
     if code in (GP_ERROR_MODEL_NOT_FOUND, GP_ERROR_IO_USB_FIND):
         return f"no camera found{where} (is it connected, switched on and awake?)"
     if code == GP_ERROR_CAMERA_BUSY:
@@ -462,7 +464,7 @@ class CameraService:
                     except _Stale:
                         raise
                     except Exception as exc:
-                        msg = describe_gp_error(exc, self.port)
+                        msg = describe_gp_error(exc, self.port, connecting=True)
                         fault = "usb_claim" if getattr(exc, "code", None) == GP_ERROR_IO_USB_CLAIM else "connect"
                         log.warning("camera: %s; retrying in %.1f s", msg, delay)
                         self._set_state("disconnected", msg, fault=fault)
