@@ -120,8 +120,9 @@ def tiny_jpeg(n: int) -> bytes:
 
 class PtpIpCamera:
     def __init__(self, *, raw_plus_jpeg: bool = False, jpeg_first: bool = False, name: str = "Station PTPIP Emu",
-                 port: int = 0):
+                 port: int = 0, late_second_s: float = 0.0):
         self.raw_plus_jpeg = raw_plus_jpeg
+        self.late_second_s = late_second_s  # RAW+JPEG: announce the 2nd file this long after CaptureComplete
         self.jpeg_first = jpeg_first
         self.name = name
         self.objects: dict[int, Obj] = {
@@ -391,9 +392,12 @@ class PtpIpCamera:
                     self.drop()
                     return
                 time.sleep(0.01)
-                for o in objs:
+                late = objs[1:] if self.late_second_s else []
+                for o in objs[:len(objs) - len(late)]:
                     self._event(EV_OBJECT_ADDED, tid, o.handle)
                 self._event(EV_CAPTURE_COMPLETE, tid)
+                for o in late:  # from a timer: the command channel stays free meanwhile
+                    threading.Timer(self.late_second_s, self._event, (EV_OBJECT_ADDED, tid, o.handle)).start()
             else:
                 self._respond(conn, RC_NOT_SUPPORTED, tid)
 

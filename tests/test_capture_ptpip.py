@@ -96,6 +96,32 @@ def test_raw_plus_jpeg_either_order_and_delete_after_download(tmp_path, jpeg_fir
             svc.stop()
 
 
+def test_second_file_after_capture_complete_belongs_to_the_same_shot(tmp_path):
+    from station.capture.roll import RollStore
+
+    store = RollStore(tmp_path / "state", tmp_path / "incoming")
+    roll = store.new(name="r")
+    with PtpIpCamera(raw_plus_jpeg=True, late_second_s=0.7) as emu:
+        svc = service(emu, tmp_path, namer=roll.namer, on_captured=roll.record)
+        try:
+            files = svc.capture().result(10)
+            assert [f.kind for f in files] == ["raw"]  # the capture ended before the late JPEG
+            assert wait_until(lambda: len(svc.files) == 2)
+            assert sorted(p.name for p in (tmp_path / "incoming" / "r").iterdir()) == ["01.dng", "01.jpg"]
+            assert [r["frame"] for r in store.get("r").frames] == [1]
+        finally:
+            svc.stop()
+
+
+def wait_until(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def test_jpeg_dropped_when_not_wanted(tmp_path):
     with PtpIpCamera(raw_plus_jpeg=True) as emu:
         svc = service(emu, tmp_path, options=CaptureOptions(keep_jpeg=False, capture_timeout=5))

@@ -187,7 +187,19 @@ def default_namer(info: FileInfo) -> str:
     return stem + info.kind.ext
 
 
+LATE_FILE_S = 1.0  # a file announced this soon after a capture belongs to it
+
 STATES = ("disconnected", "connecting", "ready", "busy", "reconnecting", "stopped")
+
+
+def status_line(snap: dict) -> str:
+    """One line for `station status` and systemd's STATUS=."""
+    state = snap.get("state", "?")
+    model = snap.get("model") or "camera"
+    if state in ("ready", "busy"):
+        return f"{model} {state} on {snap.get('port')}, {snap.get('files', 0)} files"
+    err = snap.get("last_error")
+    return f"camera {state}" + (f": {err}" if err else "")
 
 
 def _now_iso() -> str:
@@ -262,6 +274,7 @@ class CameraService:
         self._seen: set[tuple[str, str]] = set()
         self._baseline_done = False
         self._shot = 0
+        self._last_capture = (0, -1e9)  # (shot, monotonic end) of the last triggered capture
         self._session_captures = 0
         self._threads: list[threading.Thread] = []
         self._watchdog: threading.Thread | None = None
@@ -690,10 +703,15 @@ class CameraService:
                 return True
             raise self._fault(exc, "wait_for_event") from None
         if ev == gp.GP_EVENT_FILE_ADDED:
-            # a photo taken with the camera's own shutter button
-            shot = self._next_shot()
+            last_shot, last_end = self._last_capture
+            if time.monotonic() - last_end < LATE_FILE_S:
+                # the second file of a RAW+JPEG shot announced after CAPTURE_COMPLETE
+                shot, source = last_shot, "trigger"
+            else:
+                # a photo taken with the camera's own shutter button
+                shot, source = self._next_shot(), "camera"
             try:
-                self._download(gen, cam, data.folder, data.name, shot, "camera")
+                self._download(gen, cam, data.folder, data.name, shot, source)
             except gp.GPhoto2Error as exc:
                 raise self._fault(exc, "download") from None
         return ev != gp.GP_EVENT_TIMEOUT
@@ -729,6 +747,7 @@ class CameraService:
         while True:
             if time.monotonic() > deadline:
                 if added:
+                    self._last_capture = (shot, time.monotonic())
                     break
                 raise self._fault(CaptureTimeoutError(
                     f"no file arrived within {opts.capture_timeout:g} s of the trigger"), "capture")
@@ -752,6 +771,7 @@ class CameraService:
                 complete = True
             elif ev == gp.GP_EVENT_TIMEOUT:
                 if added and (complete or time.monotonic() - last_file >= opts.settle_ms / 1000):
+                    self._last_capture = (shot, time.monotonic())
                     break
                 if time.monotonic() - t_wait < 0.01:  # a driver that does not wait (PTP/IP)
                     time.sleep(0.01)
