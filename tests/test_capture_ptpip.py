@@ -229,3 +229,31 @@ def test_camera_appearing_later_is_picked_up(tmp_path):
         if svc:
             svc.stop()
         emu.stop()
+
+
+def test_camera_exits_do_not_close_other_files(emu, tmp_path):
+    """libgphoto2's PTP/IP exit closes fd 0; the service keeps fd 0 on /dev/null so
+    a file opened later (here a pipe) is not closed by the next camera exit."""
+    import os
+
+    for _ in range(2):
+        svc = service(emu, tmp_path)
+        svc.stop()
+        r, w = os.pipe()
+        svc = service(emu, tmp_path)
+        svc.stop()
+        os.write(w, b"x")  # raises EBADF if a camera exit closed it
+        assert os.read(r, 1) == b"x"
+        os.close(r)
+        os.close(w)
+    os.fstat(0)
+
+
+def test_usb_claim_message_names_gvfs_and_the_fix():
+    from station.capture.camera import describe_gp_error
+
+    class E(Exception):
+        code = -53
+
+    msg = describe_gp_error(E("Could not claim the USB device"), "usb:001,004")
+    assert "gvfs-gphoto2-volume-monitor" in msg and "systemctl --user" in msg and "-53" in msg
