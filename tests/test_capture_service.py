@@ -73,3 +73,32 @@ def test_capture_roll_and_positive_wait(tmp_path):
             svc.stop()
         with pytest.raises(RuntimeError, match="not running|no camera"):
             svc.capture(timeout=1)
+
+
+def test_sigusr1_fires_the_camera():
+    import concurrent.futures as cf
+    import os
+    import signal
+
+    from station.capture.control import install_sigusr1
+
+    class Svc:
+        calls = 0
+
+        def capture(self):
+            Svc.calls += 1
+            f = cf.Future()
+            f.set_result(["x"])
+            return f
+
+    results = []
+    old = signal.getsignal(signal.SIGUSR1)
+    try:
+        install_sigusr1(Svc(), on_result=lambda f: results.append(f.result()))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        deadline = time.monotonic() + 2
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert Svc.calls == 1 and results == [["x"]]
+    finally:
+        signal.signal(signal.SIGUSR1, old)
