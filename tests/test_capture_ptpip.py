@@ -257,3 +257,27 @@ def test_usb_claim_message_names_gvfs_and_the_fix():
 
     msg = describe_gp_error(E("Could not claim the USB device"), "usb:001,004")
     assert "gvfs-gphoto2-volume-monitor" in msg and "systemctl --user" in msg and "-53" in msg
+
+
+def test_write_failure_fails_the_request_keeps_the_camera_and_recovers_later(emu, tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "blocker").write_bytes(b"")  # a file where the namer wants a folder: writes fail
+    broken = {"on": True}
+
+    def namer(info):
+        return ("blocker/" if broken["on"] else "") + info.camera_name
+
+    svc = service(emu, tmp_path, namer=namer)
+    try:
+        with pytest.raises(Exception, match="cannot write"):
+            svc.capture().result(10)
+        snap = svc.snapshot()
+        assert snap["state"] == "ready" and snap["faults"].get("write") == 1
+        assert emu.files(), "the file stays on the camera"
+        broken["on"] = False
+        emu.drop()  # the next (re)connect scans the card and fetches what was not downloaded
+        assert wait_until(lambda: len(svc.files) == 1, 10)
+        assert svc.files[0].read_bytes() == emu.captured[0].data
+    finally:
+        svc.stop()
