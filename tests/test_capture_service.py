@@ -102,3 +102,20 @@ def test_sigusr1_fires_the_camera():
         assert Svc.calls == 1 and results == [["x"]]
     finally:
         signal.signal(signal.SIGUSR1, old)
+
+
+def test_virtual_camera_port_in_the_daemon(tmp_path):
+    app = FakeApp(cfg(tmp_path, "virtual"))
+    attach(app)
+    (_, svc), = app.services
+    svc.start()
+    try:
+        assert svc.camera.wait_ready(10), svc.snapshot()
+        out = svc.capture(timeout=20)
+        (path,) = out["files"]
+        assert path.endswith(".dng")
+        from station.capture.names import sniff
+
+        assert sniff(Path(path).read_bytes()).kind == "raw"
+    finally:
+        svc.stop()

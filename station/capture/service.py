@@ -47,7 +47,7 @@ class CaptureService:
         if port == "virtual":
             from station.capture import virtual
 
-            self.virtual = virtual.VirtualCamera(Path(paths["state"]) / "vcamera", frame_size=8 << 20,
+            self.virtual = virtual.VirtualCamera(Path(paths["state"]) / "vcamera", frame_size=4 << 20,
                                                  frames=_demo_frames())
             before_connect, before_capture = self.virtual.before_connect, self.virtual.next_frame
             session_limit = virtual.SESSION_LIMIT

@@ -74,19 +74,29 @@ def run(args: argparse.Namespace) -> int:
         except RollError as exc:
             print(f"station capture: {exc}", file=sys.stderr)
             return 2
-    before_connect = None
-    if port == "virtual":
-        from station.capture import virtual
+    before_connect = before_capture = vcam = tmp = None
+    if port == "virtual":  # libgphoto2's virtual camera, serving a generated negative
+        import tempfile
 
-        before_connect = lambda: virtual.enable()  # noqa: E731 (VCAMERADIR or a placeholder)
+        from station.capture import virtual
+        from station.capture.samples import negative_dng_bytes
+
+        tmp = tempfile.TemporaryDirectory(prefix="station-vcamera-")
+        neg = negative_dng_bytes(400, 600, seed=int(time.time()) % 100000)
+        vcam = virtual.VirtualCamera(tmp.name, frame_size=len(neg) + 4096, frames=[neg])
+        before_connect, before_capture = vcam.before_connect, vcam.next_frame
     t0 = time.monotonic()
     try:
         files = capture_direct(port, incoming, options=options, namer=roll.namer if roll else None,
                                on_captured=roll.record if roll else None, connect_timeout=args.timeout,
-                               before_connect=before_connect)
+                               before_connect=before_connect, before_capture=before_capture)
     except CameraError as exc:
         print(f"station capture: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if vcam:
+            vcam.close()
+            tmp.cleanup()
     for f in files:
         print(f.path)
     print(f"downloaded {len(files)} file(s) in {time.monotonic() - t0:.2f} s", file=sys.stderr)
