@@ -71,6 +71,9 @@ class CaptureService:
         self._roll = None
         self._roll_lock = threading.Lock()
         self._shot_roll: dict[int, object] = {}  # shot -> the roll its files were named into
+        # What a pedal press does: None = capture; another service (e.g. an auto-roll that a
+        # press should stop) may set a callable here.
+        self.pedal_action = None
 
     # ------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -173,6 +176,9 @@ class CaptureService:
         return {"name": roll.name, "manifest": str(roll.manifest_path), "folder": str(self.incoming / roll.rel_stem(1).parent)}
 
     def _pedal_press(self) -> None:
+        if self.pedal_action is not None:
+            self.pedal_action()
+            return
         fut = self.camera.capture()
 
         def done(f):
