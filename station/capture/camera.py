@@ -464,6 +464,7 @@ class CameraService:
     # ----------------------------------------------------------- owner thread
     def _owner(self, gen: int) -> None:
         cam = None
+        planned = False
         delay = self.backoff[0]
         try:
             while not self._stop.is_set():
@@ -471,12 +472,16 @@ class CameraService:
                     raise _Stale()
                 if cam is None:
                     first = not self._baseline_done
-                    self._set_state("connecting" if first and self._snap["reconnects"] == 0 else "reconnecting")
+                    if planned:  # a routine re-initialisation: requests keep queueing meanwhile
+                        self._set_state("busy")
+                    else:
+                        self._set_state("connecting" if first and self._snap["reconnects"] == 0 else "reconnecting")
                     try:
                         cam = self._connect(gen)
                     except _Stale:
                         raise
                     except Exception as exc:
+                        planned = False
                         msg = describe_gp_error(exc, self.port, connecting=True)
                         fault = "usb_claim" if getattr(exc, "code", None) == GP_ERROR_IO_USB_CLAIM else "connect"
                         log.warning("camera: %s; retrying in %.1f s", msg, delay)
@@ -488,6 +493,7 @@ class CameraService:
                         delay = min(delay * 2, self.backoff[1])
                         continue
                     delay = self.backoff[0]
+                    planned = False
                     try:
                         recovered = self._scan(gen, cam)
                     except _Stale:
@@ -515,6 +521,7 @@ class CameraService:
                 except _Reconnect as exc:
                     self._drop(cam)
                     cam = None
+                    planned = exc.planned
                     if not exc.planned:
                         self._bump("reconnects")
                     continue
