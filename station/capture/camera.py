@@ -187,6 +187,7 @@ def default_namer(info: FileInfo) -> str:
     return stem + info.kind.ext
 
 
+MIN_THROUGHPUT = 1e6  # bytes/s a download may be slow to before it counts as hung
 LATE_FILE_S = 1.0  # a file announced this soon after a capture belongs to it
 
 STATES = ("disconnected", "connecting", "ready", "busy", "reconnecting", "stopped")
@@ -806,9 +807,6 @@ class CameraService:
 
     def _download(self, gen, cam, folder: str, name: str, shot: int, source: str) -> list[CapturedFile]:
         gp = _gp()
-        camfile = self._guard(gen, "file_get", cam.file_get, folder, name, gp.GP_FILE_TYPE_NORMAL)
-        data = bytes(memoryview(camfile.get_data_and_size()))  # copy while camfile is alive
-        del camfile
         expected = None
         try:
             info = self._guard(gen, "file_get_info", cam.file_get_info, folder, name)
@@ -816,6 +814,11 @@ class CameraService:
                 expected = int(info.file.size)
         except gp.GPhoto2Error:
             pass
+        # a big RAW over a slow link (Wi-Fi) is not a hung camera: allow 1 MB/s on top
+        limit = self.hang_timeout + (expected or 0) / MIN_THROUGHPUT
+        camfile = self._guard(gen, "file_get", cam.file_get, folder, name, gp.GP_FILE_TYPE_NORMAL, limit=limit)
+        data = bytes(memoryview(camfile.get_data_and_size()))  # copy while camfile is alive
+        del camfile
         if expected is not None and expected != len(data):
             raise self._fault(CameraDisconnectedError(
                 f"short download of {folder}/{name}: {len(data)} of {expected} bytes"), "download")
