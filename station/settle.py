@@ -156,15 +156,19 @@ class SettleDetector:
         covered = bool(win) and win[0][0] <= t - p.still_s
         still_d = None
         if covered:
-            in_window = [f for (ts, f) in win if ts >= t - p.still_s - 1e-9]
-            older = [f for (ts, f) in win if ts < t - p.still_s - 1e-9]
+            in_window = [f for (ts, f, _) in win if ts >= t - p.still_s - 1e-9]
+            older = [f for (ts, f, _) in win if ts < t - p.still_s - 1e-9]
             if older:
                 in_window.insert(0, older[-1])  # the frame just before the window start: full coverage
             if len(in_window) > p.max_window:
                 idx = np.linspace(0, len(in_window) - 1, p.max_window).round().astype(int)
                 in_window = [in_window[i] for i in idx]
             still_d = float(_shifted_distances(cur, np.stack(in_window), p.shift).max())
-        win.append((t, cur))
+        # the smallest distance from the reference held over the still window: the new
+        # position must have been held, not just reached by the newest preview
+        held = min([c for (ts, _, c) in win if ts >= t - p.still_s - 1e-9 and c is not None]
+                   + ([change] if change is not None else []), default=None)
+        win.append((t, cur, change))
         self.last = {"still": still_d, "change": change, "contrast": contrast}
         still = still_d is not None and still_d <= p.still_thr
         if not still:
@@ -177,9 +181,11 @@ class SettleDetector:
             self._ref = cur  # the frame already in place: the reference, no trigger
             self.state = "settled"
             return False
-        if self._armed and (change is None or change > p.min_change):
+        if self._armed and (held is None or held > p.min_change):
             self._ref = cur
             self._armed = False
+            for j, (ts, f, _) in enumerate(win):
+                win[j] = (ts, f, None)  # measured against the old reference
             self.triggers += 1
             self.state = "settled"
             return True

@@ -116,22 +116,29 @@ def score(seq: Sequence, triggers: list[int]) -> dict:
     changes = max(seq.period)
     per = np.zeros(changes + 1, int)
     moving = 0
+    first = {}
+    for i, p in enumerate(seq.period):
+        first.setdefault(p, seq.times[i])
+    delays = []
     for i in triggers:
         p = seq.period[i]
         if p < 0:
             moving += 1
         else:
             per[p] += 1
+            delays.append(seq.times[i] - first[p])
     misses = int(np.sum(per[1:] == 0))
     doubles = int(np.sum(np.maximum(per[1:] - 1, 0)) + per[0])  # period 0: the frame already in place
     return {"changes": changes, "previews": len(seq.frames), "triggers": len(triggers), "misses": misses,
-            "doubles": doubles, "while_moving": moving, "miss_rate": misses / changes}
+            "doubles": doubles, "while_moving": moving, "miss_rate": misses / max(changes, 1),
+            "delay": float(np.median(delays)) if delays else None}
 
 
 def report(name: str, s: dict) -> None:
     print(f"\n[settle] {name}: {s['changes']} frame changes, {s['previews']} previews, {s['triggers']} triggers; "
           f"missed {s['misses']} ({100 * s['miss_rate']:.1f} %), double {s['doubles']}, "
-          f"while moving {s['while_moving']}")
+          f"while moving {s['while_moving']}; median delay after the film stopped "
+          f"{s['delay'] if s['delay'] is None else round(s['delay'], 2)} s")
 
 
 def test_strip_with_noise_flicker_shake_and_hands():
