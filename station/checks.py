@@ -58,12 +58,17 @@ def _finding(check: str, message: str, value=None) -> dict:
     return f
 
 
-def _block(a: np.ndarray, k: int) -> np.ndarray:
-    if k <= 1:
-        return a
-    h, w = (a.shape[0] // k) * k, (a.shape[1] // k) * k
-    a = a[:h, :w]
-    return a.reshape(h // k, k, w // k, k, *a.shape[2:]).mean(axis=(1, 3))
+def _sample(a: np.ndarray, k: int) -> np.ndarray:
+    """Every k-th pixel (a full-resolution pass over a 24 MP frame costs too much here)."""
+    a = np.asarray(a)
+    return a if k <= 1 else a[k // 2::k, k // 2::k]
+
+
+def _mean_density(D: np.ndarray, k: int) -> np.ndarray:
+    from scipy.ndimage import uniform_filter
+
+    d = _sample(D, k).astype(np.float32).mean(axis=2)
+    return uniform_filter(d, 3, mode="nearest") if k > 1 else d
 
 
 def _factor(shape, size: int) -> int:
@@ -97,7 +102,7 @@ def framing_metrics(D: np.ndarray, params: CheckParams | None = None) -> dict | 
     """Picture box and rebate widths (fractions of the side) from densities; None if no picture."""
     p = params or CheckParams()
     k = _factor(D.shape, p.work_size)
-    d = _block(np.asarray(D, np.float32).mean(axis=2), k)
+    d = _mean_density(D, k)
     picture = (d > p.picture_d) & (d < p.holder_d)
     holder = d >= p.holder_d
     rows_pic = picture.mean(axis=1) >= p.line_picture
@@ -153,8 +158,8 @@ def clip_metrics(linear: np.ndarray, D: np.ndarray, framing: dict | None, params
     """Fraction of the rebate's pixels (outside the picture box, not holder) at the sensor's white."""
     p = params or CheckParams()
     k = _factor(linear.shape, p.work_size)
-    lin = _block(np.asarray(linear, np.float32), k)  # block means: a clipped area stays clipped
-    d = _block(np.asarray(D, np.float32).mean(axis=2), k)
+    lin = _sample(linear, k).astype(np.float32)
+    d = _mean_density(D, k)
     h, w = d.shape
     outside = np.ones((h, w), bool)
     if framing is not None:
@@ -194,24 +199,25 @@ def sharpness(pos: np.ndarray, framing: dict | None = None, max_side: int = 768)
     """
     from scipy.ndimage import gaussian_gradient_magnitude
 
-    g = np.asarray(pos, np.float32)
-    if g.ndim == 3:
-        g = g.mean(axis=2)
-    h, w = g.shape
+    g = np.asarray(pos)
+    h, w = g.shape[:2]
     if framing is not None:
         y0, y1, x0, x1 = framing["box"]
         y0, y1, x0, x1 = int(y0 * h), int(y1 * h), int(x0 * w), int(x1 * w)
     else:
         y0, y1, x0, x1 = 0, h, 0, w
-    # the central 70 % of the picture
+    # the central 70 % of the picture, then at most max_side square
     cy, cx = (y1 - y0) * 15 // 100, (x1 - x0) * 15 // 100
-    g = g[y0 + cy:y1 - cy, x0 + cx:x1 - cx]
-    if g.shape[0] > max_side:
-        o = (g.shape[0] - max_side) // 2
-        g = g[o:o + max_side]
-    if g.shape[1] > max_side:
-        o = (g.shape[1] - max_side) // 2
-        g = g[:, o:o + max_side]
+    y0, y1, x0, x1 = y0 + cy, y1 - cy, x0 + cx, x1 - cx
+    if y1 - y0 > max_side:
+        y0 = (y0 + y1 - max_side) // 2
+        y1 = y0 + max_side
+    if x1 - x0 > max_side:
+        x0 = (x0 + x1 - max_side) // 2
+        x1 = x0 + max_side
+    g = g[y0:y1, x0:x1].astype(np.float32)
+    if g.ndim == 3:
+        g = g.mean(axis=2)
     if min(g.shape) < 16:
         return 0.0
     e1 = float(np.mean(gaussian_gradient_magnitude(g, 0.8) ** 2))
