@@ -195,7 +195,8 @@ class AutoRoll:
                     files = []
                 elif isinstance(files, (str, bytes)) or not hasattr(files, "__iter__"):
                     files = [files]
-                self._set(frame=i, last_files=[str(f) for f in files])
+                files = [_path_of(f) for f in files]  # CameraService gives CapturedFile objects
+                self._set(frame=i, last_files=files)
                 log.info("auto-roll: frame %d of %d captured (%s)", i, frames, ", ".join(map(str, files)) or "-")
                 if i == frames:
                     reason = DONE
@@ -236,6 +237,10 @@ class AutoRoll:
             log.info("auto-roll finished at frame %d of %d: %s", done, frames, reason)
             if reason in (DONE, END_OF_FILM):
                 self.hooks.fire("roll_complete", roll=roll, frame=done, reason=reason)
+
+
+def _path_of(f) -> str:
+    return str(getattr(f, "path", f))
 
 
 def _has_advance(hooks) -> bool:

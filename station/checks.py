@@ -364,3 +364,8 @@ def check_file(path, options=None, history: RollChecks | None = None, roll=None)
     m = frame_metrics(pos, D, dec.rgb)
     findings = history.check(m, roll) if history is not None else findings_for(m)
     return findings, m
+
+
+def summary(findings: list[dict]) -> str:
+    """One line for a log, the status page or a hook's STATION_REASON."""
+    return "; ".join(f"{f['check']}: {f['message']}" for f in findings)

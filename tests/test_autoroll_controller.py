@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from station.autoroll import DONE, END_OF_FILM, PEDAL, STOPPED, AutoRoll, AutoRo
 from station.hooks import HookRunner
 
 DEADLINE = 30.0
+
+
+@dataclass
+class Captured:
+    path: Path
 
 
 class Camera:
@@ -33,7 +39,7 @@ class Camera:
             raise RuntimeError("camera busy (-110)")
         p = self.folder / f"{n:02d}.dng"
         p.write_bytes(b"raw %d" % n)
-        return [str(p)]
+        return [Captured(p)]  # like CameraService: objects with a .path
 
     def capture(self) -> Future:
         self.shots += 1

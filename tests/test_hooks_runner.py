@@ -185,3 +185,16 @@ def test_validate_hooks_config():
     assert validate_hooks_config({"error": {"command": "x", "retries": 3}})[0].startswith("hooks.error: unknown key")
     assert validate_hooks_config(["x"])[0].startswith("hooks: must be a mapping")
     assert "advance" in EVENTS and "positive_ready" in EVENTS
+
+
+def test_frame_flagged_gets_the_findings_as_json(tmp_path):
+    from station.checks import summary
+
+    out = tmp_path / "flag.json"
+    runner = HookRunner({"frame_flagged": [PY, "-c", DUMP_ENV, str(out)]})
+    findings = [{"check": "focus", "message": "soft: sharpness 40 % of the roll's median", "value": 0.4}]
+    assert runner.fire("frame_flagged", roll="r", frame="12", reason=summary(findings), checks=findings).result(30).ok
+    env = json.loads(out.read_text())
+    assert json.loads(env["STATION_CHECKS"]) == findings
+    assert env["STATION_REASON"] == "focus: soft: sharpness 40 % of the roll's median"
+    runner.stop()
