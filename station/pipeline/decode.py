@@ -14,6 +14,7 @@ linear; PNG/JPEG are taken as sRGB-encoded and linearised.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from station.errors import DecodeError
+
+# tifffile logs every malformed tag it meets; a bad file is reported once, by us.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 TIFF_EXT = {".tif", ".tiff"}
 SRGB_EXT = {".png", ".jpg", ".jpeg"}
