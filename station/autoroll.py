@@ -85,8 +85,12 @@ class AutoRoll:
                        "last_files": [], "started": None, "finished": None}
 
     # -- commands ------------------------------------------------------------------------
-    def start(self, frames: int = 36, settle: float | None = None) -> dict:
+    default_frames = 36
+
+    def start(self, frames: int | None = None, settle: float | None = None) -> dict:
         """Start an auto-roll of `frames` frames in the background; return the snapshot."""
+        if frames is None:
+            frames = self.default_frames
         if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             raise AutoRollError(f"frames must be a whole number ≥ 1, got {frames!r}")
         if settle is not None:
@@ -248,16 +252,53 @@ def _has_advance(hooks) -> bool:
     return bool(fn("advance")) if callable(fn) else True
 
 
-# -- wiring ----------------------------------------------------------------------------------
+# -- configuration and wiring ----------------------------------------------------------------
+
+AUTOROLL_DEFAULTS = {
+    "frames": 36,  # default frame count of `station roll auto`
+    "settle": 1.0,  # seconds between the advance hook's exit and the next capture
+    "advance_timeout": 60.0,  # the advance hook is killed after this (then: error, roll stops)
+    "capture_timeout": 60.0,  # no file from the camera within this: error, roll stops
+}
+
+
+def validate_autoroll_config(obj) -> list[str]:
+    """`autoroll:` config errors, one line each naming the key."""
+    if obj is None:
+        return []
+    if not isinstance(obj, dict):
+        return [f"autoroll: must be a mapping, got {type(obj).__name__}"]
+    errors = []
+    for k, v in obj.items():
+        key = f"autoroll.{k}"
+        if k not in AUTOROLL_DEFAULTS:
+            errors.append(f"{key}: unknown key (known: {', '.join(AUTOROLL_DEFAULTS)})")
+        elif k == "frames":
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                errors.append(f"{key}: must be a whole number ≥ 1, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (k != "settle" and v == 0):
+            errors.append(f"{key}: must be a number of seconds {'≥ 0' if k == 'settle' else '> 0'}, got {v!r}")
+    return errors
+
+
+def from_config(capture: Callable[[], Future], hooks: Hooks, cfg: dict | None, **kw) -> AutoRoll:
+    """An AutoRoll from the `autoroll:` config mapping (validated) and the camera's capture."""
+    c = dict(AUTOROLL_DEFAULTS)
+    c.update(cfg or {})
+    ar = AutoRoll(capture, hooks, settle=c["settle"], capture_timeout=c["capture_timeout"],
+                  advance_timeout=c["advance_timeout"], **kw)
+    ar.default_frames = int(c["frames"])
+    return ar
+
 
 def commands(controller: AutoRoll) -> dict[str, Callable]:
     """Control-socket commands: {name: fn(**kw) -> JSON-able}.
 
-    roll_auto(frames=36, settle=None) → snapshot;  roll_stop() → snapshot;
+    roll_auto(frames=None → autoroll.frames, settle=None) → snapshot;  roll_stop() → snapshot;
     roll_auto_status() → snapshot.
     """
-    def roll_auto(frames: int = 36, settle: float | None = None, **_):
-        return controller.start(frames=int(frames), settle=settle)
+    def roll_auto(frames: int | None = None, settle: float | None = None, **_):
+        return controller.start(frames=None if frames is None else int(frames), settle=settle)
 
     def roll_stop(**_):
         return controller.stop(STOPPED)

@@ -369,3 +369,19 @@ def check_file(path, options=None, history: RollChecks | None = None, roll=None)
 def summary(findings: list[dict]) -> str:
     """One line for a log, the status page or a hook's STATION_REASON."""
     return "; ".join(f"{f['check']}: {f['message']}" for f in findings)
+
+
+CHECKS_KEYS = {"enabled": bool}
+
+
+def validate_checks_config(obj) -> list[str]:
+    """`checks:` config: enabled, and any CheckParams field."""
+    from station.settle import _config_errors
+
+    return _config_errors("checks", obj, CheckParams, CHECKS_KEYS)
+
+
+def checks_from_config(obj) -> tuple[bool, CheckParams]:
+    obj = dict(obj or {})
+    enabled = bool(obj.pop("enabled", True))
+    return enabled, CheckParams(**obj)

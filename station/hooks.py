@@ -403,3 +403,12 @@ def _frame_name(path: str) -> str:
 
 def _fmt_out(text: str) -> str:
     return f"; output: {text.splitlines()[-1][:300]}" if text.strip() else ""
+
+
+def register(app, runner: HookRunner) -> HookRunner:
+    """Plug the runner into the daemon: a service (stopped with the app), a subscriber that
+    turns journal transitions into `positive_ready` / `error`, and a `hooks` status command."""
+    app.register_service(runner, name="hooks")
+    app.subscribe(runner.on_app_event)
+    app.register_command("hooks", lambda **_: runner.snapshot())
+    return runner

@@ -294,3 +294,47 @@ class LiveViewWatcher:
             rest = self.interval - (self.clock() - t0)
             if rest > 0 and self._stop.wait(rest):
                 return
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+LIVEVIEW_KEYS = {"enabled": bool, "interval": float}  # besides the SettleParams fields
+
+
+def _config_errors(prefix: str, obj, cls, extra: dict) -> list[str]:
+    """Errors (one line each, naming the key) for a mapping of `cls`'s dataclass fields + `extra`."""
+    import dataclasses
+
+    if obj is None:
+        return []
+    if not isinstance(obj, dict):
+        return [f"{prefix}: must be a mapping, got {type(obj).__name__}"]
+    types = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+    types.update(extra)
+    errors = []
+    for k, v in obj.items():
+        key = f"{prefix}.{k}"
+        t = types.get(k)
+        if t is None:
+            errors.append(f"{key}: unknown key (known: {', '.join(sorted(types))})")
+        elif t is bool:
+            if not isinstance(v, bool):
+                errors.append(f"{key}: must be true or false, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or (t is int and not isinstance(v, int)):
+            errors.append(f"{key}: must be a {'whole ' if t is int else ''}number, got {v!r}")
+        elif v < 0:
+            errors.append(f"{key}: must be ≥ 0, got {v!r}")
+    return errors
+
+
+def validate_liveview_config(obj) -> list[str]:
+    """`liveview:` config (auto-capture on a manual carrier): enabled, interval, SettleParams fields."""
+    return _config_errors("liveview", obj, SettleParams, LIVEVIEW_KEYS)
+
+
+def liveview_from_config(obj) -> tuple[bool, SettleParams, float]:
+    """`liveview:` mapping → (enabled, SettleParams, interval s); validate first."""
+    obj = dict(obj or {})
+    enabled = bool(obj.pop("enabled", False))
+    interval = float(obj.pop("interval", 1 / 15))
+    return enabled, SettleParams(**obj), interval
