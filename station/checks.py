@@ -347,21 +347,36 @@ def check_frame(pos, D=None, linear=None, history: RollChecks | None = None, rol
     return history.check(m, roll)
 
 
-def check_file(path, options=None, history: RollChecks | None = None, roll=None) -> tuple[list[dict], dict]:
-    """Decode (half size) and invert a RAW with the pipeline, then check it: (findings, metrics)."""
-    from station.pipeline.convert import ConvertOptions
-    from station.pipeline.decode import decode
+def metrics_for_decoded(dec, pos: np.ndarray, base, params: CheckParams | None = None) -> dict:
+    """The one call for the daemon's worker, right after `invert_decoded(dec, opts)`:
+    `frame_metrics` from the Decoded (linear rgb), the positive and the BaseEstimate used
+    (D is recomputed from them: cheap at preview size).  JSON-able: send it back with
+    the job's result and give it to `RollChecks.check(metrics, roll)` in the daemon."""
     from station.pipeline.normalise import density
-    from station.pipeline.base import estimate_base
+
+    rgb = dec.rgb
+    D = density(rgb, getattr(base, "rgb", base))
+    if D.shape[:2] != pos.shape[:2]:  # auto-crop changed the positive: framing/clipping need the full frame
+        return frame_metrics(pos, None, None, params)
+    return frame_metrics(pos, D, rgb, params)
+
+
+def check_file(path, options=None, history: RollChecks | None = None, roll=None,
+               preview_size: int | None = 1600) -> tuple[list[dict], dict]:
+    """Decode (half size), bring to `preview_size`, invert with the pipeline, check: (findings, metrics).
+
+    The same stages as the daemon's preview path, for a command-line check of files on disk.
+    """
+    from station.pipeline.convert import ConvertOptions, invert_decoded, resize_long_side
+    from station.pipeline.decode import decode
     from station.pipeline.invert import get_inverter
 
-    options = options or ConvertOptions(half_size=True)
+    options = options or ConvertOptions(half_size=True, inverter=get_inverter("classic"))
     dec = decode(path, half_size=options.half_size)
-    base = options.base or estimate_base(dec.rgb)
-    D = density(dec.rgb, base.rgb)
-    inverter = options.inverter or get_inverter("classic")
-    pos = inverter(D)
-    m = frame_metrics(pos, D, dec.rgb)
+    if preview_size:
+        dec.rgb = resize_long_side(dec.rgb, preview_size)
+    pos, base, _ = invert_decoded(dec, options)
+    m = metrics_for_decoded(dec, pos, base)
     findings = history.check(m, roll) if history is not None else findings_for(m)
     return findings, m
 

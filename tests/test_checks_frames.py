@@ -158,6 +158,8 @@ def test_check_file_on_generated_dngs(tmp_path):
     good = write_negative_dng(tmp_path / "good.dng", good_frame(40), seed=1)
     f, m = check_file(good)
     assert f == [], f
+    f, m = check_file(good, preview_size=220)  # brought down to a small preview first, as the daemon does
+    assert f == [] and m["framing"] is not None, f
     ev = 1.6
     bad = write_negative_dng(tmp_path / "clipped.dng", rebate_frame(expose(textured_scene(41), scan_ev=ev), scan_ev=ev), seed=2)
     f, m = check_file(bad)
