@@ -6,7 +6,8 @@ Every check is a pure function returning a list of findings ``{"check", "message
 * ``framing``  — the picture cut by the holder or the image edge (no film rebate left
   between the picture and it on a side), or off-centre (rebate widths on opposite
   sides very uneven).  From the densities D (rebate ≈ 0, picture > `picture_d`,
-  holder ≥ `holder_d`).
+  holder ≥ `holder_d`).  A picture that reaches every edge of the image (a tight crop,
+  a film scanner's output) is not judged.
 * ``focus``    — sharpness of the picture area well below the roll's median
   (fine-over-coarse gradient energy; needs a few frames of the roll first).
 * ``clipping`` — the film base at or over the sensor's white: the fraction of rebate
@@ -136,9 +137,13 @@ def check_framing(framing: dict | None, params: CheckParams | None = None) -> li
         return [_finding("framing", "no picture found in the frame (blank frame, or the film is not in view)")]
     reb = framing["rebate"]
     out = []
+    y0, y1, x0, x1 = framing["box"]
+    if y0 <= 0 and x0 <= 0 and y1 >= 1 and x1 >= 1:
+        return []  # picture to every edge: a tight crop (film scanner, zoomed in): nothing to judge
     cut = [side for side in ("top", "bottom", "left", "right") if reb[side] < p.min_rebate]
     if cut:
-        out.append(_finding("framing", f"picture cut at the {' and '.join(cut)}: no film rebate between the "
+        sides = cut[0] if len(cut) == 1 else ", ".join(cut[:-1]) + " and " + cut[-1]
+        out.append(_finding("framing", f"picture cut at the {sides}: no film rebate between the "
                                         f"picture and the holder or the image edge there",
                             min(reb[s] for s in cut)))
     for a, b in (("left", "right"), ("top", "bottom")):
@@ -307,7 +312,7 @@ def findings_for(metrics: dict, roll_sharpness=(), prev_thumb=None, params: Chec
     out = []
     if metrics.get("framing_known"):
         out += check_framing(metrics.get("framing"), p)
-    out += check_clipping(metrics.get("clip"), p)
+    out += check_clipping(metrics.get("clip"), p)  # None (no rebate in view): silent
     out += check_focus(metrics.get("sharpness"), roll_sharpness, p)
     out += check_duplicate(metrics.get("thumb"), prev_thumb, p)
     return out

@@ -171,3 +171,13 @@ def test_params_are_honoured():
     pos, D, lin = positive(lin)
     assert "framing" in kinds(check_frame(pos, D, lin))
     assert check_frame(pos, D, lin, params=CheckParams(uneven_ratio=0.2)) == []
+
+
+def test_a_tight_crop_without_rebate_is_not_judged_for_framing():
+    lin = expose(textured_scene(60))  # the picture to every edge, as a film scanner delivers it
+    assert findings_of(lin) == []
+
+
+def test_real_scanner_negative_is_silent(shared_dir):
+    f, m = check_file(shared_dir / "samples" / "negatives" / "plustek-hdr-48bit.tif")
+    assert f == [] and m["sharpness"] > 0
