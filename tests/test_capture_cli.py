@@ -59,3 +59,30 @@ def test_capture_without_camera_exits_nonzero_with_reason(tmp_path):
     assert time.monotonic() - t0 < 15
     r = station("capture", "--socket", tmp_path / "nope.sock")
     assert r.returncode == 1 and "no station daemon control socket" in r.stderr
+
+
+def test_capture_through_daemon_socket(tmp_path):
+    """`station capture` without --camera talks the daemon's control protocol."""
+    import socket as so
+
+    path = tmp_path / "station.sock"
+    srv = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    got = {}
+
+    def serve():
+        conn, _ = srv.accept()
+        got["req"] = json.loads(conn.makefile().readline())
+        conn.sendall(json.dumps({"ok": True, "result": {"files": ["/in/r1/01.dng"], "preview": "/out/r1/01.preview.jpg",
+                                                         "latency": "0.91 s from trigger to preview"}}).encode() + b"\n")
+        conn.close()
+
+    import threading
+
+    threading.Thread(target=serve, daemon=True).start()
+    r = station("capture", "--socket", path)
+    srv.close()
+    assert r.returncode == 0, r.stderr
+    assert got["req"]["cmd"] == "capture" and got["req"]["wait_positive"] is True
+    assert "/in/r1/01.dng" in r.stdout and "0.91 s" in r.stdout

@@ -62,7 +62,13 @@ class FakePedal:
         self.queue, self.grabbed, self.closed, self.unplugged = [], False, False, False
 
     def send(self, t, code, value):
-        self.queue.append(_Ev(t, code, value))
+        try:  # the real event type where python-evdev is installed
+            from evdev import InputEvent
+
+            ev = InputEvent(int(t), int(round((t - int(t)) * 1e6)), EV_KEY, code, value)
+        except ImportError:
+            ev = _Ev(t, code, value)
+        self.queue.append(ev)
         os.write(self._w, b"x")
 
     def unplug(self):

@@ -229,3 +229,55 @@ def test_camera_appearing_later_is_picked_up(tmp_path):
         if svc:
             svc.stop()
         emu.stop()
+
+
+def test_camera_exits_do_not_close_other_files(emu, tmp_path):
+    """libgphoto2's PTP/IP exit closes fd 0; the service keeps fd 0 on /dev/null so
+    a file opened later (here a pipe) is not closed by the next camera exit."""
+    import os
+
+    for _ in range(2):
+        svc = service(emu, tmp_path)
+        svc.stop()
+        r, w = os.pipe()
+        svc = service(emu, tmp_path)
+        svc.stop()
+        os.write(w, b"x")  # raises EBADF if a camera exit closed it
+        assert os.read(r, 1) == b"x"
+        os.close(r)
+        os.close(w)
+    os.fstat(0)
+
+
+def test_usb_claim_message_names_gvfs_and_the_fix():
+    from station.capture.camera import describe_gp_error
+
+    class E(Exception):
+        code = -53
+
+    msg = describe_gp_error(E("Could not claim the USB device"), "usb:001,004")
+    assert "gvfs-gphoto2-volume-monitor" in msg and "systemctl --user" in msg and "-53" in msg
+
+
+def test_write_failure_fails_the_request_keeps_the_camera_and_recovers_later(emu, tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "blocker").write_bytes(b"")  # a file where the namer wants a folder: writes fail
+    broken = {"on": True}
+
+    def namer(info):
+        return ("blocker/" if broken["on"] else "") + info.camera_name
+
+    svc = service(emu, tmp_path, namer=namer)
+    try:
+        with pytest.raises(Exception, match="cannot write"):
+            svc.capture().result(10)
+        snap = svc.snapshot()
+        assert snap["state"] == "ready" and snap["faults"].get("write") == 1
+        assert emu.files(), "the file stays on the camera"
+        broken["on"] = False
+        emu.drop()  # the next (re)connect scans the card and fetches what was not downloaded
+        assert wait_until(lambda: len(svc.files) == 1, 10)
+        assert svc.files[0].read_bytes() == emu.captured[0].data
+    finally:
+        svc.stop()

@@ -490,8 +490,13 @@ class CameraService:
                     delay = self.backoff[0]
                     try:
                         recovered = self._scan(gen, cam)
-                    except (_Stale, _Reconnect):
+                    except _Stale:
                         raise
+                    except _Reconnect:
+                        self._drop(cam)
+                        cam = None
+                        self._bump("reconnects")
+                        continue
                     except Exception as exc:
                         log.warning("camera: card scan failed: %s", describe_gp_error(exc, self.port))
                         recovered = []
@@ -512,6 +517,15 @@ class CameraService:
                     cam = None
                     if not exc.planned:
                         self._bump("reconnects")
+                    continue
+                except _Stale:
+                    raise
+                except Exception as exc:  # a bug or an odd libgphoto2 error: start afresh, never die
+                    log.exception("camera: unexpected error; reconnecting")
+                    self._fault(exc, "an unexpected error")
+                    self._drop(cam)
+                    cam = None
+                    self._bump("reconnects")
                     continue
         except _Stale:
             log.debug("camera owner %d abandoned", gen)
@@ -658,7 +672,13 @@ class CameraService:
                 files = self._capture(gen, cam, t_req)
             except (_Stale, _Reconnect):
                 raise
-            except CameraError as exc:
+            except Exception as exc:
+                if not isinstance(exc, CameraError):
+                    gp = _gp()
+                    if isinstance(exc, gp.GPhoto2Error):
+                        raise
+                    log.exception("camera: capture failed")
+                    exc = CameraError(f"capture failed: {exc.__class__.__name__}: {exc}")
                 with self._lock:
                     self._current = None
                 if not fut.done():
@@ -793,15 +813,29 @@ class CameraService:
             raise self._fault(CameraDisconnectedError(
                 f"short download of {folder}/{name}: {len(data)} of {expected} bytes"), "download")
         kind = sniff(data, name)
-        with self._lock:
-            self._seen.add((folder, name))
         out: list[CapturedFile] = []
         if kind.kind == "jpeg" and not self.options.keep_jpeg:
             log.info("camera: dropping JPEG %s/%s (keep_jpeg off)", folder, name)
+            with self._lock:
+                self._seen.add((folder, name))
         else:
             info = FileInfo(folder, safe_name(name), kind, shot, source)
-            rel = safe_relpath(self.namer(info))
-            path = write_atomic_no_clobber(data, self.incoming / rel)
+            try:
+                rel = safe_relpath(self.namer(info))
+            except Exception as exc:
+                log.exception("camera: namer failed for %s/%s", folder, name)
+                rel = safe_relpath(default_namer(info))
+                self._set_state(self._snap["state"], f"naming failed ({exc}); kept the camera's name {rel}")
+            try:
+                path = write_atomic_no_clobber(data, self.incoming / rel)
+            except OSError as exc:
+                # e.g. a full disk: the file stays on the card (not marked as downloaded,
+                # so the next card scan retries it) and the request fails with the reason
+                msg = f"cannot write {self.incoming / rel}: {exc.strerror or exc}; the file stays on the camera"
+                self._set_state(self._snap["state"], msg, fault="write")
+                raise CameraError(msg) from None
+            with self._lock:
+                self._seen.add((folder, name))
             cfile = CapturedFile(path, f"{folder}/{name}", kind.kind, len(data), shot, source, time.time(),
                                  self._snap["model"])
             out.append(cfile)

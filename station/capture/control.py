@@ -1,8 +1,10 @@
 """The triggers' common ground: where things are, and one capture done two ways.
 
 * `capture_via_daemon()` asks the running daemon over its control socket (a
-  Unix socket, one JSON object per line each way): {"cmd": "capture"} ->
-  {"ok": true, "files": [...], ...} or {"ok": false, "error": "..."}.
+  Unix socket, one JSON object per line each way, see docs/DAEMON.md):
+  {"cmd": "capture", "wait_positive": true} ->
+  {"ok": true, "result": {"files": [...], "preview": ..., "latency": ...}}
+  or {"ok": false, "error": "..."}.
 * `capture_direct()` opens the camera itself (no daemon running) with a
   CameraService, fires once, and closes it.
 
@@ -22,7 +24,7 @@ from station.capture.camera import CameraError, CameraService, CaptureOptions, C
 
 
 def default_state_dir() -> Path:
-    env = os.environ.get("STATION_STATE")
+    env = os.environ.get("STATION_STATE") or os.environ.get("STATE_DIRECTORY")
     if env:
         return Path(env)
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
@@ -33,12 +35,21 @@ def default_incoming() -> Path:
     return Path(os.environ.get("STATION_INCOMING") or "incoming")
 
 
-def control_socket_path() -> Path:
+def control_socket_path(state_dir: Path | None = None) -> Path:
+    """$STATION_SOCKET, else the first that exists of $RUNTIME_DIRECTORY/station.sock,
+    <state>/station.sock, /run/station/station.sock (the daemon's defaults)."""
     env = os.environ.get("STATION_SOCKET")
     if env:
         return Path(env)
-    run = os.environ.get("RUNTIME_DIRECTORY") or os.environ.get("XDG_RUNTIME_DIR") or "/run"
-    return Path(run) / "station" / "control.sock"
+    cands = []
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        cands.append(Path(os.environ["RUNTIME_DIRECTORY"]) / "station.sock")
+    cands.append(Path(state_dir or default_state_dir()) / "station.sock")
+    cands.append(Path("/run/station/station.sock"))
+    for c in cands:
+        if c.exists():
+            return c
+    return cands[0]
 
 
 class DaemonUnavailable(Exception):
@@ -69,8 +80,8 @@ def daemon_request(request: dict, path: Path | None = None, timeout: float = 60.
     return json.loads(buf.decode())
 
 
-def capture_via_daemon(path: Path | None = None, timeout: float = 60.0) -> dict:
-    return daemon_request({"cmd": "capture"}, path, timeout)
+def capture_via_daemon(path: Path | None = None, timeout: float = 60.0, wait_positive: bool = True) -> dict:
+    return daemon_request({"cmd": "capture", "wait_positive": wait_positive, "timeout": timeout}, path, timeout + 5)
 
 
 def capture_direct(port: str, incoming: Path, *, options: CaptureOptions | None = None, namer=None,

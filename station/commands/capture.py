@@ -19,8 +19,8 @@ def register(sub) -> None:
                                                    "(opens the camera directly instead of asking the daemon)")
     p.add_argument("--incoming", type=Path, metavar="DIR", help="folder the RAW goes to (direct mode)")
     p.add_argument("--direct", action="store_true", help="do not use the daemon even if one is running")
-    p.add_argument("--socket", type=Path, metavar="PATH", help="daemon control socket (default: $STATION_SOCKET "
-                                                              "or $XDG_RUNTIME_DIR/station/control.sock)")
+    p.add_argument("--socket", type=Path, metavar="PATH", help="daemon control socket (default: $STATION_SOCKET, "
+                                                              "$RUNTIME_DIRECTORY/station.sock or <state>/station.sock)")
     p.add_argument("--state", type=Path, metavar="DIR", help="state folder (rolls); default $STATION_STATE")
     p.add_argument("--roll", metavar="NAME", help="name the file into this roll (default: the current roll, if any)")
     p.add_argument("--no-roll", action="store_true", help="keep the camera's file name, ignore rolls")
@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if not direct:
         t0 = time.monotonic()
         try:
-            reply = capture_via_daemon(args.socket, timeout=args.timeout + 60)
+            from station.capture.control import control_socket_path
+
+            reply = capture_via_daemon(args.socket or control_socket_path(args.state), timeout=args.timeout + 20)
         except DaemonUnavailable as exc:
             print(f"station capture: {exc}; start `station run`, or capture directly with "
                   "--camera PORT --incoming DIR", file=sys.stderr)
@@ -49,10 +51,13 @@ def run(args: argparse.Namespace) -> int:
         if not reply.get("ok"):
             print(f"station capture: {reply.get('error', 'capture failed')}", file=sys.stderr)
             return 1
-        for f in reply.get("files", []):
-            print(f if isinstance(f, str) else f.get("path"))
-        if reply.get("latency"):
-            print(f"time to positive: {reply['latency']}")
+        result = reply.get("result") or {}
+        for f in result.get("files", []):
+            print(f)
+        if result.get("preview"):
+            print(f"positive: {result['preview']}")
+        if result.get("latency"):
+            print(f"time to positive: {result['latency']}")
         print(f"done in {time.monotonic() - t0:.2f} s", file=sys.stderr)
         return 0
 
@@ -69,19 +74,29 @@ def run(args: argparse.Namespace) -> int:
         except RollError as exc:
             print(f"station capture: {exc}", file=sys.stderr)
             return 2
-    before_connect = None
-    if port == "virtual":
-        from station.capture import virtual
+    before_connect = before_capture = vcam = tmp = None
+    if port == "virtual":  # libgphoto2's virtual camera, serving a generated negative
+        import tempfile
 
-        before_connect = lambda: virtual.enable()  # noqa: E731 (VCAMERADIR or a placeholder)
+        from station.capture import virtual
+        from station.capture.samples import negative_dng_bytes
+
+        tmp = tempfile.TemporaryDirectory(prefix="station-vcamera-")
+        neg = negative_dng_bytes(400, 600, seed=int(time.time()) % 100000)
+        vcam = virtual.VirtualCamera(tmp.name, frame_size=len(neg) + 4096, frames=[neg])
+        before_connect, before_capture = vcam.before_connect, vcam.next_frame
     t0 = time.monotonic()
     try:
         files = capture_direct(port, incoming, options=options, namer=roll.namer if roll else None,
                                on_captured=roll.record if roll else None, connect_timeout=args.timeout,
-                               before_connect=before_connect)
+                               before_connect=before_connect, before_capture=before_capture)
     except CameraError as exc:
         print(f"station capture: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if vcam:
+            vcam.close()
+            tmp.cleanup()
     for f in files:
         print(f.path)
     print(f"downloaded {len(files)} file(s) in {time.monotonic() - t0:.2f} s", file=sys.stderr)
