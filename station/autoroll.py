@@ -333,3 +333,41 @@ class _Service:
 
     def snapshot(self):
         return self.controller.snapshot()
+
+
+def attach(app, hooks=None) -> AutoRoll | None:
+    """The daemon plug-in: an auto-roll on the app's camera service (`app.service("camera")`,
+    a station.capture.service.CaptureService) with the app's hook runner
+    (`app.service("hooks")`).  Attach after station.capture.service and station.hooks.
+
+    Commands roll_auto / roll_stop / roll_auto_status; service "autoroll" (its snapshot
+    is the progress); {"type": "autoroll"} events; while an auto-roll runs, a pedal press
+    stops it (the capture service's `pedal_action`), otherwise the pedal captures as before.
+    """
+    cam = app.service("camera")
+    hooks = hooks or app.service("hooks")
+    if cam is None or not hasattr(cam, "camera"):
+        def no_camera(**_):
+            raise RuntimeError("auto-roll needs a camera: set camera.port in the config")
+
+        for name in ("roll_auto", "roll_stop", "roll_auto_status"):
+            app.register_command(name, no_camera)
+        return None
+
+    def roll_name():
+        snap = cam.snapshot()
+        return (snap.get("roll") or {}).get("name")
+
+    controller = from_config(cam.camera.capture, hooks, app.cfg.get("autoroll"), roll=roll_name)
+
+    def on_change(snap: dict) -> None:
+        # the pedal stops a running auto-roll; otherwise it is the capture service's again
+        if snap["running"]:
+            cam.pedal_action = controller.pedal
+        elif getattr(cam, "pedal_action", None) == controller.pedal:
+            cam.pedal_action = None
+        app.publish({"type": "autoroll", "autoroll": snap})
+
+    controller.on_change = on_change
+    register(app, controller)
+    return controller

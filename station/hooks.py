@@ -371,6 +371,12 @@ class HookRunner:
         once per frame (STATION_POSITIVE = the TIFF master, else the JPEG, else the
         preview); state "failed" fires `error`.  Other event types are ignored.
         """
+        if ev.get("type") == "camera" and ev.get("event") == "file":
+            # the capture service downloaded a file: frame_captured, once per RAW
+            if ev.get("kind") in ("raw", None) and ev.get("path"):
+                path = str(ev["path"])
+                self.fire("frame_captured", roll=self._roll_of(path), frame=_frame_name(path), raw=path)
+            return
         if ev.get("type") != "frame":
             return
         fr = ev.get("frame") or {}
@@ -389,6 +395,17 @@ class HookRunner:
         elif state == "failed":
             self.fire("error", roll=fr.get("roll"), frame=_frame_name(path) if path else None,
                       raw=self._raw(path) if path else None, reason=fr.get("reason"))
+
+    def _roll_of(self, path: str) -> str | None:
+        """The roll of a file in incoming/: its first folder (rolls are `{roll}/{frame:02d}`)."""
+        if self.raw_root is None:
+            return None
+        try:
+            rel = os.path.relpath(path, str(self.raw_root))
+        except ValueError:
+            return None
+        parts = rel.split(os.sep)
+        return parts[0] if len(parts) > 1 and parts[0] != ".." else None
 
     def _raw(self, path: str) -> str:
         if self.raw_root is None or os.path.isabs(path):
@@ -412,3 +429,38 @@ def register(app, runner: HookRunner) -> HookRunner:
     app.subscribe(runner.on_app_event)
     app.register_command("hooks", lambda **_: runner.snapshot())
     return runner
+
+
+def roll_new_with_hook(roll_new, runner: HookRunner):
+    """Wrap a `roll_new(**kw) -> {"name": ...}` command so that it fires `roll_started`."""
+    def wrapped(**kw):
+        res = roll_new(**kw)
+        name = res.get("name") if isinstance(res, dict) else None
+        runner.fire("roll_started", roll=name)
+        return res
+
+    return wrapped
+
+
+def attach(app) -> HookRunner:
+    """The daemon plug-in (`station run` calls `attach(app)` of each plug-in module).
+
+    Builds the runner from `app.cfg["hooks"]` and registers it (service "hooks", the
+    event-bus subscriber, the `hooks` status command); when a camera service with
+    `roll_new` is registered already, the `roll_new` command is wrapped to fire
+    `roll_started`.  Attach after station.capture.service.
+    """
+    cfg = app.cfg
+    runner = HookRunner(cfg.get("hooks") or {}, raw_root=cfg["paths"]["incoming"],
+                        on_result=lambda res: _publish_failure(app, res))
+    register(app, runner)
+    cam = app.service("camera") if hasattr(app, "service") else None
+    if cam is not None and hasattr(cam, "roll_new"):
+        app.register_command("roll_new", roll_new_with_hook(cam.roll_new, runner))
+    return runner
+
+
+def _publish_failure(app, res: HookResult) -> None:
+    if not res.ok and hasattr(app, "publish"):
+        app.publish({"type": "hook", "event": res.event, "command": res.command, "returncode": res.returncode,
+                     "timed_out": res.timed_out, "output": res.output[-500:]})

@@ -222,3 +222,73 @@ def _wait(pred, deadline=DEADLINE):
             return True
         time.sleep(0.01)
     return pred()
+
+
+def test_attach_takes_over_the_pedal_only_while_running(tmp_path):
+    from station.autoroll import attach
+
+    class CaptureService:  # the parts of station.capture.service.CaptureService attach uses
+        def __init__(self):
+            self.camera = Camera(tmp_path)
+            self.pedal_action = None
+            self.pedal_captures = 0
+
+        def snapshot(self):
+            return {"roll": {"name": "r9"}}
+
+        def press(self):  # what CaptureService._pedal_press does
+            if self.pedal_action is not None:
+                self.pedal_action()
+            else:
+                self.pedal_captures += 1
+
+    class App:
+        def __init__(self):
+            self.cfg = {"autoroll": {"settle": 3600}}
+            self.services = {"camera": CaptureService(), "hooks": hooks_for(tmp_path)}
+            self.commands, self.events = {}, []
+
+        def service(self, name):
+            return self.services.get(name)
+
+        def register_service(self, obj, name=None):
+            pass
+
+        def register_command(self, name, fn):
+            self.commands[name] = fn
+
+        def publish(self, ev):
+            self.events.append(ev)
+
+    app = App()
+    cam = app.services["camera"]
+    ar = attach(app)
+    cam.press()
+    assert cam.pedal_captures == 1 and not ar.running  # idle: the pedal captures
+    app.commands["roll_auto"](frames=10)
+    assert _wait(lambda: ar.snapshot()["state"] == "settling")
+    assert advances(tmp_path) == ["1 r9"]  # STATION_ROLL from the capture service's current roll
+    cam.press()  # running: the press stops the roll
+    assert ar.wait(DEADLINE)
+    assert ar.snapshot()["reason"] == PEDAL and cam.pedal_captures == 1
+    assert cam.pedal_action is None  # the pedal is the capture service's again
+    assert any(e["type"] == "autoroll" for e in app.events)
+
+
+def test_attach_without_a_camera_gives_clear_commands():
+    from station.autoroll import attach
+
+    class App:
+        cfg = {}
+        commands = {}
+
+        def service(self, name):
+            return None
+
+        def register_command(self, name, fn):
+            self.commands[name] = fn
+
+    app = App()
+    assert attach(app) is None
+    with pytest.raises(RuntimeError, match="needs a camera"):
+        app.commands["roll_auto"](frames=3)

@@ -198,3 +198,15 @@ def test_frame_flagged_gets_the_findings_as_json(tmp_path):
     assert json.loads(env["STATION_CHECKS"]) == findings
     assert env["STATION_REASON"] == "focus: soft: sharpness 40 % of the roll's median"
     runner.stop()
+
+
+def test_camera_file_events_fire_frame_captured_once_per_raw(tmp_path):
+    out = tmp_path / "cap.txt"
+    runner = HookRunner({"frame_captured": f'echo "$STATION_ROLL|$STATION_FRAME|$STATION_RAW" >> "{out}"'},
+                        raw_root="/in")
+    runner.on_app_event({"type": "camera", "event": "file", "path": "/in/r2/07.nef", "kind": "raw"})
+    runner.on_app_event({"type": "camera", "event": "file", "path": "/in/r2/07.jpg", "kind": "jpeg"})  # its JPEG
+    runner.on_app_event({"type": "camera", "state": "connected"})
+    runner.on_app_event({"type": "camera", "event": "file", "path": "/in/IMG_0001.CR3", "kind": "raw"})  # no roll
+    runner.stop(timeout=30)
+    assert out.read_text().splitlines() == ["r2|07|/in/r2/07.nef", "|IMG_0001|/in/IMG_0001.CR3"]
