@@ -405,3 +405,123 @@ def checks_from_config(obj) -> tuple[bool, CheckParams]:
     obj = dict(obj or {})
     enabled = bool(obj.pop("enabled", True))
     return enabled, CheckParams(**obj)
+
+
+# -- the daemon plug-in ----------------------------------------------------------------------
+
+class CheckService:
+    """Checks every frame the daemon inverts, on a thread of its own, in shooting order.
+
+    Subscribed to the app's events: on a frame's `preview_written` it takes the frame's
+    metrics from the event when the worker sent them (`frame["checks_metrics"]`, see
+    `metrics_for_decoded`), else decodes the RAW again at preview size (`check_file`) —
+    self-contained, at the cost of a second half-size decode per frame.  Findings go to
+    the event bus ({"type": "checks", "path", "roll", "findings"}), to the `frame_flagged`
+    hook and to `snapshot()` (the `checks` command).
+    """
+
+    def __init__(self, incoming, params: CheckParams | None = None, hooks=None, publish=None,
+                 preview_size: int = 1024, keep: int = 200):
+        import queue as _queue
+
+        self.incoming = incoming
+        self.p = params or CheckParams()
+        self.hooks = hooks
+        self.publish = publish or (lambda ev: None)
+        self.preview_size = preview_size
+        self.roll_checks = RollChecks(self.p)
+        self._q: _queue.Queue = _queue.Queue(maxsize=1000)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._results: dict[str, list[dict]] = {}
+        self._order: deque = deque(maxlen=keep)
+        self._seen: set = set()
+        self.counts = {"checked": 0, "flagged": 0, "errors": 0}
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="frame-checks", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def on_app_event(self, ev: dict) -> None:
+        if ev.get("type") != "frame":
+            return
+        fr = ev.get("frame") or {}
+        path = fr.get("path")
+        if fr.get("state") != "preview_written" or not path:
+            return
+        with self._lock:
+            if path in self._seen:
+                return
+            self._seen.add(path)
+        try:
+            self._q.put_nowait(dict(fr))
+        except Exception:
+            import logging
+
+            logging.getLogger("station.checks").warning("frame checks: backlog full, %s not checked", path)
+
+    def _run(self) -> None:
+        import logging
+        import os
+
+        log = logging.getLogger("station.checks")
+        while True:
+            fr = self._q.get()
+            if fr is None:
+                return
+            rel = fr["path"]
+            raw = rel if os.path.isabs(rel) else os.path.join(str(self.incoming), rel)
+            try:
+                m = fr.get("checks_metrics")
+                if m is not None:
+                    findings = self.roll_checks.check(m, fr.get("roll"))
+                else:
+                    findings, _ = check_file(raw, history=self.roll_checks, roll=fr.get("roll"),
+                                             preview_size=self.preview_size)
+            except Exception as exc:
+                self.counts["errors"] += 1
+                log.warning("frame checks: %s: %s", rel, exc)
+                continue
+            with self._lock:
+                self.counts["checked"] += 1
+                self.counts["flagged"] += 1 if findings else 0
+                self._results[rel] = findings
+                self._order.append(rel)
+                while len(self._results) > self._order.maxlen:
+                    self._results.pop(next(iter(self._results)))
+            self.publish({"type": "checks", "path": rel, "roll": fr.get("roll"), "findings": findings})
+            if findings:
+                log.warning("frame %s: %s", rel, summary(findings))
+                if self.hooks is not None:
+                    self.hooks.fire("frame_flagged", roll=fr.get("roll"), frame=os.path.basename(rel).split(".")[0],
+                                    raw=raw, positive=fr.get("tiff") or fr.get("preview"), reason=summary(findings),
+                                    checks=findings)
+
+    def findings(self, path: str) -> list[dict] | None:
+        with self._lock:
+            return self._results.get(path)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            recent = [{"path": p, "findings": self._results[p]} for p in list(self._order)[-20:] if p in self._results]
+            return {**self.counts, "pending": self._q.qsize(), "recent": recent}
+
+
+def attach(app) -> CheckService | None:
+    """The daemon plug-in: frame checks on every frame (config `checks:`; `enabled: false` turns
+    them off).  Attach after station.hooks (for the `frame_flagged` hook)."""
+    enabled, params = checks_from_config(app.cfg.get("checks"))
+    if not enabled:
+        return None
+    svc = CheckService(app.cfg["paths"]["incoming"], params, hooks=app.service("hooks"), publish=app.publish)
+    app.register_service(svc, name="checks")
+    app.subscribe(svc.on_app_event)
+    app.register_command("checks", lambda path=None, **_: svc.findings(path) if path else svc.snapshot())
+    return svc

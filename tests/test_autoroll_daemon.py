@@ -15,7 +15,7 @@ app_mod = pytest.importorskip("station.app")
 config = pytest.importorskip("station.config")
 capture_service = pytest.importorskip("station.capture.service")
 
-from station import autoroll, hooks  # noqa: E402
+from station import autoroll, checks, hooks  # noqa: E402
 
 DEADLINE = 120.0
 
@@ -56,6 +56,7 @@ def test_auto_roll_in_the_daemon_fires_every_hook_once(tmp_path):
     runner = hooks.attach(app)
     controller = autoroll.attach(app)
     assert controller is not None
+    checker = checks.attach(app)
     result, errors = {}, []
 
     def drive():
@@ -69,6 +70,8 @@ def test_auto_roll_in_the_daemon_fires_every_hook_once(tmp_path):
             result["snap"] = app.command("roll_auto_status")
             assert wait_for(lambda: sum(ln.startswith("positive_ready") for ln in lines(log)) >= 2
                             and any(ln.startswith("roll_complete") for ln in lines(log)))
+            assert wait_for(lambda: checker.snapshot()["checked"] == 2), checker.snapshot()
+            result["checks"] = checker.snapshot()
             time.sleep(0.5)  # a late duplicate would show now (not a timing assertion)
         except BaseException as exc:
             errors.append(exc)
@@ -102,3 +105,9 @@ def test_auto_roll_in_the_daemon_fires_every_hook_once(tmp_path):
     assert {x[3] for x in by["positive_ready"]} == {x[3] for x in by["frame_captured"]}  # the same RAWs
     assert len(by["roll_complete"]) == 1 and "end of film" in " ".join(by["roll_complete"][0])
     assert "error" not in by
+    print("frame checks on the virtual camera's frames:", result["checks"])
+    assert result["checks"]["errors"] == 0
+    # the virtual camera's negatives have film rebate on the left edge only: the checks say so
+    for r in result["checks"]["recent"]:
+        assert [f["check"] for f in r["findings"]] == ["framing"]
+        assert "cut at the top, bottom and right" in r["findings"][0]["message"]
