@@ -103,7 +103,7 @@ def test_a_hanging_hook_is_killed_and_stalls_no_frame(tmp_path):
     started = tmp_path / "hang.started"
     hang = (f'if [ "$STATION_FRAME" = f0 ]; then touch "{started}"; sleep 300; fi; '
             f'echo "$STATION_FRAME" >> "{log}"')
-    hooks = {"positive_ready": {"command": hang, "timeout": 10}}  # ample for two small frames
+    hooks = {"positive_ready": {"command": hang, "timeout": 6}}  # ample for two small frames (~0.5 s)
     seen = {}
 
     def body(app, runner):
