@@ -232,8 +232,9 @@ class LiveViewWatcher:
 
     def __init__(self, grab_preview: Callable[[], object], on_settled: Callable[[], object],
                  params: SettleParams | None = None, interval: float = 1 / 15, capture_timeout: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, paused: Callable[[], bool] | None = None):
         self.grab_preview = grab_preview
+        self.paused = paused  # while it returns True no preview is taken (e.g. an auto-roll runs)
         self.on_settled = on_settled
         self.detector = SettleDetector(params)
         self.interval = interval
@@ -265,9 +266,17 @@ class LiveViewWatcher:
     def _run(self) -> None:
         backoff = self.interval
         while not self._stop.is_set():
+            if self.paused is not None and self.paused():
+                self.detector.reset()
+                if self._stop.wait(0.2):
+                    return
+                continue
             t0 = self.clock()
             try:
-                img = decode_preview(self.grab_preview())
+                img = self.grab_preview()
+                if hasattr(img, "result"):  # a Future from the camera's owner thread
+                    img = img.result(timeout=10)
+                img = decode_preview(img)
             except Exception as exc:
                 self.stats["errors"] += 1
                 self.stats["last_error"] = str(exc)
@@ -338,3 +347,41 @@ def liveview_from_config(obj) -> tuple[bool, SettleParams, float]:
     enabled = bool(obj.pop("enabled", False))
     interval = float(obj.pop("interval", 1 / 15))
     return enabled, SettleParams(**obj), interval
+
+
+def attach(app) -> LiveViewWatcher | None:
+    """The daemon plug-in: auto-capture on a manual carrier (config `liveview: {enabled: true}`).
+
+    Needs the camera service (`app.service("camera")`, whose `.camera` is a CameraService)
+    to offer `preview()` → JPEG bytes (or a Future of them), taken on the camera's owner
+    thread with libgphoto2's `capture_preview`.  Captures with `.camera.capture()`.  Paused
+    while an auto-roll runs.  Command `liveview` (enabled=true/false, or no argument for
+    the state).  Attach after station.capture.service and station.autoroll.
+    """
+    enabled, params, interval = liveview_from_config(app.cfg.get("liveview"))
+    cam = app.service("camera")
+    camera = getattr(cam, "camera", None)
+    grab = getattr(camera, "preview", None)
+    if not enabled:
+        return None
+    if camera is None or not callable(grab):
+        log.error("liveview: enabled, but the camera service offers no live view (preview()): auto-capture is off")
+        return None
+    ar = app.service("autoroll")
+
+    def paused() -> bool:
+        ctl = getattr(ar, "controller", None)
+        return bool(ctl is not None and ctl.running)
+
+    watcher = LiveViewWatcher(grab, camera.capture, params, interval=interval, paused=paused)
+    app.register_service(watcher, name="liveview")
+
+    def command(enabled=None, **_):
+        if enabled is True:
+            watcher.start()
+        elif enabled is False:
+            watcher.stop()
+        return watcher.snapshot()
+
+    app.register_command("liveview", command)
+    return watcher
