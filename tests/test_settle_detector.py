@@ -250,3 +250,24 @@ def test_live_view_watcher_fires_once_per_settled_frame():
     report("live-view watcher, 8 advances", s)
     assert s["misses"] == 0 and s["doubles"] == 0 and s["while_moving"] == 0
     assert watcher.stats["triggers"] == 8 and watcher.stats["errors"] >= 1
+
+
+def test_jpeg_previews_as_the_camera_sends_them():
+    import io
+
+    from PIL import Image
+
+    from station.settle import decode_preview
+
+    seq = generate(seed=8, changes=30)
+
+    def jpeg(img):
+        buf = io.BytesIO()
+        Image.fromarray((img * 255).astype(np.uint8)).save(buf, "JPEG", quality=70)
+        return buf.getvalue()
+
+    frames = [decode_preview(jpeg(f)) for f in seq.frames]
+    assert frames[0].dtype == np.uint8 and frames[0].shape == (H, W, 3)
+    s = score(seq, detect_settles(frames, seq.times))
+    report("30 advances as JPEG previews (quality 70)", s)
+    assert s["misses"] == 0 and s["doubles"] == 0 and s["while_moving"] == 0
