@@ -188,6 +188,7 @@ def run_hook(spec: HookSpec, env: dict[str, str], timeout: float | None = None, 
     """Run one hook in this thread; wait for it (or kill its process group at the timeout)."""
     timeout = spec.timeout if timeout is None else timeout
     full_env = dict(os.environ if base_env is None else base_env)
+    full_env.pop("NOTIFY_SOCKET", None)  # a hook must not talk to systemd as the daemon
     full_env.update(env)
     t0 = time.monotonic()
     # Output goes to a file, not a pipe: a grandchild that keeps a pipe open cannot hang us.
