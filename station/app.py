@@ -214,6 +214,19 @@ class App:
                     pass
 
     def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        from station.control import ControlServer
+
+        # the socket first: a second daemon on the same state is refused before it does anything
+        self.control = ControlServer(self.cfg["paths"]["socket"], self.command)
+        self.control.start()
+        self._started.append(self.control)
         self._clean_temporaries()
         threading.Thread(target=self._dispatch_events, name="events", daemon=True).start()
         if self.cfg["hooks"]:
@@ -222,11 +235,6 @@ class App:
         self._started.append(self.pool)
         self.watcher.start()  # before the rescan: nothing slips between the two
         self._started.append(self.watcher)
-        from station.control import ControlServer
-
-        self.control = ControlServer(self.cfg["paths"]["socket"], self.command)
-        self.control.start()
-        self._started.append(self.control)
         for name, obj in list(self.services):
             obj.start()
             self._started.append(obj)
@@ -243,7 +251,10 @@ class App:
                 log.exception("stopping %r failed", obj)
         self._started.clear()
         self._events.put(None)
-        self.journal.close()
+        try:
+            self.journal.close()
+        except Exception:
+            pass
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -264,6 +275,12 @@ class App:
                     n += 1
                 continue  # done or failed with this very content
             n += self.tracker.found(str(path), now, size, mtime)
+        if startup:  # frames left unfinished whose RAW has gone meanwhile
+            for state in ("seen", "preview_written"):
+                for row in self.journal.frames(state):
+                    if not (incoming / row["path"]).exists():
+                        self.processor._fail(row["path"], "file disappeared before it was processed",
+                                             PREVIEW if state == "seen" else MASTER)
         if n:
             log.info("%s: %d file(s) to take", "start-up scan" if startup else "rescan", n)
         return n

@@ -158,6 +158,8 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
     for section, value in raw.items():
         if value is None:
             continue
+        if section == "workers" and isinstance(value, int) and not isinstance(value, bool):
+            value = {"count": value}  # `workers: 2` is short for `workers: {count: 2}`
         if section == "hooks":
             _check_type("hooks", value, dict)
             cfg["hooks"] = dict(value)

@@ -29,6 +29,9 @@ def test_valid(tmp_path):
     cfg = config.validate(_dirs(tmp_path))
     assert cfg["paths"]["socket"].name == "station.sock"
     assert cfg["workers"]["count"] == 2
+    raw = _dirs(tmp_path / "w") if (tmp_path / "w").mkdir() is None else None
+    raw["workers"] = 3
+    assert config.validate(raw)["workers"]["count"] == 3
 
 
 @pytest.mark.parametrize("patch, key", [

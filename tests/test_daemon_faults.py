@@ -179,3 +179,28 @@ def test_unreadable_model(daemon_factory, dng_bytes, tmp_path):
     assert "FAILED m1.dng" in d.log_text()
     assert d.proc.poll() is None and not list(d.output.glob("m1*"))
     assert d.stop() == 0
+
+
+def test_master_in_progress_does_not_block_the_next_preview(daemon_factory, dng_bytes):
+    """A master that takes forever (hung at the master stage) must not delay the next frame's
+    preview; and a second daemon on the same state folder is refused."""
+    d = daemon_factory(env_extra={"STATION_FAULT_HANG": "master:slowmaster*.dng"},
+                       config={"workers": {"count": 2, "master_deadline": 30}, "watcher": {"rescan_interval": 0}})
+    d.start()
+    _drop(d, "slowmaster.dng", dng_bytes(0))
+    d.wait_for(lambda: any(w["job"] and w["job"]["stage"] == "master" for w in d.status()["workers"]), 60,
+               "master in progress")
+    for i in range(3):
+        _drop(d, f"next{i}.dng", dng_bytes(i + 1))
+    d.wait_for(lambda: d.done([f"next{i}.dng" for i in range(3)], ("preview_written", "master_written")), 60,
+               "next previews")
+    fr = d.frames()
+    assert fr["slowmaster.dng"]["state"] == "preview_written"  # its master is still running
+    assert all((d.output / f"next{i}.preview.jpg").exists() for i in range(3))
+    # a second daemon on the same state: refused, and the first keeps its socket
+    other = subprocess.run([os.sys.executable, "-m", "station", "run", "--incoming", str(d.incoming), "--output",
+                            str(d.output), "--state", str(d.state), "--web", "off"], env=d.env,
+                           capture_output=True, text=True, timeout=60)
+    assert other.returncode == 1 and "another daemon" in other.stderr, other.stderr
+    assert d.status()["pid"] == d.proc.pid
+    d.stop(signal.SIGKILL)  # (a clean stop would wait for the hung master's deadline)

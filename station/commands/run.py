@@ -74,6 +74,9 @@ def run(args) -> int:
     except ControlError as exc:
         print(f"station: {exc}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:  # workers that cannot start
+        print(f"station: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 def _plug_in_services(app) -> None:

@@ -29,9 +29,16 @@ import time
 from pathlib import Path
 
 
-def _fault(name: str, var: str) -> bool:
+def _fault(name: str, var: str, stage: str | None = None) -> bool:
+    """Each comma-separated pattern is a glob, optionally prefixed by a stage: "master:slow*.dng"."""
     pat = os.environ.get(var)
-    return bool(pat) and any(fnmatch.fnmatch(name, p) for p in pat.split(","))
+    if not pat:
+        return False
+    for p in pat.split(","):
+        st, _, glob = p.rpartition(":")
+        if (not st or st == stage) and fnmatch.fnmatch(name, glob):
+            return True
+    return False
 
 
 def _sha256(path: str) -> str:
@@ -207,11 +214,12 @@ def main(conn, settings: dict) -> None:
             return
         jid = msg["id"]
         src = msg["src"]
+        conn.send({"id": jid, "started": True})  # from here on, a crash is this frame's
         name = Path(src).name
         try:
-            if _fault(name, "STATION_FAULT_KILL"):
+            if _fault(name, "STATION_FAULT_KILL", msg.get("stage")):
                 os.kill(os.getpid(), signal.SIGKILL)
-            if _fault(name, "STATION_FAULT_HANG"):
+            if _fault(name, "STATION_FAULT_HANG", msg.get("stage")):
                 while True:
                     time.sleep(3600)
             if load_error:
@@ -235,7 +243,8 @@ def main(conn, settings: dict) -> None:
                     jpeg_quality=settings.get("jpeg_quality", 90),
                     preview_size=settings.get("preview_size", 1600),
                 )
-                write.atomic_write = enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC") else real_atomic_write
+                write.atomic_write = (enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
+                                      else real_atomic_write)
                 try:
                     res = None
                     for _ in range(3):

@@ -98,6 +98,8 @@ class Slot:
         while not self.pool.stopping.is_set():
             if self.alive():
                 return
+            if self.proc is not None:  # died while idle (killed, OOM killer)
+                self._crashed()
             try:
                 self.start_process()
                 return
@@ -113,10 +115,7 @@ class Slot:
             job = q.get(self.stages, timeout=0.5)
             if job is None:
                 continue
-            if not self.alive():  # died while idle (killed, OOM): replace it before handing it a frame
-                if self.proc is not None:
-                    self._crashed()
-                self._ensure()
+            self._ensure()  # died while idle (killed, OOM): replace it before handing it a frame
             self.job, self.job_started = job, time.time()
             try:
                 self.pool.on_start(job, self)
@@ -135,35 +134,55 @@ class Slot:
         self.shutdown()
 
     def _do(self, job: Job) -> dict:
+        """Hand the job to the worker; a worker that dies before it has taken the job
+        (it acknowledges each job on receipt) is replaced and the job handed over again;
+        one that dies after fails the job: "decoder crashed"."""
+        for attempt in range(3):
+            res = self._attempt(job)
+            if res is not None:
+                return res
+            log.warning("worker %d died before it took %s: handing it to a fresh worker",
+                        self.index, os.path.basename(job.src))
+            self._ensure()
+        return {"ok": False, "reason": "decoder crashed", "detail": "worker died before taking the frame, 3 times"}
+
+    def _attempt(self, job: Job) -> dict | None:
         self._ids += 1
-        msg = {"id": self._ids, "stage": job.stage, "src": job.src, "outputs": job.outputs,
+        jid = self._ids
+        msg = {"id": jid, "stage": job.stage, "src": job.src, "outputs": job.outputs,
                "half_size": job.stage == PREVIEW, "hash": job.stage == MASTER or MASTER not in self.pool.stages_in_use,
                "base": self.pool.base_for(job)}
         deadline = time.monotonic() + (self.pool.deadlines[job.stage])
+        started = False
         try:
             self.conn.send(msg)
-        except (OSError, EOFError, BrokenPipeError):
+        except (OSError, EOFError, BrokenPipeError, AttributeError):
             self._crashed()
-            return {"ok": False, "reason": "decoder crashed"}
+            return None
         while True:
             try:
                 if self.conn.poll(0.2):
                     res = self.conn.recv()
-                    if res.get("id") == self._ids:
-                        return res
-                    continue
+                    if res.get("id") != jid:
+                        continue
+                    if res.get("started"):
+                        started = True
+                        continue
+                    return res
             except (EOFError, OSError):
-                return self._crashed()
+                return self._crashed() if started else (self._crashed() and None)
             if not self.proc.is_alive():
                 # drain: the answer may have been sent just before it exited
                 try:
-                    if self.conn.poll(0):
+                    while self.conn.poll(0):
                         res = self.conn.recv()
-                        if res.get("id") == self._ids:
+                        if res.get("id") == jid and res.get("started"):
+                            started = True
+                        elif res.get("id") == jid:
                             return res
                 except (EOFError, OSError):
                     pass
-                return self._crashed()
+                return self._crashed() if started else (self._crashed() and None)
             if time.monotonic() > deadline:
                 log.error("worker %d (pid %d) hung on %s for %.0f s: killing it",
                           self.index, self.proc.pid, os.path.basename(job.src), self.pool.deadlines[job.stage])
@@ -219,7 +238,7 @@ class WorkerPool:
             if count >= 2 and i == 0 and PREVIEW in self.stages_in_use:
                 stages, nice = (PREVIEW,), 0
             else:
-                stages, nice = (PREVIEW, MASTER), (5 if count >= 2 else 0)
+                stages, nice = (PREVIEW, MASTER), (10 if count >= 2 else 0)
             self.slots.append(Slot(i, self, stages, nice))
 
     def start(self) -> None:
