@@ -50,12 +50,14 @@ def test_virtual_session_limit_reinitialises_without_losing_frames(vcam, tmp_pat
     try:
         n = virtual.SESSION_LIMIT + 4  # past the ~26-per-session limit of the virtual camera if not recycled
         t0 = time.monotonic()
-        for _ in range(n):
-            svc.capture().result(10)
+        futures = [svc.capture() for _ in range(n)]  # queued back to back, across the re-initialisation
+        for f in futures:
+            assert len(f.result(20)) == 1
         files = sorted((tmp_path / "incoming").iterdir())
         assert len(files) == n
         assert sorted(p.read_bytes() for p in files) == sorted(vcam.served[1:])
         assert svc.snapshot()["reconnects"] == 0  # planned re-initialisation is not a fault
+        assert svc.snapshot()["faults"] == {}
         assert time.monotonic() - t0 < 20
     finally:
         svc.stop()

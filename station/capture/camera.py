@@ -187,6 +187,7 @@ def default_namer(info: FileInfo) -> str:
     return stem + info.kind.ext
 
 
+MIN_THROUGHPUT = 1e6  # bytes/s a download may be slow to before it counts as hung
 LATE_FILE_S = 1.0  # a file announced this soon after a capture belongs to it
 
 STATES = ("disconnected", "connecting", "ready", "busy", "reconnecting", "stopped")
@@ -464,6 +465,7 @@ class CameraService:
     # ----------------------------------------------------------- owner thread
     def _owner(self, gen: int) -> None:
         cam = None
+        planned = False
         delay = self.backoff[0]
         try:
             while not self._stop.is_set():
@@ -471,12 +473,16 @@ class CameraService:
                     raise _Stale()
                 if cam is None:
                     first = not self._baseline_done
-                    self._set_state("connecting" if first and self._snap["reconnects"] == 0 else "reconnecting")
+                    if planned:  # a routine re-initialisation: requests keep queueing meanwhile
+                        self._set_state("busy")
+                    else:
+                        self._set_state("connecting" if first and self._snap["reconnects"] == 0 else "reconnecting")
                     try:
                         cam = self._connect(gen)
                     except _Stale:
                         raise
                     except Exception as exc:
+                        planned = False
                         msg = describe_gp_error(exc, self.port, connecting=True)
                         fault = "usb_claim" if getattr(exc, "code", None) == GP_ERROR_IO_USB_CLAIM else "connect"
                         log.warning("camera: %s; retrying in %.1f s", msg, delay)
@@ -488,6 +494,7 @@ class CameraService:
                         delay = min(delay * 2, self.backoff[1])
                         continue
                     delay = self.backoff[0]
+                    planned = False
                     try:
                         recovered = self._scan(gen, cam)
                     except _Stale:
@@ -515,6 +522,7 @@ class CameraService:
                 except _Reconnect as exc:
                     self._drop(cam)
                     cam = None
+                    planned = exc.planned
                     if not exc.planned:
                         self._bump("reconnects")
                     continue
@@ -799,9 +807,6 @@ class CameraService:
 
     def _download(self, gen, cam, folder: str, name: str, shot: int, source: str) -> list[CapturedFile]:
         gp = _gp()
-        camfile = self._guard(gen, "file_get", cam.file_get, folder, name, gp.GP_FILE_TYPE_NORMAL)
-        data = bytes(memoryview(camfile.get_data_and_size()))  # copy while camfile is alive
-        del camfile
         expected = None
         try:
             info = self._guard(gen, "file_get_info", cam.file_get_info, folder, name)
@@ -809,6 +814,11 @@ class CameraService:
                 expected = int(info.file.size)
         except gp.GPhoto2Error:
             pass
+        # a big RAW over a slow link (Wi-Fi) is not a hung camera: allow 1 MB/s on top
+        limit = self.hang_timeout + (expected or 0) / MIN_THROUGHPUT
+        camfile = self._guard(gen, "file_get", cam.file_get, folder, name, gp.GP_FILE_TYPE_NORMAL, limit=limit)
+        data = bytes(memoryview(camfile.get_data_and_size()))  # copy while camfile is alive
+        del camfile
         if expected is not None and expected != len(data):
             raise self._fault(CameraDisconnectedError(
                 f"short download of {folder}/{name}: {len(data)} of {expected} bytes"), "download")
