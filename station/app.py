@@ -24,9 +24,7 @@ import logging
 import os
 import queue as queue_mod
 import re
-import shlex
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -191,7 +189,21 @@ class App:
             "recent_errors": self.journal.recent_errors(),
             "camera": self.camera_state(),
             "web": self.cfg["web"]["address"],
+            **self._plugin_snapshots(),
         }
+
+    def _plugin_snapshots(self) -> dict:
+        """Snapshots of the plug-in services that have one (auto-roll progress, hooks, checks, live view)."""
+        out = {}
+        for name in ("autoroll", "hooks", "checks", "liveview"):
+            svc = self.service(name)
+            snap = getattr(svc, "snapshot", None)
+            if callable(snap):
+                try:
+                    out[name] = snap()
+                except Exception as exc:  # a plug-in's state must never break status
+                    out[name] = {"error": str(exc)}
+        return out
 
     # -- life cycle ------------------------------------------------------------------------
     def _on_result(self, job, res) -> None:
@@ -229,8 +241,6 @@ class App:
         self._started.append(self.control)
         self._clean_temporaries()
         threading.Thread(target=self._dispatch_events, name="events", daemon=True).start()
-        if self.cfg["hooks"]:
-            self.subscribe(self._run_hooks)
         self.pool.start()
         self._started.append(self.pool)
         self.watcher.start()  # before the rescan: nothing slips between the two
@@ -370,22 +380,6 @@ class App:
             log.info("SIGUSR1 capture: %s", res)
         except Exception as exc:
             log.error("SIGUSR1 capture refused: %s", exc)
-
-    def _run_hooks(self, ev: dict) -> None:
-        if ev.get("type") != "frame":
-            return
-        fr = ev["frame"]
-        event = {"preview_written": "preview", "master_written": "master", "failed": "failed"}.get(fr["state"])
-        cmd = self.cfg["hooks"].get(event) if event else None
-        if not cmd:
-            return
-        env = dict(os.environ, STATION_EVENT=event, STATION_FRAME=fr["path"], STATION_REASON=fr.get("reason") or "",
-                   STATION_PREVIEW=fr.get("preview") or "", STATION_TIFF=fr.get("tiff") or "",
-                   STATION_JPEG=fr.get("jpeg") or "")
-        try:
-            subprocess.Popen(shlex.split(cmd), env=env, stdin=subprocess.DEVNULL, start_new_session=True)
-        except OSError as exc:
-            log.error("hook %s (%s) failed: %s", event, cmd, exc)
 
 
 def _pid_alive(pid: int) -> bool:

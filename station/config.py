@@ -13,6 +13,7 @@ then exits with status 2.  YAML is read with `yaml.safe_load` only.
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import re
 import tempfile
@@ -63,8 +64,21 @@ DEFAULTS: dict = {
         "address": "127.0.0.1:8077",  # or "off"
         "token": None,
     },
-    "hooks": {},  # {event: shell command}
+    "hooks": {},  # {event: shell command or [args]}, see docs/RIGS.md
+    "pedal": {},  # {device: NAME or VVVV:PPPP or /dev/input/..., key: KEY_B, grab: true, debounce_ms: 300}
+    "autoroll": {},  # {frames, settle, advance_timeout, capture_timeout}, see docs/RIGS.md
+    "liveview": {},  # {enabled: false, interval, still_s, ...}: auto-capture when a frame settles
+    "checks": {},  # {enabled: true, focus_ratio, clip_fraction, ...}: frame checks
 }
+
+# Sections validated by the module that owns them: section -> (module, validator).
+PLUGIN_SECTIONS = {
+    "hooks": ("station.hooks", "validate_hooks_config"),
+    "autoroll": ("station.autoroll", "validate_autoroll_config"),
+    "liveview": ("station.settle", "validate_liveview_config"),
+    "checks": ("station.checks", "validate_checks_config"),
+}
+PEDAL_KEYS = {"device": str, "key": str, "grab": bool, "debounce_ms": int}
 
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", ".swp", "~")
 
@@ -139,7 +153,7 @@ def _writable_dir(key: str, path: Path, create: bool = False) -> Path:
     return path.resolve()
 
 
-_PORT_RE = re.compile(r"^(auto|off|usb:.*|ptpip:[^:\s]+(:\d+){0,2})$")
+_PORT_RE = re.compile(r"^(auto|off|virtual|usb:.*|ptpip:[^:\s]+(:\d+){0,2})$")
 _ADDR_RE = re.compile(r"^(off|\[?[0-9A-Za-z.:\-]*\]?:\d{1,5})$")
 _NAMING_FIELDS = {"dir", "stem", "name", "ext", "roll"}
 
@@ -160,9 +174,9 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
             continue
         if section == "workers" and isinstance(value, int) and not isinstance(value, bool):
             value = {"count": value}  # `workers: 2` is short for `workers: {count: 2}`
-        if section == "hooks":
-            _check_type("hooks", value, dict)
-            cfg["hooks"] = dict(value)
+        if section in PLUGIN_SECTIONS or section == "pedal":
+            _check_type(section, value, dict)
+            cfg[section] = dict(value)
             continue
         _check_type(section, value, dict)
         _check_keys(section, value, DEFAULTS[section])
@@ -234,7 +248,7 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
     cam = cfg["camera"]
     _check_type("camera.port", cam["port"], (str, type(None)))
     if cam["port"] is not None and not _PORT_RE.match(cam["port"]):
-        raise ConfigError("camera.port", f"must be auto, off, usb:... or ptpip:HOST[:PORT[:PORT]], got {cam['port']!r}")
+        raise ConfigError("camera.port", f"must be auto, off, virtual, usb:... or ptpip:HOST[:PORT[:PORT]], got {cam['port']!r}")
     if cam["port"] == "off":
         cam["port"] = None
     _check_type("camera.keep_on_card", cam["keep_on_card"], bool)
@@ -256,9 +270,16 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
     if web["address"] != "off" and host not in ("127.0.0.1", "localhost", "::1") and not web["token"]:
         raise ConfigError("web.token", f"required when web.address binds beyond this machine ({web['address']})")
 
-    for event, command in cfg["hooks"].items():
-        _check_type("hooks", event, str)
-        _check_type(f"hooks.{event}", command, str)
+    for section, (module, func) in PLUGIN_SECTIONS.items():
+        errors = getattr(importlib.import_module(module), func)(cfg[section])
+        if errors:  # each error line starts with the key it names
+            key, _, problem = errors[0].partition(": ")
+            raise ConfigError(key, problem or errors[0])
+
+    for k, v in cfg["pedal"].items():
+        if k not in PEDAL_KEYS:
+            raise ConfigError(f"pedal.{k}", f"unknown key (known: {', '.join(PEDAL_KEYS)})")
+        _check_type(f"pedal.{k}", v, PEDAL_KEYS[k])
 
     # Folders last, so type errors come first.
     if check_paths:

@@ -121,23 +121,3 @@ def test_control_socket(tmp_path):
     assert not path.exists()
     with pytest.raises(ControlError, match="not running"):
         request(path, "status")
-
-
-def test_hooks_run_with_frame_environment(tmp_path):
-    for d in ("in", "out", "st"):
-        (tmp_path / d).mkdir()
-    out = tmp_path / "hook.txt"
-    cfg = config.validate({"paths": {"incoming": str(tmp_path / "in"), "output": str(tmp_path / "out"),
-                                     "state": str(tmp_path / "st")},
-                           "hooks": {"preview": f"sh -c 'echo $STATION_EVENT $STATION_FRAME $STATION_PREVIEW > {out}'"}})
-    a = App(cfg)
-    try:
-        a._run_hooks({"type": "frame", "frame": {"path": "r1/a.dng", "state": "preview_written",
-                                                 "preview": "/o/a.preview.jpg"}})
-        a._run_hooks({"type": "frame", "frame": {"path": "r1/b.dng", "state": "failed", "reason": "x"}})  # no hook
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (out.exists() and out.read_text().strip()):
-            time.sleep(0.05)
-        assert out.read_text().split() == ["preview", "r1/a.dng", "/o/a.preview.jpg"]
-    finally:
-        a.journal.close()
