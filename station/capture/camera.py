@@ -614,10 +614,12 @@ class CameraService:
 
     def _list_all(self, gen, cam, folder="/") -> list[tuple[str, str]]:
         out = []
-        for name, _ in self._guard(gen, "list_files", cam.folder_list_files, folder):
-            out.append((folder, name))
-        for sub, _ in self._guard(gen, "list_folders", cam.folder_list_folders, folder):
-            out += self._list_all(gen, cam, folder.rstrip("/") + "/" + sub)
+        files = self._guard(gen, "list_files", cam.folder_list_files, folder)
+        for i in range(files.count()):
+            out.append((folder, files.get_name(i)))
+        subs = self._guard(gen, "list_folders", cam.folder_list_folders, folder)
+        for i in range(subs.count()):
+            out += self._list_all(gen, cam, folder.rstrip("/") + "/" + subs.get_name(i))
         return out
 
     def _scan(self, gen, cam) -> list[CapturedFile]:
