@@ -14,8 +14,9 @@ light and exposure) or estimated from the frame itself (`estimate_base`):
    (bins of 0.04 in log10).  Light that passed through no film (a hole) is
    brighter than the base in every channel and *less orange*: seen through
    the base, blue loses much more than red (C-41 mask: blue density ~0.6
-   above red).  So of two bright modes, the brighter one is rejected as
-   "clear" when the other is darker by clearly more in blue than in red.
+   above red, blue/red ≈ 3-4, while image dye is near neutral).  So a mode
+   is rejected as "clear" when a darker mode differs from it by that orange
+   pattern.
 4. The base is the brightest remaining mode with enough support; its value
    is the median of the pixels in that bin.
 
@@ -84,7 +85,18 @@ def _modes(logs: np.ndarray, min_frac: float) -> list[tuple[np.ndarray, int]]:
 def _is_clear_over(bright: np.ndarray, dim: np.ndarray) -> bool:
     """True when `dim` looks like `bright` seen through an orange film base."""
     d = bright - dim  # log10 drop per channel (R, G, B)
-    return bool(np.all(d > 0.05) and d[2] - d[0] > 0.2)
+    return bool(np.all(d > 0.05) and _orange(d))
+
+
+def _orange(d):
+    """The drop pattern of an orange mask: blue loses far more than red.
+
+    A C-41 base is roughly R 0.2-0.3, G 0.5-0.65, B 0.75-0.95 in density over
+    clear film (blue/red ≈ 3-4), while image dye over the base is close to
+    neutral (blue/red ≈ 1-1.4): a ratio above 1.8 separates the two.
+    """
+    d = np.asarray(d)
+    return (d[..., 2] - d[..., 0] > 0.2) & (d[..., 2] > 1.8 * np.maximum(d[..., 0], 0.01))
 
 
 def estimate_base(rgb: np.ndarray, border: float = 0.12) -> BaseEstimate:
@@ -103,13 +115,17 @@ def estimate_base(rgb: np.ndarray, border: float = 0.12) -> BaseEstimate:
     if band.sum() >= 50:
         modes = _modes(logs_all[band], min_frac=0.04)
         # Drop modes that are light through no film (holes, holder gaps).
-        keep = [m for m in modes if not any(_is_clear_over(o[0], m[0]) for o in modes if o is not m and np.mean(o[0]) < np.mean(m[0]))]
+        keep = [m for m in modes if not any(_is_clear_over(m[0], o[0]) for o in modes if o is not m and np.mean(o[0]) < np.mean(m[0]))]
         candidates = keep or modes
         if candidates:
             best = candidates[0][0]
             # A rebate must be at least as bright as (almost) all of the picture.
+            # Pixels thinner than the candidate that do not look like bare light
+            # (a hole is brighter with the orange signature removed) mean it is no base.
             frame_logs = logs_all[unclipped & not_black]
-            thinner = np.mean(np.all(frame_logs > best + 0.03, axis=1)) if len(frame_logs) else 0.0
+            lift = frame_logs - best
+            thinner_px = np.all(lift > 0.03, axis=1) & ~_orange(lift)
+            thinner = float(np.mean(thinner_px)) if len(frame_logs) else 0.0
             if thinner < 0.01:
                 return BaseEstimate(rgb=(10.0 ** best).astype(np.float32), source="rebate")
     sel = logs_all[unclipped & not_black] if (unclipped & not_black).any() else logs_all

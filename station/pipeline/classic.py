@@ -27,15 +27,25 @@ class ClassicParams:
     log_range: float = 2.2
     headroom: float = 0.92
     contrast: float = 0.25  # strength of the S-curve in sRGB space
-    sample: int = 200_000  # pixels sampled for the percentiles
+    border: float = 0.12  # outer fraction of each side left out of the metering
 
 
 def frame_points(D: np.ndarray, params: ClassicParams = ClassicParams()) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (D_lo, D_hi) of a frame, from a subsample of its pixels."""
-    flat = D.reshape(-1, 3)
-    step = max(1, flat.shape[0] // params.sample)
-    s = flat[::step]
-    s = s[np.all(s > -0.05, axis=1)]  # holes and flare are not film
+    """Per-channel (D_lo, D_hi) of a frame, from a subsample of its picture area.
+
+    Metered on the central region (the outer `border` of each side holds the
+    rebate, sprocket holes and holder), and only on film densities: below
+    -0.05 is light through no film, above 3.2 is the holder or a masked edge.
+    """
+    h, w = D.shape[:2]
+    by, bx = int(h * params.border), int(w * params.border)
+    centre = D[by: h - by, bx: w - bx] if h - 2 * by > 8 and w - 2 * bx > 8 else D
+    # Block means (about 256 px on the long side) keep sensor noise out of the percentiles.
+    k = max(2, max(centre.shape[:2]) // 256)
+    ch, cw = (centre.shape[0] // k) * k, (centre.shape[1] // k) * k
+    blocks = centre[:ch, :cw].reshape(ch // k, k, cw // k, k, 3).mean(axis=(1, 3))
+    s = blocks.reshape(-1, 3)
+    s = s[np.all((s > -0.05) & (s < 3.2), axis=1)]
     if len(s) == 0:
         s = flat[::step]
     lo = np.percentile(s, params.low_pct, axis=0)

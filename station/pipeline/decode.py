@@ -14,6 +14,7 @@ linear; PNG/JPEG are taken as sRGB-encoded and linearised.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from station.errors import DecodeError
+
+# tifffile logs every malformed tag it meets; a bad file is reported once, by us.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 TIFF_EXT = {".tif", ".tiff"}
 SRGB_EXT = {".png", ".jpg", ".jpeg"}
@@ -122,23 +126,31 @@ def _decode_pillow(path: Path) -> Decoded:
     return Decoded(rgb=rgb, meta={"source": "sRGB image"}, clipped=float(np.mean(np.any(rgb >= 0.999, axis=2))))
 
 
-def _raw_meta(raw, path: Path) -> dict:
-    meta = {"source": "raw"}
-    # rawpy does not expose Make/Model; Pillow can read the TIFF-container tags
-    # (DNG, NEF, CR2, ...) cheaply without decoding pixels.
-    try:
-        from PIL import Image
+def _clean(v) -> str:
+    return str(v).strip(" \x00")
 
-        with Image.open(path) as im:
-            exif = im.getexif()
-            for key, tag in (("make", 271), ("model", 272), ("datetime", 306), ("orientation", 274)):
-                if tag in exif and exif[tag] not in ("", None):
-                    meta[key] = exif[tag].strip(" \x00") if isinstance(exif[tag], str) else exif[tag]
-            ifd = exif.get_ifd(0x8769)
-            if 0xA434 in ifd:
-                meta["lens"] = str(ifd[0xA434]).strip()
-            if 0x9003 in ifd:
-                meta["datetime"] = str(ifd[0x9003]).strip()
+
+def _raw_meta(raw, path: Path) -> dict:
+    """Camera, lens, date and orientation from a TIFF-based RAW's tags (DNG, NEF, CR2, ...).
+
+    rawpy exposes none of these; tifffile reads IFD0 and the EXIF IFD without
+    touching the pixels.  Formats that are not TIFF containers just lack them.
+    """
+    meta: dict = {"source": "raw"}
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            tags = tf.pages[0].tags
+            for key, code in (("make", 271), ("model", 272), ("datetime", 306), ("orientation", 274)):
+                if code in tags and tags[code].value not in ("", None):
+                    v = tags[code].value
+                    meta[key] = int(v) if key == "orientation" else _clean(v)
+            exif = tags["ExifTag"].value if "ExifTag" in tags else {}
+            if exif.get("LensModel"):
+                meta["lens"] = _clean(exif["LensModel"])
+            if exif.get("DateTimeOriginal"):
+                meta["datetime"] = _clean(exif["DateTimeOriginal"])
     except Exception:
         pass
     return meta
