@@ -211,7 +211,12 @@ def decode(path: str | os.PathLike, half_size: bool = False) -> Decoded:
         if half_size:
             dec.rgb = _half(dec.rgb)
     elif kind == "raw":
-        dec = _decode_raw(path, half_size)
+        if half_size:  # Bayer 2x2 binning (LibRaw's half-size numbers, faster); LibRaw for other sensors
+            from station.pipeline.fastdecode import decode_fast
+
+            dec = decode_fast(path)
+        else:
+            dec = _decode_raw(path, False)
     else:
         raise DecodeError(path, "not an image")
     if dec.rgb.shape[0] < 8 or dec.rgb.shape[1] < 8:

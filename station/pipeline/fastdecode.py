@@ -38,6 +38,7 @@ try:
 except Exception:  # pragma: no cover
     _nb = None
 HAVE_NUMBA = _nb is not None and os.environ.get("STATION_NO_NUMBA", "") in ("", "0")
+CLIPPED = 65000.0 / 65535.0  # as decode._decode_raw: a channel at or above this is clipped
 
 
 @dataclass
@@ -400,7 +401,7 @@ def decode_fast(path: str | os.PathLike, long_side: int | None = None, backend: 
                 reader = bayer.reader
         if bayer is not None:
             # clipped: a pixel whose brightest channel reached the white (approximate after binning)
-            clipped = float(np.mean(rgb.max(axis=2) >= 0.999))
+            clipped = float(np.mean(rgb.max(axis=2) >= CLIPPED))
             meta["decode"] = f"bayer-bin {2 * k}x{2 * k} ({reader})"
             return Decoded(rgb=rgb, meta=meta, clipped=clipped)
         dec = _decode_raw(path, True)
