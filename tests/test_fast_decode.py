@@ -147,3 +147,30 @@ def test_direct_dng_reader_equals_libraw(dngs, name):
     np.testing.assert_allclose(a.black, b.black)
     assert a.white == b.white
     assert a.meta.get("orientation") == b.meta.get("orientation")
+
+
+def test_truncated_dng_is_an_error_and_left_untouched(dngs, tmp_path):
+    from station.errors import DecodeError
+
+    good = dngs["rggb"].read_bytes()
+    p = tmp_path / "trunc.dng"
+    p.write_bytes(good[: len(good) // 3])
+    with pytest.raises(DecodeError, match="truncated"):
+        F.decode_fast(p)
+    with pytest.raises(DecodeError):
+        decode(p, half_size=True)
+    assert p.stat().st_size == len(good) // 3  # the input is never modified (no read-write map)
+    ro = tmp_path / "ro.dng"
+    ro.write_bytes(good)
+    ro.chmod(0o444)
+    assert F.read_bayer(ro).reader == "dng-direct"  # a read-only original maps fine
+
+
+def test_truncated_raw_is_caught_on_the_libraw_path(dngs, tmp_path):
+    from station.errors import DecodeError
+
+    good = dngs["grbg"].read_bytes()  # black 512
+    p = tmp_path / "trunc.dng"
+    p.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DecodeError, match="truncated"):
+        F.read_bayer(p, direct=False)

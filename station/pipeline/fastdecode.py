@@ -257,7 +257,17 @@ def _direct_dng(path: Path) -> Bayer | None:
                 return None
             white = float(np.atleast_1d(t[50717].value)[0]) if 50717 in t else 65535.0
             flip = int(tags0[274].value) if 274 in tags0 else 1
-        data = tifffile.memmap(path, page=page.index) if page.is_contiguous else None
+            offs, counts = list(page.dataoffsets), list(page.databytecounts)
+            if not offs or any(offs[i + 1] != offs[i] + counts[i] for i in range(len(offs) - 1)):
+                return None  # strips/tiles not one contiguous block
+            offset, nbytes = int(offs[0]), int(sum(counts))
+            if nbytes != h * w * 2 or offset + nbytes > os.path.getsize(path):
+                raise DecodeError(path, "could not read the file (truncated: the image data runs past its end)")
+            byteorder = tf.byteorder
+        # read-only map (never tifffile.memmap: its default mode "r+" would extend a short file)
+        data = np.memmap(path, dtype=np.dtype(byteorder + "u2"), mode="r", offset=offset, shape=(h, w))
+    except DecodeError:
+        raise
     except Exception:
         return None
     if data is None or data.ndim != 2:
@@ -311,6 +321,8 @@ def open_bayer(path: str | os.PathLike, copy: bool = False, direct: bool = True)
                 meta = _raw_meta(raw, path)
                 meta.setdefault("orientation", {0: 1, 3: 3, 5: 8, 6: 6}.get(raw.sizes.flip, 1))
                 bayer = Bayer(cfa=cfa, chan=chan, black=black, white=float(raw.white_level), meta=meta)
+        except DecodeError:
+            raise
         except Exception as exc:
             raise DecodeError(path, f"LibRaw could not unpack it ({exc.__class__.__name__}: {exc})") from None
         yield bayer
