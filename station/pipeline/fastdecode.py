@@ -376,6 +376,27 @@ def resize_linear(rgb: np.ndarray, long_side: int) -> np.ndarray:
     return area_resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))))
 
 
+def bin_to_size(bayer: Bayer, long_side: int | None, backend: str | None = None) -> np.ndarray:
+    """Bin the mosaic (factor from preview_factor) and area-resize to `long_side` (None: half size)."""
+    h, w = bayer.cfa.shape
+    k = preview_factor(h, w, long_side)
+    hk, wk = h // (2 * k), w // (2 * k)
+    use_nb = (backend or ("numba" if HAVE_NUMBA else "numpy")) == "numba"
+    if long_side and max(hk, wk) > long_side and use_nb:
+        # bin + vertical resize fused (no full binned copy), then the horizontal resize
+        scale = long_side / max(hk, wk)
+        wo, ho = max(1, round(wk * scale)), max(1, round(hk * scale))
+        iy, wy = _area_weights(hk, ho)
+        tmp = np.empty((ho, wk, 3), np.float32)
+        _bin_vert_nb(bayer.cfa, k, bayer.chan, bayer.black.astype(np.float32), _bin_inv(bayer, k), iy, wy, tmp)
+        ix, wx = _area_weights(wk, wo)
+        rgb = np.empty((ho, wo, 3), np.float32)
+        _resize_rows_nb(tmp, ix, wx, rgb)
+        return rgb
+    rgb = bin_bayer(bayer, k, backend)
+    return resize_linear(rgb, long_side) if long_side else rgb
+
+
 def decode_fast(path: str | os.PathLike, long_side: int | None = None, backend: str | None = None) -> Decoded:
     """Half-size (or smaller) decode for previews.
 
@@ -392,23 +413,7 @@ def decode_fast(path: str | os.PathLike, long_side: int | None = None, backend: 
                 if h < 16 or w < 16:
                     raise DecodeError(path, f"image too small ({w}x{h})")
                 k = preview_factor(h, w, long_side)
-                hk, wk = h // (2 * k), w // (2 * k)
-                use_nb = (backend or ("numba" if HAVE_NUMBA else "numpy")) == "numba"
-                if long_side and max(hk, wk) > long_side and use_nb:
-                    # bin + vertical resize fused (no full binned copy), then the horizontal resize
-                    scale = long_side / max(hk, wk)
-                    wo, ho = max(1, round(wk * scale)), max(1, round(hk * scale))
-                    iy, wy = _area_weights(hk, ho)
-                    tmp = np.empty((ho, wk, 3), np.float32)
-                    _bin_vert_nb(bayer.cfa, k, bayer.chan, bayer.black.astype(np.float32),
-                                 _bin_inv(bayer, k), iy, wy, tmp)
-                    ix, wx = _area_weights(wk, wo)
-                    rgb = np.empty((ho, wo, 3), np.float32)
-                    _resize_rows_nb(tmp, ix, wx, rgb)
-                else:
-                    rgb = bin_bayer(bayer, k, backend)
-                    if long_side:
-                        rgb = resize_linear(rgb, long_side)
+                rgb = bin_to_size(bayer, long_side, backend)
                 meta = dict(bayer.meta)
                 reader = bayer.reader
         if bayer is not None:

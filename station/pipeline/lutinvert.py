@@ -192,4 +192,6 @@ def warm_up(inverter=None) -> float:
     b = fastdecode.Bayer(cfa=cfa, chan=np.array([[0, 1], [1, 2]]), black=np.zeros((2, 2), np.float32),
                          white=65535.0, meta={})
     fastdecode.resize_linear(fastdecode.bin_bayer(b, 1), 4)
+    fastdecode.bin_to_size(b, 5)  # the fused bin + resize kernels
+    fastdecode.bin_to_size(b, 3)
     return time.perf_counter() - t0
