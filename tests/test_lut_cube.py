@@ -79,10 +79,32 @@ def test_export_calibrated_on_a_frame(tmp_path):
     assert main(["export-lut", "--method", "classic", "--size", "65", "--frame", str(dng), str(out)]) == 0
     assert "calibrated on f.dng" in out.read_text()
     dec = decode_fast(dng, long_side=1600)
-    D = density(dec.rgb, estimate_base(dec.rgb).rgb).reshape(-1, 3)
-    x = np.clip(D / DMAX, 0, 1)
+    D = density(dec.rgb, estimate_base(dec.rgb).rgb)  # HxWx3: the normalisers meter the frame's centre
+    x = np.clip(D / DMAX, 0, 1).reshape(-1, 3)
     for inv, limit in ((RandomMLP(gain=2.0), 0.5), (ClassicInverter(), 2.0)):
         # classic: its white-clip kink is on a grid node in z, not in this frame's density grid
         cube = L.read_cube(out) if isinstance(inv, ClassicInverter) else build(inv, 65, str(dng))[0]
         ref = inv.pixel_fn(inv.normaliser(D, inv.frame_affine(sample_frame(D))).reshape(-1, 3))
         assert L.delta_e2000(ref, cube.apply(x)).max() <= limit
+
+
+@pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="ffmpeg not installed")
+def test_ffmpeg_reads_the_cube(tmp_path):
+    """A third-party parser (ffmpeg's lut3d filter) gives the same colours as our own apply."""
+    import subprocess
+
+    import tifffile
+
+    out = tmp_path / "c.cube"
+    assert main(["export-lut", "--method", "classic", "--size", "33", str(out)]) == 0
+    cube = L.read_cube(out)
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 64, 3)).astype(np.float32)
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    tifffile.imwrite(src, (x * 65535 + 0.5).astype(np.uint16), photometric="rgb")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", f"lut3d=file={out}:interp=tetrahedral",
+                    "-pix_fmt", "rgb48le", str(dst)], check=True, timeout=60)
+    got = tifffile.imread(dst).astype(np.float64)[..., :3] / 65535
+    ref = L.Lut3D(cube.table, 0.0, 1.0).apply(((x * 65535 + 0.5).astype(np.uint16) / 65535).astype(np.float32))
+    assert np.abs(got - ref).max() <= 2e-3
+    assert L.delta_e2000(ref, got).max() <= 0.3
