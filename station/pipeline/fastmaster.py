@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from station.errors import DecodeError, StationError
 from station.pipeline.base import estimate_base
 from station.pipeline.normalise import EPS, density
 
@@ -119,7 +120,12 @@ def convert_master(src, outputs: dict, options):
     timings["decode"] = time.perf_counter() - t0
     if rgb16.shape[0] < 8 or rgb16.shape[1] < 8:
         return None  # the plain path reports it
-    pos16, base, t = invert_u16(rgb16, inverter, options.base)
+    try:
+        pos16, base, t = invert_u16(rgb16, inverter, options.base)
+    except StationError:
+        raise
+    except Exception as exc:  # as convert_file: every failure names the file
+        raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
     del rgb16
     timings.update(t)
     meta = dict(meta0)
