@@ -25,18 +25,6 @@ def shared_dir() -> Path:
         pytest.skip(f"{SHARED} is absent: the real RAW samples are not available here")
     return SHARED
 
-TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))  # tests/negatives.py and other helpers
-
-SHARED = TESTS.parent.parent / "shared"
-
-
-@pytest.fixture
-def shared_dir() -> Path:
-    if not (SHARED / "samples").is_dir():
-        pytest.skip(f"{SHARED} is absent: the real RAW samples are not available here")
-    return SHARED
-
 
 def negative_cfa(h: int = 400, w: int = 600, seed: int = 0) -> np.ndarray:
     """A Bayer mosaic of a colour negative: orange base rebate + inverted gradients inside."""

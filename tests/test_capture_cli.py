@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,26 @@ def station(*args, timeout=120):
                           timeout=timeout, env=env, cwd=ROOT)
 
 
-def test_demo_writes_n_positives_and_prints_latency(tmp_path):
-    t0 = time.monotonic()
-    r = station("demo", "--frames", 3, "--out", tmp_path / "demo", "--size", "120x180")
+def test_demo_runs_the_station_on_the_virtual_camera(tmp_path):
+    r = station("demo", "--frames", 3, "--out", tmp_path / "demo", "--web", "off")
     assert r.returncode == 0, r.stderr[-2000:]
     previews = sorted((tmp_path / "demo" / "positives").rglob("*.preview.jpg"))
     masters = sorted((tmp_path / "demo" / "positives").rglob("*.tif"))
-    assert len(previews) == 3 and len(masters) == 3
-    assert r.stdout.count("preview") >= 3 and "after the trigger" in r.stdout
-    raws = sorted((tmp_path / "demo" / "originals").rglob("*.dng"))
+    assert [p.name for p in previews] == ["01.preview.jpg", "02.preview.jpg", "03.preview.jpg"]
+    assert [p.name for p in masters] == ["01.tif", "02.tif", "03.tif"]
+    for n in ("01", "02", "03"):
+        assert f"frame {n}:" in r.stdout
+    assert "RAW on disk to preview median" in r.stdout
+    raws = sorted((tmp_path / "demo" / "incoming").rglob("*.dng"))
     assert len(raws) == 3 and len({p.read_bytes() for p in raws}) == 3, "different frames"
     manifest = json.loads(next((tmp_path / "demo" / "state" / "rolls").glob("*/manifest.json")).read_text())
-    assert [f["frame"] for f in manifest["frames"]] == [1, 2, 3] and manifest["base"]["rgb"]
-    assert time.monotonic() - t0 < 40
+    assert [f["frame"] for f in manifest["frames"]] == [1, 2, 3]
+    # the daemon's journal agrees: every frame has its master
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "demo" / "state" / "journal.sqlite")
+    states = sorted(row[0] for row in db.execute("SELECT state FROM frames"))
+    assert states == ["master_written"] * 3
 
 
 def test_capture_direct_into_current_roll(tmp_path):
@@ -51,12 +57,10 @@ def test_capture_direct_into_current_roll(tmp_path):
 
 
 def test_capture_without_camera_exits_nonzero_with_reason(tmp_path):
-    t0 = time.monotonic()
     r = station("capture", "--camera", f"ptpip:127.0.0.1:{free_port()}:0", "--incoming", tmp_path, "--timeout", "1",
                 "--no-roll")
     assert r.returncode == 1
     assert "no camera answering" in r.stderr
-    assert time.monotonic() - t0 < 15
     r = station("capture", "--socket", tmp_path / "nope.sock")
     assert r.returncode == 1 and "no station daemon control socket" in r.stderr
 

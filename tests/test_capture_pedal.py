@@ -1,7 +1,6 @@
 """Foot pedal: debouncing, auto-repeat, grab, hot-plug; a real uinput device where the kernel allows it."""
 import errno
 import os
-import threading
 import time
 
 import pytest

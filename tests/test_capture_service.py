@@ -1,4 +1,5 @@
 """The daemon plug-in (station.capture.service.attach) against a stand-in app and the PTP/IP emulator."""
+import json
 import sys
 import threading
 import time
@@ -18,9 +19,13 @@ class FakeApp:
         self.services = []
         self.events = []
         self.subs = []
+        self.commands = {}
 
     def register_service(self, obj, name=None):
         self.services.append((name, obj))
+
+    def register_command(self, name, fn):
+        self.commands[name] = fn
 
     def publish(self, ev):
         self.events.append(ev)
@@ -117,5 +122,34 @@ def test_virtual_camera_port_in_the_daemon(tmp_path):
         from station.capture.names import sniff
 
         assert sniff(Path(path).read_bytes()).kind == "raw"
+    finally:
+        svc.stop()
+
+
+def test_calibrate_shoots_the_roll_base_outside_the_watched_files(tmp_path):
+    app = FakeApp(cfg(tmp_path, "virtual"))
+    attach(app)
+    (_, svc), = app.services
+    assert app.commands["calibrate"] == svc.calibrate
+    svc.start()
+    try:
+        assert svc.camera.wait_ready(10), svc.snapshot()
+        try:
+            svc.calibrate(timeout=20)
+            raise AssertionError("calibrate without a roll must be refused")
+        except RuntimeError as exc:
+            assert "no current roll" in str(exc)
+        svc.roll_new(name="r7", stock="Kodak Gold 200", frames=3)
+        res = svc.calibrate(timeout=20)
+        assert res["roll"] == "r7" and len(res["base"]) == 3 and all(v > 0 for v in res["base"])
+        assert Path(res["file"]).is_file() and Path(res["file"]).parent == tmp_path / "state" / "rolls" / "r7"
+        manifest = json.loads((tmp_path / "state" / "rolls" / "r7" / "manifest.json").read_text())
+        assert manifest["base"]["rgb"] == res["base"] and manifest["frames"] == []
+        # nothing the folder watcher would take as a frame
+        visible = [p for p in (tmp_path / "in").rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.relative_to(tmp_path / "in").parts)]
+        assert visible == []
+        # the next shot is frame 1 of the roll
+        out = svc.capture(timeout=20)
+        assert out["files"][0].endswith("r7/01.dng")
     finally:
         svc.stop()

@@ -1,5 +1,4 @@
 """CameraService on libgphoto2's virtual camera (the one bundled in the gphoto2 wheel)."""
-import time
 
 import pytest
 
@@ -49,7 +48,6 @@ def test_virtual_session_limit_reinitialises_without_losing_frames(vcam, tmp_pat
     svc = start(vcam, tmp_path)
     try:
         n = virtual.SESSION_LIMIT + 4  # past the ~26-per-session limit of the virtual camera if not recycled
-        t0 = time.monotonic()
         futures = [svc.capture() for _ in range(n)]  # queued back to back, across the re-initialisation
         for f in futures:
             assert len(f.result(20)) == 1
@@ -58,6 +56,5 @@ def test_virtual_session_limit_reinitialises_without_losing_frames(vcam, tmp_pat
         assert sorted(p.read_bytes() for p in files) == sorted(vcam.served[1:])
         assert svc.snapshot()["reconnects"] == 0  # planned re-initialisation is not a fault
         assert svc.snapshot()["faults"] == {}
-        assert time.monotonic() - t0 < 20
     finally:
         svc.stop()

@@ -5,7 +5,7 @@ import json
 import time
 
 from negatives import write_negative_dng
-from test_checks_frames import GOOD_EV, expose, good_frame, rebate_frame, textured_scene
+from test_checks_frames import expose, good_frame, rebate_frame, textured_scene
 
 from station.checks import CheckService, attach
 from station.hooks import HookRunner

@@ -1,7 +1,6 @@
 """The App's plug-in API without starting processes: commands, services,
 publish/subscribe, snapshot; and the control socket server+client."""
 import threading
-import time
 
 import pytest
 

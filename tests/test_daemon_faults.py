@@ -4,7 +4,6 @@ bad inputs, a file deleted while queued, a full output disk.  Each is reported
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

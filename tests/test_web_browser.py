@@ -10,12 +10,10 @@ Waits are deadlines (Playwright's expect timeouts), never asserted durations.
 """
 from __future__ import annotations
 
-import io
 import re
 import os
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 

@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from station.fsutil import rename_noreplace
+
 
 @dataclass(frozen=True)
 class FileKind:
@@ -114,13 +116,21 @@ def safe_relpath(rel: str) -> Path:
 def link_no_clobber(tmp: Path, final: Path, max_tries: int = 10000) -> Path:
     """Move `tmp` to `final` (or `stem-1.ext`, `stem-2.ext`, ... if taken).
 
-    Uses link()+unlink() so an existing file is never replaced, even by a
-    racing writer; falls back to an exclusive-create check where hard links
+    Uses renameat2(RENAME_NOREPLACE), or link()+unlink() where that is
+    missing, so an existing file is never replaced, even by a racing writer; falls back to an exclusive-create check where hard links
     are not supported.  Returns the path used; fsyncs the directory."""
     final = Path(final)
     stem, ext = final.stem, final.suffix
     for i in range(max_tries):
         cand = final if i == 0 else final.with_name(f"{stem}-{i}{ext}")
+        try:
+            # renameat2(RENAME_NOREPLACE): atomic, never clobbers, and a folder
+            # watcher sees one "moved in" event of a complete file.
+            if rename_noreplace(tmp, cand):
+                _fsync_dir(cand.parent)
+                return cand
+        except FileExistsError:
+            continue
         try:
             os.link(tmp, cand)
         except FileExistsError:

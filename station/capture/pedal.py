@@ -19,7 +19,6 @@ import logging
 import os
 import select
 import threading
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 

@@ -7,7 +7,6 @@ that gets through, mosaicked RGGB and written with station.io.dng.
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 

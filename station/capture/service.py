@@ -71,6 +71,7 @@ class CaptureService:
         self._roll = None
         self._roll_lock = threading.Lock()
         self._shot_roll: dict[int, object] = {}  # shot -> the roll its files were named into
+        self._calibrating = False
         # What a pedal press does: None = capture; another service (e.g. an auto-roll that a
         # press should stop) may set a callable here.
         self.pedal_action = None
@@ -110,6 +111,9 @@ class CaptureService:
             return self._roll
 
     def _namer(self, info):
+        if self._calibrating:
+            # a dot-folder: the folder watcher ignores it, so the blank frame is never inverted
+            return f".calibration/base-{info.shot}{info.kind.ext}"
         roll = self._shot_roll.get(info.shot) or self._current_roll()
         if roll is None:
             from station.capture.camera import default_namer
@@ -119,6 +123,8 @@ class CaptureService:
         return roll.namer(info)
 
     def _on_captured(self, cf) -> None:
+        if self._calibrating:
+            return
         roll = self._shot_roll.get(cf.shot)
         if roll is not None:
             try:
@@ -164,6 +170,32 @@ class CaptureService:
                 out["preview"] = view.get("preview")
                 out["latency"] = f"{time.time() - t0:.2f} s from trigger to preview"
         return out
+
+    def calibrate(self, timeout: float = 30.0, **_ignored) -> dict:
+        """Shoot the blank film-base frame of the current roll; every later frame of the roll
+        is inverted with the base measured from it."""
+        roll = self._current_roll()
+        if roll is None:
+            raise RuntimeError("no current roll: start one first (station roll new)")
+        self._calibrating = True
+        try:
+            files = self.camera.capture().result(timeout)
+        except CameraError as exc:
+            raise RuntimeError(str(exc)) from None
+        except Exception as exc:
+            raise RuntimeError(f"calibration shot did not finish within {timeout:g} s ({exc.__class__.__name__})") from None
+        finally:
+            self._calibrating = False
+        raw = next((f for f in files if f.kind == "raw"), files[0])
+        path = roll.set_base(Path(raw.path).read_bytes(), Path(raw.path).suffix, source="shot")
+        for f in files:  # the bytes are kept in the roll's folder; drop our download copy
+            Path(f.path).unlink(missing_ok=True)
+        base = (self.rolls.get(roll.name).data.get("base") or {})
+        if not base.get("rgb"):
+            raise RuntimeError(f"film base frame saved as {path}, but its colour could not be measured: "
+                               f"{roll.data.get('base_error', 'unknown reason')}")
+        self.app.publish({"type": "roll", "event": "calibrated", "roll": roll.name, "base": base["rgb"]})
+        return {"roll": roll.name, "file": str(path), "base": base["rgb"]}
 
     def roll_new(self, name=None, stock=None, frames=36, pattern=None, **_ignored) -> dict:
         from station.capture.roll import DEFAULT_PATTERN
@@ -240,4 +272,5 @@ def attach(app) -> None:
         return
     svc = CaptureService(app, cfg)
     app.register_service(svc, name="camera")
+    app.register_command("calibrate", svc.calibrate)
     log.info("capture service on %s", port)

@@ -64,7 +64,7 @@ def service_config_text() -> str:
 
 
 def _rw_paths(cfg_file: Path | None) -> list[str]:
-    from station.config import load, read_yaml, validate
+    from station.config import load, validate
 
     try:
         if cfg_file:

@@ -20,7 +20,8 @@ def register(sub) -> None:
     n.add_argument("--camera-model", help="camera, for the manifest (filled in from the first capture otherwise)")
     c = rs.add_parser("calibrate", help="shoot (or take from --file) the blank film-base frame of the roll")
     c.add_argument("--file", type=Path, help="use this frame of blank film instead of shooting one")
-    c.add_argument("--camera", metavar="PORT", default="auto", help="camera port when shooting (default auto)")
+    c.add_argument("--camera", metavar="PORT", default=None,
+                   help="shoot with this camera directly (default: through the running daemon, else auto)")
     c.add_argument("--roll", metavar="NAME", help="roll (default: the current one)")
     s = rs.add_parser("show", help="print the roll's manifest")
     s.add_argument("name", nargs="?", help="roll (default: the current one)")
@@ -86,11 +87,22 @@ def _calibrate(args, store) -> int:
             return 2
         kind = sniff(data, args.file.name)
         path = roll.set_base(data, kind.ext if kind.kind != "unknown" else args.file.suffix.lower(), source=f"file {args.file.name}")
+    elif not getattr(args, "camera", None) and _daemon_socket(args) is not None:
+        from station.control import ControlError, request
+
+        try:
+            res = request(_daemon_socket(args), "calibrate", timeout=60)
+        except ControlError as exc:
+            print(f"station roll calibrate: {exc}", file=sys.stderr)
+            return 1
+        print(f"roll {res['roll']}: film base frame {res['file']}")
+        print("  base colour (linear camera RGB): " + ", ".join(f"{v:.4f}" for v in res["base"]))
+        return 0
     else:
         from station.capture.control import capture_direct
 
         try:
-            files = capture_direct(args.camera, roll.folder, namer=lambda info: "base-shot" + info.kind.ext)
+            files = capture_direct(args.camera or "auto", roll.folder, namer=lambda info: "base-shot" + info.kind.ext)
         except CameraError as exc:
             print(f"station roll calibrate: {exc}", file=sys.stderr)
             return 1
@@ -106,3 +118,23 @@ def _calibrate(args, store) -> int:
         return 0
     print(f"  could not measure the base colour: {roll.data.get('base_error', 'unknown reason')}", file=sys.stderr)
     return 1
+
+
+def _daemon_socket(args):
+    """The running daemon's control socket for this state folder, or None."""
+    import socket as _socket
+
+    state = getattr(args, "state", None)
+    if not state:
+        return None
+    path = Path(state) / "station.sock"
+    if not path.exists():
+        return None
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.connect(str(path))
+        return path
+    except OSError:
+        return None
+    finally:
+        s.close()

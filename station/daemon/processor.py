@@ -14,8 +14,8 @@ Frames are queued at most once per stage (JobQueue's key set).
 """
 from __future__ import annotations
 
+import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -43,6 +43,8 @@ class Processor:
         self.master_kinds = [k for k in MASTER_KINDS if k in self.formats]
         self.stages = ([PREVIEW] if self.preview_kinds else []) + ([MASTER] if self.master_kinds else [])
         self._bases: dict[str, list] = {}  # frame -> base of its preview, for its master
+        self._roll_bases: dict[str, tuple] = {}  # roll -> (manifest mtime, base rgb or None)
+        self.state = Path(cfg["paths"]["state"])
         self.last_positive: str | None = None
         self.last_frame: dict | None = None
 
@@ -135,7 +137,33 @@ class Processor:
 
     # -- results -------------------------------------------------------------------
     def base_for(self, job: Job):
-        return self._bases.get(job.key) if job.stage == MASTER else None
+        """The film base a job inverts with: the master reuses its preview's; otherwise the
+        roll's calibrated blank frame (`station roll calibrate`), else None (per-frame estimate)."""
+        if job.stage == MASTER and job.key in self._bases:
+            return self._bases[job.key]
+        return self.roll_base(job.key)
+
+    def roll_base(self, rel: str):
+        """[r, g, b] from state/rolls/<roll>/manifest.json, cached by the manifest's mtime."""
+        roll = self.roll_of(rel)
+        if not roll:
+            return None
+        path = self.state / "rolls" / roll / "manifest.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        cached = self._roll_bases.get(roll)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            rgb = ((json.loads(path.read_text()).get("base") or {}).get("rgb"))
+            rgb = [float(v) for v in rgb] if rgb and len(rgb) == 3 and all(v > 0 for v in rgb) else None
+        except (OSError, ValueError, TypeError, AttributeError):
+            log.warning("roll %s: unreadable manifest %s; estimating the base per frame", roll, path)
+            rgb = None
+        self._roll_bases[roll] = (mtime, rgb)
+        return rgb
 
     def on_start(self, job: Job, slot) -> None:
         self.publish({"type": "job", "path": job.key, "stage": job.stage, "state": "started"})

@@ -23,7 +23,6 @@ import errno
 import fnmatch
 import hashlib
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -74,22 +73,6 @@ def _load(settings: dict):
     return inverter, base, err
 
 
-def _output_reason(exc) -> str:
-    """A short write (numpy/tifffile: "N requested and M written", no errno) is a full disk."""
-    reason = exc.reason
-    if "no space" in reason:
-        return reason
-    if re.search(r"requested and \d+ written", reason):
-        return f"no space left on the output disk (short write: {reason})"
-    try:
-        st = os.statvfs(exc.path.parent)
-        if st.f_bavail * st.f_frsize < (16 << 20):
-            return f"no space left on the output disk? ({reason}; {st.f_bavail * st.f_frsize >> 10} KiB free)"
-    except OSError:
-        pass
-    return reason
-
-
 def preview_convert(src: str, outputs: dict, opts):
     """The preview, fast: the same stages as convert_file, but the half-size decode
     is brought down to the preview's size BEFORE the film base, density and
@@ -129,39 +112,6 @@ def preview_convert(src: str, outputs: dict, opts):
         written[kind] = atomic_write(Path(path), lambda fh: fh.write(data), opts.overwrite)
     timings["write"] = _t.perf_counter() - t0
     return ConvertResult(src=Path(src), outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2])
-
-
-def _output_reason(exc) -> str:
-    """A short write (numpy/tifffile: "N requested and M written", no errno) is a full disk."""
-    reason = exc.reason
-    if "no space" in reason:
-        return reason
-    if re.search(r"requested and \d+ written", reason):
-        return f"no space left on the output disk (short write: {reason})"
-    try:
-        st = os.statvfs(exc.path.parent)
-        if st.f_bavail * st.f_frsize < (16 << 20):
-            return f"no space left on the output disk? ({reason}; {st.f_bavail * st.f_frsize >> 10} KiB free)"
-    except OSError:
-        pass
-    return reason
-
-
-class _PreviewSized:
-    """Wraps the inverter for the preview: the density image is brought down to
-    the preview's size BEFORE inversion (the half-size decode of a 24 MP RAW is
-    6 MP; the preview is ~1.7 MP), so the inverter does a quarter of the work.
-    convert_file then finds the positive already small and writes it."""
-
-    def __init__(self, inner, size: int):
-        self.inner = inner
-        self.size = size
-        self.name = getattr(inner, "name", "default")
-
-    def __call__(self, D):
-        from station.pipeline.convert import resize_long_side
-
-        return self.inner(resize_long_side(D, self.size))
 
 
 def _die_with_parent() -> None:
@@ -276,7 +226,7 @@ def main(conn, settings: dict) -> None:
         except StationError as exc:
             reason = exc.reason
             if isinstance(exc, OutputError) and exc.path is not None:
-                reason = f"{exc.path.name}: {_output_reason(exc)}"
+                reason = f"{exc.path.name}: {exc.reason}"
             conn.send({"id": jid, "ok": False, "reason": reason, "kind": type(exc).__name__})
         except MemoryError:
             conn.send({"id": jid, "ok": False, "reason": "out of memory", "kind": "MemoryError"})

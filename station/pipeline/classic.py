@@ -45,9 +45,8 @@ def frame_points(D: np.ndarray, params: ClassicParams = ClassicParams()) -> tupl
     ch, cw = (centre.shape[0] // k) * k, (centre.shape[1] // k) * k
     blocks = centre[:ch, :cw].reshape(ch // k, k, cw // k, k, 3).mean(axis=(1, 3))
     s = blocks.reshape(-1, 3)
-    s = s[np.all((s > -0.05) & (s < 3.2), axis=1)]
-    if len(s) == 0:  # nothing film-like (or a frame thinner than a block): use every pixel
-        s = D.reshape(-1, 3)
+    film = s[np.all((s > -0.05) & (s < 3.2), axis=1)]
+    s = film if len(film) else s
     lo = np.percentile(s, params.low_pct, axis=0)
     hi = np.percentile(s, params.high_pct, axis=0)
     hi = np.maximum(hi, lo + 0.05)

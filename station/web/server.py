@@ -40,7 +40,6 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
