@@ -233,7 +233,8 @@ class _PositiveWaiter:
         if ev.get("type") != "frame":
             return
         view = ev.get("frame") or {}
-        if view.get("preview") or view.get("state") == "failed":
+        # the view names its planned outputs from the start: wait for the state that says written
+        if view.get("state") in ("preview_written", "master_written", "failed"):
             with self._cond:
                 self._views[view.get("path")] = view
                 self._cond.notify_all()

@@ -24,6 +24,7 @@ import fnmatch
 import hashlib
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -73,47 +74,6 @@ def _load(settings: dict):
     return inverter, base, err
 
 
-def preview_convert(src: str, outputs: dict, opts):
-    """The preview, fast: the same stages as convert_file, but the half-size decode
-    is brought down to the preview's size BEFORE the film base, density and
-    inversion (a 24 MP RAW decodes half-size to 6 MP; the preview is ~1.7 MP), so
-    those stages do a quarter of the work.  Returns a ConvertResult."""
-    import time as _t
-
-    from station.errors import DecodeError, StationError
-    from station.pipeline.convert import ConvertResult, invert_decoded, resize_long_side
-    from station.pipeline.decode import decode
-    from station.pipeline.write import atomic_write, encode_jpeg
-
-    timings = {}
-    t0 = _t.perf_counter()
-    dec = decode(src, half_size=True)
-    timings["decode"] = _t.perf_counter() - t0
-    t0 = _t.perf_counter()
-    dec.rgb = resize_long_side(dec.rgb, opts.preview_size)
-    timings["resize"] = _t.perf_counter() - t0
-    try:
-        pos, base, t = invert_decoded(dec, opts)
-    except StationError:
-        raise
-    except Exception as exc:
-        raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
-    timings.update(t)
-    meta = dict(dec.meta)
-    meta.update(opts.extra_meta)
-    meta["station_base"] = [round(float(v), 6) for v in base.rgb]
-    meta["station_base_source"] = base.source
-    meta["station_method"] = getattr(opts.inverter, "name", "default")
-    meta["station_source"] = Path(src).name
-    t0 = _t.perf_counter()
-    written = {}
-    for kind, path in outputs.items():
-        data = encode_jpeg(pos, meta, opts.jpeg_quality)
-        written[kind] = atomic_write(Path(path), lambda fh: fh.write(data), opts.overwrite)
-    timings["write"] = _t.perf_counter() - t0
-    return ConvertResult(src=Path(src), outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2])
-
-
 def _die_with_parent() -> None:
     """Linux: SIGKILL this worker when its parent (the fork server or the daemon)
     dies, so a `kill -9` of the daemon leaves no worker writing behind its back."""
@@ -148,6 +108,13 @@ def main(conn, settings: dict) -> None:
     from station.pipeline.convert import ConvertOptions, convert_file
 
     inverter, base, load_error = _load(settings)
+    if load_error is None:
+        try:  # compile (or load from numba's cache) the fast kernels and bake the LUT once
+            from station.pipeline.lutinvert import warm_up
+
+            warm_up(inverter)
+        except Exception as exc:  # the slow path still works
+            print(f"station worker: warm-up failed: {exc}", file=sys.stderr)
     conn.send({"ready": True, "pid": os.getpid(), "inverter": getattr(inverter, "name", None), "error": load_error})
 
     real_atomic_write = write.atomic_write
@@ -185,7 +152,6 @@ def main(conn, settings: dict) -> None:
                 raise StationError(src, "file disappeared before it was processed (deleted while queued)")
             if todo:
                 b = msg.get("base")
-                preview = msg.get("stage") == "preview"
                 opts = ConvertOptions(
                     inverter=inverter,
                     base=BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
@@ -199,10 +165,7 @@ def main(conn, settings: dict) -> None:
                     res = None
                     for _ in range(3):
                         try:
-                            if preview and set(todo) == {"preview"}:
-                                res = preview_convert(src, todo, opts)
-                            else:
-                                res = convert_file(src, todo, opts)
+                            res = convert_file(src, todo, opts)
                             break
                         except OutputError as exc:
                             # "already exists": a worker of a daemon that was killed finished
