@@ -191,8 +191,8 @@ class ScanParams:
     scan_ev: float = 0.0           # exposure of the camera scan (stops)
     camera: str = "cam_a"
     backlight: str = "high_cri_led"
-    grain: float = 0.008           # density noise (std) at density 1
-    full_well: float = 20000.0     # electrons at sensor white (shot noise)
+    grain: float = 0.003           # density noise (std) at density 1, per output pixel
+    full_well: float = 640000.0    # electrons at sensor white: 40k e- sensor, each output pixel = 4x4 binned
     read_noise: float = 2.0        # electrons
     seed: int | None = 0
 
@@ -433,7 +433,7 @@ def random_params(rng: np.random.Generator, stocks=None) -> ScanParams:
     return ScanParams(
         stock=st.key,
         scene_K=float(st.reference_K * rng.uniform(0.85, 1.25)),
-        scene_ev=float(rng.uniform(-1.5, 2.0)),
+        scene_ev=float(rng.uniform(-1.0, 1.5)),
         scan_ev=float(rng.uniform(-1.0, 0.5)),
         camera=str(rng.choice(list(CAMERAS))),
         backlight=str(rng.choice(list(BACKLIGHTS))),

@@ -22,7 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("none", "scale", "percentile")
+KINDS = ("none", "scale", "percentile", "shift", "shift_shared", "learned")
+FEATURE_PCTS = (1.0, 10.0, 50.0, 90.0, 99.0)
+
+
+def frame_features(D: np.ndarray) -> np.ndarray:
+    """Frame statistics for the learned normaliser: per-channel percentiles of D
+    (FEATURE_PCTS, channel-major) and a constant 1 -> (16,) float64."""
+    s = _sample(D)
+    p = np.percentile(s, FEATURE_PCTS, axis=0)  # (5, 3)
+    return np.concatenate([p.T.reshape(-1), [1.0]])
 MIN_SPREAD = 0.05  # density; a flat frame is not stretched beyond this
 DEFAULTS = {"lo": 0.5, "hi": 99.5}
 
@@ -38,10 +47,20 @@ def _sample(D: np.ndarray, max_n: int = 65536) -> np.ndarray:
     return s
 
 
-def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"]):
+def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"],
+                 weights=None):
     """Per-channel affine parameters (A, b), each (3,) float32, from frame statistics.
 
-    D: HxWx3 (or Nx3) densities above base."""
+    D: HxWx3 (or Nx3) densities above base.  `weights` (16x6) only for kind "learned":
+    [A | b] = frame_features(D) @ weights (a ridge regression fitted in training)."""
+    if kind == "learned":
+        if weights is None:
+            raise ValueError("the learned normaliser needs its regression weights")
+        ab = frame_features(D) @ np.asarray(weights, np.float64)
+        A = ab[:3]
+        # keep the sign and keep the gain within a sane range
+        A = np.sign(A + 1e-12) * np.clip(np.abs(A), 0.2, 10.0)
+        return A.astype(np.float32), ab[3:].astype(np.float32)
     if kind == "none":
         return np.ones(3, np.float32), np.zeros(3, np.float32)
     s = _sample(D)
@@ -53,6 +72,11 @@ def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["
         p_lo, p_hi = np.percentile(s, [lo, hi], axis=0)
         A = 1.0 / np.maximum(p_hi - p_lo, MIN_SPREAD)
         return A.astype(np.float32), (-p_lo * A).astype(np.float32)
+    if kind in ("shift", "shift_shared"):
+        med = np.percentile(s, 50, axis=0)
+        if kind == "shift_shared":
+            med = np.full(3, med.mean())
+        return np.ones(3, np.float32), (-med).astype(np.float32)
     raise ValueError(f"unknown normaliser kind {kind!r} (known: {', '.join(KINDS)})")
 
 
@@ -66,21 +90,69 @@ def apply_affine(D: np.ndarray, A, b) -> np.ndarray:
 class Normaliser:
     """Callable normaliser: `Normaliser(kind, lo, hi)(D) -> z` (same shape as D)."""
 
-    def __init__(self, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"]):
+    def __init__(self, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"], weights=None):
         if kind not in KINDS:
             raise ValueError(f"unknown normaliser kind {kind!r} (known: {', '.join(KINDS)})")
         self.kind, self.lo, self.hi = kind, float(lo), float(hi)
+        self.weights = None
+        if weights is not None:
+            w = np.asarray(weights, np.float64)
+            if w.shape != (3 * len(FEATURE_PCTS) + 1, 6) or not np.all(np.isfinite(w)):
+                raise ValueError(f"learned normaliser weights must be finite {3 * len(FEATURE_PCTS) + 1}x6, got {w.shape}")
+            self.weights = w
 
     def params(self, D: np.ndarray):
-        return frame_affine(D, self.kind, self.lo, self.hi)
+        return frame_affine(D, self.kind, self.lo, self.hi, self.weights)
 
     def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
         A, b = affine if affine is not None else self.params(D)
         return apply_affine(D, A, b)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "lo": self.lo, "hi": self.hi}
+        d = {"kind": self.kind, "lo": self.lo, "hi": self.hi}
+        if self.weights is not None:
+            d["weights"] = np.round(self.weights, 6).tolist()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normaliser":
-        return cls(d.get("kind", "percentile"), d.get("lo", DEFAULTS["lo"]), d.get("hi", DEFAULTS["hi"]))
+        return cls(d.get("kind", "percentile"), d.get("lo", DEFAULTS["lo"]), d.get("hi", DEFAULTS["hi"]), d.get("weights"))
+
+
+def oracle_affine(D: np.ndarray, positive: np.ndarray, mask=None):
+    """The per-channel affine that best maps this frame's D to the positive's own
+    density -log10(linear positive) (least squares over mid-tone pixels): the
+    target of the learned normaliser.  Returns (A, b) float64 (3,)."""
+    from station.model.film import srgb_decode
+    lin = srgb_decode(np.asarray(positive, np.float64)).reshape(-1, 3)
+    Dm = np.asarray(D, np.float64).reshape(-1, 3)
+    ok_all = np.all(np.isfinite(Dm), 1)
+    if mask is not None:
+        ok_all &= np.asarray(mask).reshape(-1)
+    A, b = np.zeros(3), np.zeros(3)
+    for c in range(3):
+        ok = ok_all & (lin[:, c] > 0.02) & (lin[:, c] < 0.9)
+        if ok.sum() < 50:
+            A[c], b[c] = -1.5, 1.0
+            continue
+        t = -np.log10(lin[ok, c])
+        X = np.c_[Dm[ok, c], np.ones(ok.sum())]
+        A[c], b[c] = np.linalg.lstsq(X, t, rcond=None)[0]
+    return A, b
+
+
+def fit_learned(Ds, positives, masks=None, ridge: float = 1e-3) -> "Normaliser":
+    """Fit the learned normaliser: ridge regression frame_features -> oracle (A, b)."""
+    X, Y = [], []
+    for i, (D, P) in enumerate(zip(Ds, positives)):
+        m = None if masks is None else masks[i]
+        A, b = oracle_affine(D, P, m)
+        X.append(frame_features(D))
+        Y.append(np.concatenate([A, b]))
+    X, Y = np.array(X), np.array(Y)
+    if len(X) < 4:
+        raise ValueError("the learned normaliser needs at least 4 training frames")
+    reg = ridge * np.eye(X.shape[1])
+    reg[-1, -1] = 0.0
+    W = np.linalg.solve(X.T @ X + reg * len(X), X.T @ Y)
+    return Normaliser("learned", weights=W)
