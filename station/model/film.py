@@ -292,7 +292,7 @@ COLORCHECKER = np.array([
 SATURATED_PATCHES = (6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17)  # 0-based indices
 
 
-def colorchecker_chart(patch: int = 24, gap: int = 4, surround: float = 0.2) -> tuple[np.ndarray, list]:
+def colorchecker_chart(patch: int = 16, gap: int = 4, surround: float = 0.2) -> tuple[np.ndarray, list]:
     """A 4x6 ColorChecker (sRGB float) and the (y0,y1,x0,x1) box of each patch's centre."""
     h, w = 4 * (patch + gap) + gap, 6 * (patch + gap) + gap
     img = np.full((h, w, 3), surround)
@@ -306,7 +306,7 @@ def colorchecker_chart(patch: int = 24, gap: int = 4, surround: float = 0.2) -> 
     return img, boxes
 
 
-def grey_ramp(steps: int = 12, patch: int = 16, height: int = 24, lo: float = 0.06, hi: float = 0.92):
+def grey_ramp(steps: int = 12, patch: int = 12, height: int = 16, lo: float = 0.06, hi: float = 0.92):
     """A horizontal ramp of neutral sRGB patches and their centre boxes."""
     vals = np.linspace(lo, hi, steps)
     img = np.repeat(np.repeat(vals[None, :, None], height, 0), patch, 1)
