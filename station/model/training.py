@@ -216,6 +216,8 @@ def fit(train_frames: list[Frame], val_frames: list[Frame], cfg: TrainConfig, pr
     Zt, Yt = torch.from_numpy(zt).to(device), torch.from_numpy(yt).to(device)
     Zv, Yv = torch.from_numpy(zv).to(device), torch.from_numpy(yv).to(device)
     best, best_state, bad, hist = math.inf, None, 0, {"train": [], "val": []}
+    with torch.no_grad():
+        hist["initial_val"] = float(torch.mean((net(Zv).clamp(0, 1) - Yv) ** 2))
     t0 = time.time()
     bar = _tqdm(cfg.epochs, "train") if progress else None
     stop_reason = "epochs"
@@ -290,7 +292,7 @@ def train(frames: list[Frame], cfg: TrainConfig, progress: bool = True) -> tuple
         "architecture": cfg.mlp.to_dict(), "normaliser": cfg.normaliser.kind,
         "split": {"train": len(tr), "val": len(va), "test": len(te)},
         "epochs_run": hist["epochs_run"], "stop": hist["stop"], "seconds": hist["seconds"],
-        "best_val_mse": round(hist["best_val_mse"], 6), "train_pixels": hist["train_pixels"],
+        "initial_val_mse": round(hist["initial_val"], 6), "best_val_mse": round(hist["best_val_mse"], 6), "train_pixels": hist["train_pixels"],
         "device": hist["device"], "lr": cfg.lr, "weight_decay": cfg.weight_decay,
         "loss_curve_val": [round(v, 6) for v in hist["val"]],
         "test": frame_report(inv, te) if te else {},
