@@ -1,0 +1,152 @@
+"""Measure the film base (the orange mask plus base+fog) of a negative.
+
+The base is the least dense thing *on film*.  It is measured either from a
+blank frame (`base_from_blank`: an unexposed piece of the same roll, same
+light and exposure) or estimated from the frame itself (`estimate_base`):
+
+1. Work on a small copy (long side ~384 px) in log10 RGB.
+2. Candidates are the pixels of the border band (the rebate around the
+   picture), minus pixels at the sensor's white (sprocket holes and gaps in
+   the holder usually clip) and minus very dark pixels (black holder edges:
+   darker than anything on film, more than 2.5 density below the brightest
+   unclipped light).
+3. Modes of the candidates' colours are found on a coarse 3-D histogram
+   (bins of 0.04 in log10).  Light that passed through no film (a hole) is
+   brighter than the base in every channel and *less orange*: seen through
+   the base, blue loses much more than red (C-41 mask: blue density ~0.6
+   above red, blue/red ≈ 3-4, while image dye is near neutral).  So a mode
+   is rejected as "clear" when a darker mode differs from it by that orange
+   pattern.
+4. The base is the brightest remaining mode with enough support; its value
+   is the median of the pixels in that bin.
+
+When no rebate is in the frame (a tight crop), the fallback is a high
+per-channel percentile of the whole frame (the thinnest shadows are close to
+base + fog), and the estimate says so in `source`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BIN = 0.04  # log10 units per histogram bin
+CLIP = 0.985  # at or above this the sensor is (nearly) saturated
+
+
+@dataclass(frozen=True)
+class BaseEstimate:
+    rgb: np.ndarray  # (3,) linear camera RGB of the film base
+    source: str  # "blank frame", "rebate", "frame percentile (no rebate found)"
+
+    def as_list(self) -> list[float]:
+        return [float(v) for v in self.rgb]
+
+
+def _small(rgb: np.ndarray, long_side: int = 384) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    step = max(1, int(np.ceil(max(h, w) / long_side)))
+    return rgb[::step, ::step]
+
+
+def _border_mask(h: int, w: int, frac: float) -> np.ndarray:
+    by, bx = max(1, int(h * frac)), max(1, int(w * frac))
+    m = np.zeros((h, w), bool)
+    m[:by], m[-by:], m[:, :bx], m[:, -bx:] = True, True, True, True
+    return m
+
+
+def _modes(logs: np.ndarray, min_frac: float) -> list[tuple[np.ndarray, int]]:
+    """Histogram modes of Nx3 log colours: [(median colour, count)], brightest first."""
+    q = np.floor(logs / BIN).astype(np.int64)
+    keys, inverse, counts = np.unique(q, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    # Merge each bin with its 26 neighbours' counts so a mode split over bin edges still counts.
+    lut = {tuple(k): c for k, c in zip(keys, counts)}
+    offsets = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)]
+    smooth = np.array([sum(lut.get((k[0] + a, k[1] + b, k[2] + c), 0) for a, b, c in offsets) for k in keys])
+    n = len(logs)
+    order = np.argsort(-smooth)
+    picked: list[int] = []
+    for i in order:
+        if smooth[i] < min_frac * n:
+            break
+        # a local maximum: no already-picked bin within 2 bins
+        if all(np.max(np.abs(keys[i] - keys[j])) > 2 for j in picked):
+            picked.append(i)
+    out = []
+    for i in picked:
+        near = np.max(np.abs(q - keys[i]), axis=1) <= 1
+        out.append((np.median(logs[near], axis=0), int(smooth[i])))
+    out.sort(key=lambda m: -float(np.mean(m[0])))
+    return out
+
+
+def _is_clear_over(bright: np.ndarray, dim: np.ndarray) -> bool:
+    """True when `dim` looks like `bright` seen through an orange film base."""
+    d = bright - dim  # log10 drop per channel (R, G, B)
+    return bool(np.all(d > 0.05) and _orange(d))
+
+
+def _orange(d):
+    """The drop pattern of an orange mask: blue loses far more than red.
+
+    A C-41 base is roughly R 0.2-0.3, G 0.5-0.65, B 0.75-0.95 in density over
+    clear film (blue/red ≈ 3-4), while image dye over the base is close to
+    neutral (blue/red ≈ 1-1.4): a ratio above 1.8 separates the two.
+    """
+    d = np.asarray(d)
+    return (d[..., 2] - d[..., 0] > 0.2) & (d[..., 2] > 1.8 * np.maximum(d[..., 0], 0.01))
+
+
+def estimate_base(rgb: np.ndarray, border: float = 0.12) -> BaseEstimate:
+    """Estimate the film base from a frame (HxWx3 linear); see the module docstring."""
+    small = _small(np.asarray(rgb, dtype=np.float32))
+    h, w = small.shape[:2]
+    flat = small.reshape(-1, 3)
+    unclipped = np.all(flat < CLIP, axis=1) & np.all(flat > 1e-5, axis=1)
+    logs_all = np.log10(np.maximum(flat, 1e-6))
+    if unclipped.any():
+        bright_ref = np.percentile(logs_all[unclipped].mean(axis=1), 99.5)
+    else:
+        bright_ref = 0.0
+    not_black = logs_all.mean(axis=1) > bright_ref - 2.5
+    band = _border_mask(h, w, border).reshape(-1) & unclipped & not_black
+    if band.sum() >= 50:
+        modes = _modes(logs_all[band], min_frac=0.04)
+        # Drop modes that are light through no film (holes, holder gaps).
+        keep = [m for m in modes if not any(_is_clear_over(m[0], o[0]) for o in modes if o is not m and np.mean(o[0]) < np.mean(m[0]))]
+        candidates = keep or modes
+        if candidates:
+            best = candidates[0][0]
+            # A rebate must be at least as bright as (almost) all of the picture.
+            # Pixels thinner than the candidate that do not look like bare light
+            # (a hole is brighter with the orange signature removed) mean it is no base.
+            frame_logs = logs_all[unclipped & not_black]
+            lift = frame_logs - best
+            thinner_px = np.all(lift > 0.03, axis=1) & ~_orange(lift)
+            thinner = float(np.mean(thinner_px)) if len(frame_logs) else 0.0
+            if thinner < 0.01:
+                return BaseEstimate(rgb=(10.0 ** best).astype(np.float32), source="rebate")
+    sel = logs_all[unclipped & not_black] if (unclipped & not_black).any() else logs_all
+    base = np.percentile(sel, 99.5, axis=0)
+    return BaseEstimate(rgb=(10.0 ** base).astype(np.float32), source="frame percentile (no rebate found)")
+
+
+def base_from_blank(rgb: np.ndarray) -> BaseEstimate:
+    """Measure the base from a blank (unexposed, developed) frame of the same roll.
+
+    The central half of the frame is used, after dropping clipped pixels
+    (holes) and dark ones (holder), as a per-channel median.
+    """
+    small = _small(np.asarray(rgb, dtype=np.float32))
+    h, w = small.shape[:2]
+    centre = small[h // 4: h - h // 4, w // 4: w - w // 4].reshape(-1, 3)
+    good = np.all(centre < CLIP, axis=1) & np.all(centre > 1e-5, axis=1)
+    if good.sum() < 16:
+        raise ValueError("the blank frame has no usable film area (clipped or black)")
+    pix = centre[good]
+    lum = np.log10(pix).mean(axis=1)
+    med = np.median(lum)
+    pix = pix[np.abs(lum - med) < 0.15]
+    return BaseEstimate(rgb=np.median(pix, axis=0).astype(np.float32), source="blank frame")

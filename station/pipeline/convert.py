@@ -1,0 +1,123 @@
+"""The engine: one RAW in, positives out.  Every caller (CLI, daemon, demo) uses it.
+
+decode → film base → density → invert → (crop) → write.  Each stage is a pure
+function in its own module; this file only sequences them and times them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from station.errors import DecodeError, StationError
+from station.pipeline.base import BaseEstimate, estimate_base
+from station.pipeline.decode import Decoded, decode
+from station.pipeline.normalise import density
+
+# Output kinds: "tiff" = full-resolution 16-bit TIFF, "jpeg" = full-size JPEG,
+# "preview" = small JPEG (long side `preview_size`) for the operator's screen.
+KINDS = ("tiff", "jpeg", "preview")
+
+
+@dataclass
+class ConvertOptions:
+    inverter: object | None = None  # an Inverter; None = get_inverter() default
+    base: BaseEstimate | None = None  # from a blank frame; None = estimate per frame
+    half_size: bool = False  # LibRaw half-size decode (fast, for previews)
+    crop: str = "none"  # "none" or "auto"
+    overwrite: bool = False
+    jpeg_quality: int = 90
+    preview_size: int = 1600
+    extra_meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class ConvertResult:
+    src: Path
+    outputs: dict[str, Path]
+    base: BaseEstimate
+    timings: dict[str, float]
+    positive_shape: tuple[int, int]
+
+
+def resize_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    if max(h, w) <= long_side:
+        return img
+    from PIL import Image
+
+    scale = long_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    chans = [Image.fromarray(img[..., c].astype(np.float32), "F").resize(size, Image.BILINEAR, reducing_gap=2.0) for c in range(3)]
+    return np.stack([np.asarray(c) for c in chans], axis=2)
+
+
+def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, BaseEstimate, dict]:
+    """Decoded frame → (positive sRGB HxWx3, base used, timings)."""
+    from station.pipeline.invert import get_inverter
+
+    t = {}
+    t0 = time.perf_counter()
+    base = options.base or estimate_base(dec.rgb)
+    t["base"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    D = density(dec.rgb, base.rgb)
+    t["normalise"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    inverter = options.inverter or get_inverter()
+    pos = inverter(D)
+    t["invert"] = time.perf_counter() - t0
+    if options.crop == "auto":
+        from station.pipeline.crop import auto_crop
+
+        t0 = time.perf_counter()
+        pos = auto_crop(pos, D)
+        t["crop"] = time.perf_counter() - t0
+    return pos, base, t
+
+
+def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOptions | None = None) -> ConvertResult:
+    """Convert one input into the outputs named by kind; raise StationError on failure.
+
+    Outputs already written stay (each is atomic); the original is only read.
+    """
+    from station.pipeline.write import encode_jpeg, atomic_write, write_jpeg, write_tiff16
+
+    options = options or ConvertOptions()
+    src = Path(src)
+    unknown = set(outputs) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown output kinds {sorted(unknown)}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    dec = decode(src, half_size=options.half_size)
+    timings["decode"] = time.perf_counter() - t0
+    try:
+        pos, base, t = invert_decoded(dec, options)
+    except StationError:
+        raise
+    except Exception as exc:
+        raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
+    timings.update(t)
+    meta = dict(dec.meta)
+    meta.update(options.extra_meta)
+    meta["station_base"] = [round(float(v), 6) for v in base.rgb]
+    meta["station_base_source"] = base.source
+    meta["station_method"] = getattr(options.inverter, "name", "default")
+    meta["station_source"] = src.name
+    written: dict[str, Path] = {}
+    t0 = time.perf_counter()
+    for kind, path in outputs.items():
+        path = Path(path)
+        if kind == "tiff":
+            written[kind] = write_tiff16(path, pos, meta, options.overwrite)
+        elif kind == "jpeg":
+            written[kind] = write_jpeg(path, pos, meta, options.overwrite, options.jpeg_quality)
+        elif kind == "preview":
+            small = resize_long_side(pos, options.preview_size)
+            data = encode_jpeg(small, meta, options.jpeg_quality)
+            written[kind] = atomic_write(path, lambda fh: fh.write(data), options.overwrite)
+    timings["write"] = time.perf_counter() - t0
+    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2])

@@ -1,0 +1,221 @@
+"""Decode a RAW (or a 16-bit scan) into linear, scene-independent camera RGB.
+
+`decode(path) -> Decoded`: float32 HxWx3, 1.0 = the sensor's white level,
+black subtracted, no auto-brightness, no per-frame white balance (all
+channel multipliers are 1, so the numbers are the camera's own channel
+responses and identical shots decode identically).  The film base divides
+out the light's colour later (see normalise.py), which is why no white
+balance is needed here.
+
+RAW files go through LibRaw (rawpy): every format it knows (DNG, NEF,
+CR2/CR3, ARW, RAF, ORF, RW2, ...).  TIFF scans (8/16-bit, e.g. a film
+scanner's linear "HDR raw" output) go through tifffile and are taken as
+linear; PNG/JPEG are taken as sRGB-encoded and linearised.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from station.errors import DecodeError
+
+# tifffile logs every malformed tag it meets; a bad file is reported once, by us.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+
+TIFF_EXT = {".tif", ".tiff"}
+SRGB_EXT = {".png", ".jpg", ".jpeg"}
+RAW_EXT = {
+    ".dng", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".arw", ".srf", ".sr2", ".raf", ".orf",
+    ".rw2", ".pef", ".srw", ".kdc", ".dcr", ".mos", ".mef", ".mrw", ".3fr", ".fff", ".iiq",
+    ".erf", ".raw", ".rwl", ".x3f", ".gpr",
+}
+IMAGE_EXT = RAW_EXT | TIFF_EXT | SRGB_EXT
+
+
+@dataclass
+class Decoded:
+    rgb: np.ndarray  # float32 HxWx3, linear, 1.0 = sensor white
+    meta: dict = field(default_factory=dict)  # make, model, lens, datetime, orientation, source
+    clipped: float = 0.0  # fraction of pixels with a channel at the sensor's white
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rgb.shape[:2]
+
+
+def srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(v: np.ndarray) -> np.ndarray:
+    v = np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def sniff(path: Path) -> str:
+    """Classify a file by its content: 'tiff', 'raw', 'png', 'jpeg' or 'unknown'."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        # DNG, NEF, CR2, ARW, ... are TIFF containers: only the extension tells a
+        # plain TIFF scan apart, and rawpy rejects plain TIFFs anyway.
+        return "tiff" if path.suffix.lower() in TIFF_EXT else "raw"
+    return "raw" if head else "unknown"
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DecodeError(path, "no such file")
+    if not path.is_file():
+        raise DecodeError(path, "not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise DecodeError(path, "file is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise DecodeError(path, "permission denied")
+
+
+def _as_rgb(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise DecodeError(path, f"unsupported image layout {arr.shape}")
+    return arr[..., :3]
+
+
+def _decode_tiff(path: Path) -> Decoded:
+    import tifffile
+
+    try:
+        arr = tifffile.imread(path)
+    except Exception as exc:  # tifffile raises many kinds
+        raise DecodeError(path, f"not a readable TIFF ({exc})") from None
+    arr = _as_rgb(np.asarray(arr), path)
+    if arr.dtype == np.uint16:
+        rgb = arr.astype(np.float32) / 65535.0
+    elif arr.dtype == np.uint8:
+        rgb = arr.astype(np.float32) / 255.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        rgb = arr.astype(np.float32)
+    else:
+        raise DecodeError(path, f"unsupported TIFF sample type {arr.dtype}")
+    return Decoded(rgb=rgb, meta={"source": "tiff"}, clipped=float(np.mean(np.any(rgb >= 0.999, axis=2))))
+
+
+def _decode_pillow(path: Path) -> Decoded:
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            mode16 = im.mode in ("I;16", "I;16B", "I")
+            arr = np.asarray(im.convert("RGB") if not mode16 else im)
+    except Exception as exc:
+        raise DecodeError(path, f"not a readable image ({exc})") from None
+    scale = 65535.0 if arr.dtype == np.uint16 or arr.max() > 255 else 255.0
+    rgb = srgb_to_linear(_as_rgb(arr, path).astype(np.float32) / scale)
+    return Decoded(rgb=rgb, meta={"source": "sRGB image"}, clipped=float(np.mean(np.any(rgb >= 0.999, axis=2))))
+
+
+def _clean(v) -> str:
+    return str(v).strip(" \x00")
+
+
+def _raw_meta(raw, path: Path) -> dict:
+    """Camera, lens, date and orientation from a TIFF-based RAW's tags (DNG, NEF, CR2, ...).
+
+    rawpy exposes none of these; tifffile reads IFD0 and the EXIF IFD without
+    touching the pixels.  Formats that are not TIFF containers just lack them.
+    """
+    meta: dict = {"source": "raw"}
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            tags = tf.pages[0].tags
+            for key, code in (("make", 271), ("model", 272), ("datetime", 306), ("orientation", 274)):
+                if code in tags and tags[code].value not in ("", None):
+                    v = tags[code].value
+                    meta[key] = int(v) if key == "orientation" else _clean(v)
+            exif = tags["ExifTag"].value if "ExifTag" in tags else {}
+            if exif.get("LensModel"):
+                meta["lens"] = _clean(exif["LensModel"])
+            if exif.get("DateTimeOriginal"):
+                meta["datetime"] = _clean(exif["DateTimeOriginal"])
+    except Exception:
+        pass
+    return meta
+
+
+def _decode_raw(path: Path, half_size: bool) -> Decoded:
+    import rawpy
+
+    try:
+        raw = rawpy.imread(str(path))
+    except rawpy.LibRawFileUnsupportedError:
+        raise DecodeError(path, "not a RAW format LibRaw supports") from None
+    except rawpy.LibRawIOError:
+        raise DecodeError(path, "could not read the file (truncated or I/O error)") from None
+    except Exception as exc:
+        raise DecodeError(path, f"LibRaw could not open it ({exc.__class__.__name__}: {exc})") from None
+    with raw:
+        try:
+            rgb16 = raw.postprocess(
+                gamma=(1, 1),
+                no_auto_bright=True,
+                output_bps=16,
+                use_camera_wb=False,
+                use_auto_wb=False,
+                user_wb=[1.0, 1.0, 1.0, 1.0],
+                output_color=rawpy.ColorSpace.raw,
+                half_size=half_size,
+                user_flip=0,  # orientation is applied by the writer, consistently for all sources
+                adjust_maximum_thr=0.0,
+                demosaic_algorithm=rawpy.DemosaicAlgorithm.LINEAR if not half_size else None,
+            )
+        except Exception as exc:
+            raise DecodeError(path, f"LibRaw could not decode it ({exc.__class__.__name__}: {exc})") from None
+        meta = _raw_meta(raw, path)
+        meta.setdefault("orientation", {0: 1, 3: 3, 5: 8, 6: 6}.get(raw.sizes.flip, 1))
+    rgb = rgb16.astype(np.float32) * (1.0 / 65535.0)
+    clipped = float(np.mean(np.any(rgb16 >= 65000, axis=2)))
+    return Decoded(rgb=rgb, meta=meta, clipped=clipped)
+
+
+def decode(path: str | os.PathLike, half_size: bool = False) -> Decoded:
+    """Decode `path` to linear camera RGB; raise DecodeError naming the file and reason."""
+    path = Path(path)
+    _check_file(path)
+    kind = sniff(path)
+    if kind == "tiff":
+        dec = _decode_tiff(path)
+        if half_size:
+            dec.rgb = _half(dec.rgb)
+    elif kind in ("png", "jpeg"):
+        dec = _decode_pillow(path)
+        if half_size:
+            dec.rgb = _half(dec.rgb)
+    elif kind == "raw":
+        dec = _decode_raw(path, half_size)
+    else:
+        raise DecodeError(path, "not an image")
+    if dec.rgb.shape[0] < 8 or dec.rgb.shape[1] < 8:
+        raise DecodeError(path, f"image too small ({dec.rgb.shape[1]}x{dec.rgb.shape[0]})")
+    if not np.isfinite(dec.rgb).all():
+        dec.rgb = np.nan_to_num(dec.rgb, nan=0.0, posinf=1.0, neginf=0.0)
+    return dec
+
+
+def _half(rgb: np.ndarray) -> np.ndarray:
+    h, w = (rgb.shape[0] // 2) * 2, (rgb.shape[1] // 2) * 2
+    r = rgb[:h, :w]
+    return (0.25 * (r[0::2, 0::2] + r[1::2, 0::2] + r[0::2, 1::2] + r[1::2, 1::2])).astype(np.float32)
