@@ -93,3 +93,17 @@ def test_fitted_curves_match_measured_profiles():
         dc = np.asarray(prof["density_curves"])
         fit = film.load_stock(key).characteristic(np.repeat(le[:, None], 3, 1))
         assert np.sqrt(np.mean((fit - dc) ** 2)) < 0.02, key
+
+
+def test_write_dng_roundtrip(tmp_path):
+    pytest.importorskip("rawpy")
+    from station.pipeline.decode import decode
+    s = film.simulate(film.procedural_scene(64, seed=2), stock="kodak_portra_400")
+    p = tmp_path / "neg.dng"
+    film.write_dng(p, s.camera_rgb)
+    dec = decode(p)
+    assert dec.rgb.shape[:2] == (64, 64)
+    # the base-normalised density survives the DNG round trip (demosaic blurs edges: compare medians)
+    d_true = np.median(s.density.reshape(-1, 3), 0)
+    d_dng = np.median(-np.log10(np.maximum(dec.rgb, 1e-6) / s.base_rgb).reshape(-1, 3), 0)
+    np.testing.assert_allclose(d_dng, d_true, atol=0.05)

@@ -35,6 +35,8 @@ class MLPInverter:
     `inv.normaliser(D)` -> z (same shape); `inv.pixel_fn(z (N,3))` -> (N,3) in [0,1];
     `inv.z_range` = (lo (3,), hi (3,)) float32."""
 
+    name = "mlp"
+
     def __init__(self, config: MLPConfig, weights: dict[str, np.ndarray], normaliser: Normaliser,
                  z_range=None, meta: dict | None = None, path: str | None = None):
         self.config = config

@@ -26,12 +26,20 @@ KINDS = ("none", "scale", "percentile", "shift", "shift_shared", "learned")
 FEATURE_PCTS = (1.0, 10.0, 50.0, 90.0, 99.0)
 
 
+DIFF_PCTS = (10.0, 50.0, 90.0)
+N_FEATURES = 3 * len(FEATURE_PCTS) + 2 * len(DIFF_PCTS) + 1
+
+
 def frame_features(D: np.ndarray) -> np.ndarray:
-    """Frame statistics for the learned normaliser: per-channel percentiles of D
-    (FEATURE_PCTS, channel-major) and a constant 1 -> (16,) float64."""
+    """Frame statistics for the learned normaliser -> (N_FEATURES,) float64:
+    per-channel percentiles of D (FEATURE_PCTS, channel-major), percentiles
+    (DIFF_PCTS) of the colour differences D_r - D_g and D_b - D_g (the frame's
+    colour balance, a 'grey world' in density), and a constant 1."""
     s = _sample(D)
     p = np.percentile(s, FEATURE_PCTS, axis=0)  # (5, 3)
-    return np.concatenate([p.T.reshape(-1), [1.0]])
+    diffs = np.stack([s[:, 0] - s[:, 1], s[:, 2] - s[:, 1]], 1)
+    q = np.percentile(diffs, DIFF_PCTS, axis=0)  # (3, 2)
+    return np.concatenate([p.T.reshape(-1), q.T.reshape(-1), [1.0]])
 MIN_SPREAD = 0.05  # density; a flat frame is not stretched beyond this
 DEFAULTS = {"lo": 0.5, "hi": 99.5}
 
@@ -51,7 +59,7 @@ def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["
                  weights=None):
     """Per-channel affine parameters (A, b), each (3,) float32, from frame statistics.
 
-    D: HxWx3 (or Nx3) densities above base.  `weights` (16x6) only for kind "learned":
+    D: HxWx3 (or Nx3) densities above base.  `weights` (N_FEATURESx6) only for kind "learned":
     [A | b] = frame_features(D) @ weights (a ridge regression fitted in training)."""
     if kind == "learned":
         if weights is None:
@@ -97,8 +105,8 @@ class Normaliser:
         self.weights = None
         if weights is not None:
             w = np.asarray(weights, np.float64)
-            if w.shape != (3 * len(FEATURE_PCTS) + 1, 6) or not np.all(np.isfinite(w)):
-                raise ValueError(f"learned normaliser weights must be finite {3 * len(FEATURE_PCTS) + 1}x6, got {w.shape}")
+            if w.shape != (N_FEATURES, 6) or not np.all(np.isfinite(w)):
+                raise ValueError(f"learned normaliser weights must be finite {N_FEATURES}x6, got {w.shape}")
             self.weights = w
 
     def params(self, D: np.ndarray):
