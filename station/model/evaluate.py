@@ -126,3 +126,37 @@ def format_table(results: dict[str, dict | None], columns=COLUMNS) -> str:
     tgt = ["target " + {">=": "≥", "<=": "≤"}[TARGETS[k][0]] + f" {TARGETS[k][1]:g}" if k in TARGETS else "" for k, _, _ in columns]
     rows.append("| *target* | " + " | ".join(tgt) + " |")
     return "\n".join(rows)
+
+
+def normaliser_invariance(kinds=("none", "scale", "percentile", "quantile"), seed: int = 7, size: int = 160) -> dict:
+    """How much the model's input z for the same scene points moves when only the
+    stock, the scene exposure, the light or the scan exposure changes.
+
+    For each factor, a scene (photo + charts) is simulated under several settings of
+    that factor (others fixed); the figure is the mean over grey-ramp and
+    ColorChecker patches and channels of the std of the patch's z across settings,
+    divided by the std of z across patches (1 = the input moves as much as the
+    whole image spans; 0 = perfectly invariant).  Lower is better."""
+    from station.model.normalise import Normaliser
+    rng = np.random.default_rng(seed)
+    img, boxes = film.scene_with_charts(film.photo("rocket", size, rng))
+    allb = boxes["ramp"] + boxes["checker"]
+    base = dict(stock="kodak_portra_400", scene_ev=0.0, scan_ev=0.0, camera="cam_a", backlight="high_cri_led", seed=1)
+    factors = {
+        "stock": [dict(stock=s) for s in film.training_stocks()],
+        "scene exposure (−1…+1.5 EV)": [dict(scene_ev=e) for e in (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5)],
+        "light (0.85–1.25 × ref K)": [dict(scene_K=5500.0 * f) for f in (0.85, 0.95, 1.05, 1.15, 1.25)],
+        "scan exposure (−1…+0.5 EV)": [dict(scan_ev=e) for e in (-1.0, -0.5, 0.0, 0.5)],
+        "camera × backlight": [dict(camera=c, backlight=b) for c in film.CAMERAS for b in film.BACKLIGHTS],
+    }
+    out = {}
+    for fname, settings in factors.items():
+        Ds = [film.simulate(img, film.ScanParams(**{**base, **s})).density for s in settings]
+        out[fname] = {}
+        for k in kinds:
+            nm = Normaliser(k)
+            Z = np.array([box_means(nm(D), allb) for D in Ds])  # (settings, patches, 3)
+            spread = Z.std(0).mean()
+            span = Z.std(1).mean()
+            out[fname][k] = float(spread / span)
+    return out

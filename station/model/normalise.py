@@ -15,14 +15,16 @@ Kinds (all return A, b as float32 arrays of shape (3,)):
                   shadows go to ~0 and its highlights to ~1 in every channel
                   (the default; see docs/MODEL.md for the numbers behind the choice).
 
-Percentiles are computed on at most 65 536 pixels picked with a fixed stride
+Percentiles are computed on block means (2x2, more for big frames: sensor
+noise stays out) of at most 65 536 pixels picked with a fixed stride
 (deterministic, fast), ignoring non-finite values.
 """
 from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("none", "scale", "percentile", "shift", "shift_shared", "learned")
+KINDS = ("none", "scale", "percentile", "quantile", "shift", "shift_shared", "learned")
+QUANTILES = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99)
 FEATURE_PCTS = (1.0, 10.0, 50.0, 90.0, 99.0)
 
 
@@ -45,7 +47,13 @@ DEFAULTS = {"lo": 0.5, "hi": 99.5}
 
 
 def _sample(D: np.ndarray, max_n: int = 65536) -> np.ndarray:
-    flat = np.asarray(D, np.float32).reshape(-1, 3)
+    D = np.asarray(D, np.float32)
+    if D.ndim == 3 and min(D.shape[:2]) >= 32:
+        # block means (2x2, or more for big frames) keep sensor noise out of the percentiles
+        k = max(2, max(D.shape[:2]) // 256)
+        h, w = (D.shape[0] // k) * k, (D.shape[1] // k) * k
+        D = D[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
+    flat = D.reshape(-1, 3)
     step = max(1, flat.shape[0] // max_n)
     s = flat[::step]
     ok = np.all(np.isfinite(s), 1)
@@ -80,6 +88,21 @@ def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["
         p_lo, p_hi = np.percentile(s, [lo, hi], axis=0)
         A = 1.0 / np.maximum(p_hi - p_lo, MIN_SPREAD)
         return A.astype(np.float32), (-p_lo * A).astype(np.float32)
+    if kind == "quantile":
+        # 2-point (lo, hi) normalisation first, then a least-squares per-channel
+        # affine that matches each channel's whole quantile function to the mean
+        # of the three: the tone distributions (and so the grey axis) line up.
+        p_lo, p_hi = np.percentile(s, [lo, hi], axis=0)
+        A = 1.0 / np.maximum(p_hi - p_lo, MIN_SPREAD)
+        b = -p_lo * A
+        q = np.percentile(s, QUANTILES, axis=0) * A + b      # (nq, 3)
+        ref = q.mean(1)
+        for c in range(3):
+            X = np.c_[q[:, c], np.ones(len(q))]
+            a_c, e_c = np.linalg.lstsq(X, ref, rcond=None)[0]
+            a_c = float(np.clip(a_c, 0.5, 2.0))
+            A[c], b[c] = A[c] * a_c, b[c] * a_c + e_c
+        return A.astype(np.float32), b.astype(np.float32)
     if kind in ("shift", "shift_shared"):
         med = np.percentile(s, 50, axis=0)
         if kind == "shift_shared":
