@@ -29,8 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--depth", type=int, default=3, help="hidden layers (paper: 3)")
     p.add_argument("--skip", action="store_true", help="add a linear input->output skip connection")
     p.add_argument("--activation", default="relu", choices=["relu", "silu", "tanh"])
-    p.add_argument("--normaliser", default="learned",
-                   choices=["learned", "percentile", "quantile", "scale", "shift", "shift_shared", "none"])
+    p.add_argument("--normaliser", default="percentile",
+                   choices=["learned", "percentile", "quantile", "neutral", "scale", "shift", "shift_shared", "none"])
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=1e-6, help="L2 penalty (paper: MSE + L2)")

@@ -13,7 +13,15 @@ Kinds (all return A, b as float32 arrays of shape (3,)):
 * ``scale``       A_c = 1 / P_hi(D_c), b = 0 (anchored at the base: D = 0 stays 0);
 * ``percentile``  A_c = 1 / (P_hi - P_lo), b_c = -P_lo * A_c: the frame's
                   shadows go to ~0 and its highlights to ~1 in every channel
-                  (the default; see docs/MODEL.md for the numbers behind the choice).
+                  (the default: best on held-out stocks, see docs/MODEL.md);
+* ``quantile``    percentile, then each channel's whole quantile function is
+                  matched (least squares) to the mean of the three;
+* ``neutral``     percentile, then the channels are aligned on the frame's
+                  near-neutral pixels (a grey-axis fit);
+* ``shift`` / ``shift_shared``  subtract the per-channel / common median;
+* ``learned``     [A | b] = ridge regression of frame statistics (percentiles of
+                  D and of the colour differences), fitted in training to the
+                  per-frame affine that best maps D to the positive's density.
 
 Percentiles are computed on block means (2x2, more for big frames: sensor
 noise stays out) of at most 65 536 pixels picked with a fixed stride
@@ -23,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("none", "scale", "percentile", "quantile", "shift", "shift_shared", "learned")
+KINDS = ("none", "scale", "percentile", "quantile", "neutral", "shift", "shift_shared", "learned")
+NEUTRAL_TOL = 0.08
 QUANTILES = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99)
 FEATURE_PCTS = (1.0, 10.0, 50.0, 90.0, 99.0)
 
@@ -102,6 +111,25 @@ def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["
             a_c, e_c = np.linalg.lstsq(X, ref, rcond=None)[0]
             a_c = float(np.clip(a_c, 0.5, 2.0))
             A[c], b[c] = A[c] * a_c, b[c] * a_c + e_c
+        return A.astype(np.float32), b.astype(np.float32)
+    if kind == "neutral":
+        # 2-point normalisation, then align the channels on the frame's
+        # near-neutral pixels (grey axis): each channel is regressed on the mean of
+        # the three over pixels whose channels already agree within NEUTRAL_TOL.
+        p_lo, p_hi = np.percentile(s, [lo, hi], axis=0)
+        A = 1.0 / np.maximum(p_hi - p_lo, MIN_SPREAD)
+        b = -p_lo * A
+        for _ in range(2):
+            z = s * A + b
+            m = z.mean(1)
+            sel = (np.abs(z - m[:, None]).max(1) < NEUTRAL_TOL) & (m > 0.03) & (m < 0.97)
+            if sel.sum() < max(50, 0.02 * len(z)):
+                break
+            for c in range(3):
+                X = np.c_[m[sel], np.ones(sel.sum())]
+                al, be = np.linalg.lstsq(X, z[sel, c], rcond=None)[0]
+                al = float(np.clip(al, 0.7, 1.4))
+                A[c], b[c] = A[c] / al, (b[c] - be) / al
         return A.astype(np.float32), b.astype(np.float32)
     if kind in ("shift", "shift_shared"):
         med = np.percentile(s, 50, axis=0)
