@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--activation", default="relu", choices=["relu", "silu", "tanh"])
     p.add_argument("--normaliser", default="percentile",
                    choices=["learned", "percentile", "quantile", "neutral", "scale", "shift", "shift_shared", "none"])
+    p.add_argument("--norm-lo", type=float, default=0.5, help="normaliser low percentile (shadows)")
+    p.add_argument("--norm-hi", type=float, default=99.5, help="normaliser high percentile (highlights)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=1e-6, help="L2 penalty (paper: MSE + L2)")
@@ -67,7 +69,7 @@ def run(args) -> int:
     try:
         cfg = TrainConfig(
             mlp=MLPConfig(args.width, args.depth, args.skip, args.activation),
-            normaliser=Normaliser(args.normaliser),
+            normaliser=Normaliser(args.normaliser, args.norm_lo, args.norm_hi),
             epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, batch=args.batch,
             patience=args.patience, pixels_per_frame=args.pixels_per_frame, seed=args.seed,
             device=args.device, max_minutes=args.max_minutes,
