@@ -44,3 +44,26 @@ def test_evaluate_method_perfect_inverter():
     res = ev.evaluate_method(lambda D: lookup.get(id(D), f.positive), frames)
     assert res["r2"] == 1.0 and res["de_mean"] < 1e-6 and res["hue_err"] < 1e-6
     assert res["grey_C"] < 0.5           # the ground truth of the ramp is neutral
+
+
+def test_evaluate_command_table(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from station.cli import main
+    from station.model import MLPInverter, save_model
+    from station.model.mlp import MLPConfig, make_module
+    from station.model.normalise import Normaliser
+    torch.manual_seed(0)
+    cfg = MLPConfig(8, 1)
+    p = save_model(tmp_path / "m.npz", MLPInverter(cfg, make_module(cfg).export(), Normaliser()))
+    rc = main(["evaluate", "--model", str(p), "--stocks", "kodak_ultramax_400", "--scenes", "1", "--size", "160",
+               "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| mlp |" in out and "| naive 1−x |" in out and "| classic |" in out
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert set(r["generated"]["mlp"]) >= {"r2", "de_mean", "de_p95", "grey_C", "hue_err", "scan_dE"}
+    assert main(["evaluate", "--model", str(tmp_path / "missing.npz")]) == 2
+    assert main(["evaluate", "--model", str(p), "--stocks", "no_such_film"]) == 2

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     p.add_argument("--stocks", default=None, help="comma-separated stocks (default: the held-out ones)")
-    p.add_argument("--scenes", type=int, default=4, help="scenes per stock")
+    p.add_argument("--scenes", type=int, default=6, help="scenes per stock")
     p.add_argument("--size", type=int, default=192)
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--pairs", type=Path, default=None, help="also evaluate on a folder of user pairs")

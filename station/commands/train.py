@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--pixels-per-frame", type=int, default=6000)
     p.add_argument("--size", type=int, default=160, help="size of generated frames (pixels)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stock-jitter", type=float, default=1.0,
+                   help="scale of the per-layer contrast/speed perturbation of generated stocks (0 = the measured stocks only)")
     p.add_argument("--negative-encoding", default="auto", choices=["auto", "linear", "srgb"],
                    help="pair negatives: linear camera RGB or sRGB-encoded (auto: 8-bit=sRGB, 16-bit=linear)")
     p.add_argument("--no-register", action="store_true", help="pairs are already pixel-aligned")
@@ -89,10 +91,10 @@ def run(args) -> int:
             sources["pairs"] = {"folder": str(args.pairs), "count": len(pf)}
             log.info("loaded %d pairs from %s", len(pf), args.pairs)
         if args.generate > 0:
-            gf = generated_frames(args.generate, seed=args.seed, size=args.size)
+            gf = generated_frames(args.generate, seed=args.seed, size=args.size, stock_jitter=args.stock_jitter)
             frames += gf
             from station.model.film import HELD_OUT_STOCKS
-            sources["generated"] = {"count": len(gf), "seed": args.seed, "size": args.size,
+            sources["generated"] = {"count": len(gf), "seed": args.seed, "size": args.size, "stock_jitter": args.stock_jitter,
                                     "held_out_stocks": list(HELD_OUT_STOCKS)}
             log.info("generated %d negatives", len(gf))
         inv, report = train(frames, cfg, progress=not args.no_progress)

@@ -54,7 +54,7 @@ def _density(scan: film.NegativeScan) -> np.ndarray:
     return scan.density
 
 
-def eval_frames(stocks=film.HELD_OUT_STOCKS, scenes_per_stock: int = 4, size: int = 192, seed: int = 1000) -> list[EvalFrame]:
+def eval_frames(stocks=film.HELD_OUT_STOCKS, scenes_per_stock: int = 6, size: int = 192, seed: int = 1000) -> list[EvalFrame]:
     rng = np.random.default_rng(seed)
     frames = []
     for st in stocks:

@@ -192,6 +192,8 @@ class ScanParams:
     camera: str = "cam_a"
     backlight: str = "high_cri_led"
     grain: float = 0.003           # density noise (std) at density 1, per output pixel
+    layer_gamma: tuple = (1.0, 1.0, 1.0)   # contrast multiplier per layer ("virtual stock" augmentation)
+    layer_shift: tuple = (0.0, 0.0, 0.0)   # log-exposure speed shift per layer
     full_well: float = 640000.0    # electrons at sensor white: 40k e- sensor, each output pixel = 4x4 binned
     read_noise: float = 2.0        # electrons
     seed: int | None = 0
@@ -257,7 +259,7 @@ def simulate(positive: np.ndarray, params: ScanParams | None = None, **kw) -> Ne
     target = srgb_encode(lin.reshape(-1, 3) @ M_tgt).reshape(h, w, 3).astype(np.float32)
     H = lin.reshape(-1, 3) @ M_exp * 2.0 ** p.scene_ev
     log_h = np.log10(np.maximum(H, 1e-7))
-    dye = stock.characteristic(log_h)
+    dye = stock.characteristic(log_h + np.asarray(p.layer_shift, float)) * np.asarray(p.layer_gamma, float)
     if p.grain > 0:
         dye = dye + rng.normal(size=dye.shape) * p.grain * np.sqrt(np.maximum(dye, 0.02))
     spectral_d = stock.base_density[None, :] + dye @ stock.masked_dyes.T   # (N,41)
@@ -443,10 +445,15 @@ TRAIN_PHOTOS = ("astronaut", "coffee", "chelsea", "colorwheel")
 EVAL_PHOTOS = ("rocket",)
 
 
-def random_params(rng: np.random.Generator, stocks=None) -> ScanParams:
+def random_params(rng: np.random.Generator, stocks=None, jitter: float = 1.0) -> ScanParams:
+    """Random shooting/scanning conditions; `jitter` scales the per-layer contrast
+    (±8 %) and speed (±0.1 log H) perturbations that turn the 8 training stocks into
+    a continuum of 'virtual stocks'."""
     stocks = list(stocks or training_stocks())
     st = load_stock(str(rng.choice(stocks)))
     return ScanParams(
+        layer_gamma=tuple(float(x) for x in 1.0 + jitter * rng.uniform(-0.08, 0.08, 3)),
+        layer_shift=tuple(float(x) for x in jitter * rng.uniform(-0.1, 0.1, 3)),
         stock=st.key,
         scene_K=float(st.reference_K * rng.uniform(0.85, 1.25)),
         scene_ev=float(rng.uniform(-1.0, 1.5)),
@@ -470,9 +477,9 @@ def random_scene(rng: np.random.Generator, size: int = 160, photos=TRAIN_PHOTOS)
     return img
 
 
-def generate_pairs(n: int, seed: int = 0, size: int = 160, stocks=None, photos=TRAIN_PHOTOS):
+def generate_pairs(n: int, seed: int = 0, size: int = 160, stocks=None, photos=TRAIN_PHOTOS, jitter: float = 1.0):
     """Yield n NegativeScan objects of random scenes, stocks, exposures, cameras."""
     rng = np.random.default_rng(seed)
     for _ in range(n):
         img = random_scene(rng, size, photos)
-        yield simulate(img, random_params(rng, stocks))
+        yield simulate(img, random_params(rng, stocks, jitter))

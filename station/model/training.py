@@ -51,13 +51,14 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------- data
-def generated_frames(n: int, seed: int = 0, size: int = 160, stocks=None, base_jitter: float = 0.01) -> list[Frame]:
+def generated_frames(n: int, seed: int = 0, size: int = 160, stocks=None, base_jitter: float = 0.01,
+                     stock_jitter: float = 1.0) -> list[Frame]:
     """n generated frames; densities use the simulated base times a small random error
     (a base estimate is never exact)."""
     from station.model import film
     rng = np.random.default_rng(seed + 7919)
     out = []
-    for i, s in enumerate(film.generate_pairs(n, seed=seed, size=size, stocks=stocks)):
+    for i, s in enumerate(film.generate_pairs(n, seed=seed, size=size, stocks=stocks, jitter=stock_jitter)):
         base = s.base_rgb * (1.0 + rng.normal(size=3) * base_jitter)
         D = -np.log10(np.maximum(s.camera_rgb, 1e-6) / base).astype(np.float32)
         out.append(Frame(D, s.positive, None, f"gen{i:04d}:{s.params.stock}"))
