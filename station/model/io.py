@@ -116,6 +116,9 @@ def save_model(path, inverter: MLPInverter, training: dict | None = None) -> Pat
             np.savez_compressed(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
