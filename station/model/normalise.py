@@ -23,9 +23,11 @@ Kinds (all return A, b as float32 arrays of shape (3,)):
                   D and of the colour differences), fitted in training to the
                   per-frame affine that best maps D to the positive's density.
 
-Percentiles are computed on block means (2x2, more for big frames: sensor
-noise stays out) of at most 65 536 pixels picked with a fixed stride
-(deterministic, fast), ignoring non-finite values.
+Statistics are metered like the classic inversion's: on the central region
+(the outer 12 % of each side may hold rebate, sprocket holes and the holder,
+since the pipeline crops only after inverting), on block means (2x2, more for
+big frames: sensor noise stays out) of at most 65 536 pixels picked with a
+fixed stride, ignoring non-finite densities and those outside -0.05..3.2.
 """
 from __future__ import annotations
 
@@ -55,8 +57,20 @@ MIN_SPREAD = 0.05  # density; a flat frame is not stretched beyond this
 DEFAULTS = {"lo": 0.5, "hi": 99.5}
 
 
+METER_BORDER = 0.12        # outer fraction of each side left out of the metering
+METER_RANGE = (-0.05, 3.2)  # densities outside are light through no film, or the holder
+
+
 def _sample(D: np.ndarray, max_n: int = 65536) -> np.ndarray:
+    """Pixels (N,3) the frame statistics are taken from: the central region (the
+    outer METER_BORDER of each side may hold rebate, sprocket holes, holder),
+    2x2+ block means, densities inside METER_RANGE only."""
     D = np.asarray(D, np.float32)
+    if D.ndim == 3:
+        h, w = D.shape[:2]
+        by, bx = int(h * METER_BORDER), int(w * METER_BORDER)
+        if h - 2 * by >= 16 and w - 2 * bx >= 16:
+            D = D[by:h - by, bx:w - bx]
     if D.ndim == 3 and min(D.shape[:2]) >= 32:
         # block means (2x2, or more for big frames) keep sensor noise out of the percentiles
         k = max(2, max(D.shape[:2]) // 256)
@@ -69,7 +83,8 @@ def _sample(D: np.ndarray, max_n: int = 65536) -> np.ndarray:
     s = s[ok]
     if s.shape[0] == 0:
         raise ValueError("no finite density values in the frame")
-    return s
+    film_ = np.all((s > METER_RANGE[0]) & (s < METER_RANGE[1]), 1)
+    return s[film_] if film_.sum() >= 16 else s
 
 
 def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"],
