@@ -32,7 +32,7 @@ def test_normaliser_affine():
     yy, xx = np.mgrid[0:50, 0:40]
     D = np.stack([xx / 40, yy / 50 * 1.5, (xx / 40 + yy / 50)], -1).astype(np.float32)  # smooth frame
     A, b = frame_affine(D, "percentile", 1, 99)
-    z = apply_affine(D, A, b)[6:44, 4:36]   # metered on the central region
+    z = apply_affine(D, A, b)
     lo, hi = np.percentile(z.reshape(-1, 3), [1, 99], axis=0)
     np.testing.assert_allclose(lo, 0, atol=0.03)
     np.testing.assert_allclose(hi, 1, atol=0.03)
