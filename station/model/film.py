@@ -308,7 +308,7 @@ def colorchecker_chart(patch: int = 16, gap: int = 4, surround: float = 0.2) -> 
     return img, boxes
 
 
-def grey_ramp(steps: int = 12, patch: int = 12, height: int = 16, lo: float = 0.06, hi: float = 0.92):
+def grey_ramp(steps: int = 12, patch: int = 10, height: int = 16, lo: float = 0.06, hi: float = 0.92):
     """A horizontal ramp of neutral sRGB patches and their centre boxes."""
     vals = np.linspace(lo, hi, steps)
     img = np.repeat(np.repeat(vals[None, :, None], height, 0), patch, 1)
@@ -378,10 +378,14 @@ def scene_with_charts(base: np.ndarray, with_charts: bool = True):
         H, W = img.shape[:2]
         if H < cc.shape[0] + gr.shape[0] + 8 or W < max(cc.shape[1], gr.shape[1]) + 8:
             raise ValueError("scene too small for the charts")
-        y0, x0 = 4, 4
+        # inside the central region a photographer would put a chart (and the
+        # normaliser meters): 15 % in from the edges
+        y0, x0 = int(0.15 * H), int(0.15 * W)
         img[y0:y0 + cc.shape[0], x0:x0 + cc.shape[1]] = cc
         boxes["checker"] = [(a + y0, b + y0, c + x0, d + x0) for a, b, c, d in cb]
-        y1 = H - gr.shape[0] - 4
+        y1 = H - int(0.15 * H) - gr.shape[0]
+        if y1 < y0 + cc.shape[0] + 2 or x0 + max(cc.shape[1], gr.shape[1]) > W:
+            raise ValueError("scene too small for the charts")
         img[y1:y1 + gr.shape[0], x0:x0 + gr.shape[1]] = gr
         boxes["ramp"] = [(a + y1, b + y1, c + x0, d + x0) for a, b, c, d in gb]
     return img, boxes
@@ -470,7 +474,7 @@ def random_scene(rng: np.random.Generator, size: int = 160, photos=TRAIN_PHOTOS)
         img = photo(str(rng.choice(list(photos))), size, rng)
     else:
         img = procedural_scene(size, int(rng.integers(1 << 31)))
-    if rng.random() < 0.5 and size >= 140:
+    if rng.random() < 0.5 and size >= 160:
         img, _ = scene_with_charts(img)
     if rng.random() < 0.5:
         img = img[:, ::-1]

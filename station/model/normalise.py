@@ -57,47 +57,21 @@ MIN_SPREAD = 0.05  # density; a flat frame is not stretched beyond this
 DEFAULTS = {"lo": 0.5, "hi": 99.5}
 
 
-METER_RANGE = (-0.05, 3.2)  # densities outside are light through no film, or the holder
-MAX_TRIM = 0.25             # at most this fraction of each side is trimmed as rebate
-
-
-def _non_picture(D: np.ndarray) -> np.ndarray:
-    """HxW bool: pixels that are not picture: clear film / sprocket holes (a channel
-    below -0.05), bare film base (all channels within 0.03 of 0) or the black
-    holder (dense in every channel, denser in red than blue: the inverse of the
-    orange base)."""
-    clear = np.any(D < METER_RANGE[0], -1)
-    base = np.all(np.abs(D) < 0.03, -1)
-    holder = (np.min(D, -1) > 1.2) & (D[..., 0] > D[..., 2])
-    return clear | base | holder
-
-
-def picture_box(D: np.ndarray) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1) after trimming edge rows/columns that are mostly not picture
-    (rebate, sprocket holes, holder); frames without rebate keep their edges."""
-    h, w = D.shape[:2]
-    bad = _non_picture(D)
-    y0, y1, x0, x1 = 0, h, 0, w
-    my, mx = int(h * MAX_TRIM), int(w * MAX_TRIM)
-    while y0 < my and bad[y0, x0:x1].mean() > 0.5:
-        y0 += 1
-    while h - y1 < my and bad[y1 - 1, x0:x1].mean() > 0.5:
-        y1 -= 1
-    while x0 < mx and bad[y0:y1, x0].mean() > 0.5:
-        x0 += 1
-    while w - x1 < mx and bad[y0:y1, x1 - 1].mean() > 0.5:
-        x1 -= 1
-    return y0, y1, x0, x1
+METER_BORDER = 0.12  # outer fraction of each side left out of the metering (as classic)
 
 
 def _sample(D: np.ndarray, max_n: int = 65536) -> np.ndarray:
-    """Pixels (N,3) the frame statistics are taken from: the picture (edge rows
-    and columns of rebate, sprocket holes or holder trimmed), 2x2+ block means,
-    densities inside METER_RANGE only."""
+    """Pixels (N,3) the frame statistics are taken from: the central region (the
+    outer METER_BORDER of each side may hold rebate, sprocket holes, holder - the
+    pipeline crops only after inverting), as 2x2+ block means.  No absolute
+    density thresholds: the statistics stay exact under a per-channel shift of D,
+    i.e. under any error of the film-base estimate."""
     D = np.asarray(D, np.float32)
-    if D.ndim == 3 and min(D.shape[:2]) >= 16:
-        y0, y1, x0, x1 = picture_box(np.nan_to_num(D))
-        D = D[y0:y1, x0:x1]
+    if D.ndim == 3:
+        h, w = D.shape[:2]
+        by, bx = int(h * METER_BORDER), int(w * METER_BORDER)
+        if h - 2 * by >= 16 and w - 2 * bx >= 16:
+            D = D[by:h - by, bx:w - bx]
     if D.ndim == 3 and min(D.shape[:2]) >= 32:
         # block means (2x2, or more for big frames) keep sensor noise out of the percentiles
         k = max(2, max(D.shape[:2]) // 256)
@@ -110,8 +84,7 @@ def _sample(D: np.ndarray, max_n: int = 65536) -> np.ndarray:
     s = s[ok]
     if s.shape[0] == 0:
         raise ValueError("no finite density values in the frame")
-    film_ = np.all((s > METER_RANGE[0]) & (s < METER_RANGE[1]), 1)
-    return s[film_] if film_.sum() >= 16 else s
+    return s
 
 
 def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"],
