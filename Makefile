@@ -10,6 +10,21 @@ TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: venv demo test soak bench clean
 
+# System tools the tests drive for real: headless Chromium (the live page) and
+# systemd-analyze (the unit).  Installed with apt-get when missing and we are root;
+# otherwise those tests skip and say how to install them.
+SYSPKGS ?= chromium systemd
+
+$(VENV)/.sysdeps:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing system packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null 2>&1 \
+	    || echo "could not install$$missing: the tests that need them will skip"; \
+	elif [ -n "$$missing" ]; then echo "missing:$$missing (apt-get install$$missing): the tests that need them will skip"; fi
+	@mkdir -p $(VENV) && touch $@
+
 $(VENV)/.installed: pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,10 +38,10 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/station demo --out demo-output
 
-test: venv
+test: venv $(VENV)/.sysdeps
 	$(PY) -m pytest -q -m "not slow"
 
-soak: venv
+soak: venv $(VENV)/.sysdeps
 	$(PY) -m pytest -q -m slow
 
 bench: venv

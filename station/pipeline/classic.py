@@ -45,9 +45,8 @@ def frame_points(D: np.ndarray, params: ClassicParams = ClassicParams()) -> tupl
     ch, cw = (centre.shape[0] // k) * k, (centre.shape[1] // k) * k
     blocks = centre[:ch, :cw].reshape(ch // k, k, cw // k, k, 3).mean(axis=(1, 3))
     s = blocks.reshape(-1, 3)
-    s = s[np.all((s > -0.05) & (s < 3.2), axis=1)]
-    if len(s) == 0:
-        s = flat[::step]
+    film = s[np.all((s > -0.05) & (s < 3.2), axis=1)]
+    s = film if len(film) else s
     lo = np.percentile(s, params.low_pct, axis=0)
     hi = np.percentile(s, params.high_pct, axis=0)
     hi = np.maximum(hi, lo + 0.05)
@@ -69,13 +68,47 @@ def classic_invert(D: np.ndarray, params: ClassicParams = ClassicParams(), point
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def classic_pixel(z: np.ndarray, params: ClassicParams = ClassicParams()) -> np.ndarray:
+    """The pixel-wise half of the classic inversion, on z = (D - D_lo) / (D_hi - D_lo).
+
+    e = R * (z - 1), so classic_pixel(z) == classic_invert(D) with the same points."""
+    z = np.asarray(z, dtype=np.float32)
+    e = (z - np.float32(1.0)) * np.float32(params.log_range)
+    y = np.power(10.0, np.minimum(e, 0.2), dtype=np.float32) * params.headroom
+    return np.clip(s_curve(linear_to_srgb(y), params.contrast), 0.0, 1.0).astype(np.float32)
+
+
 class ClassicInverter:
-    """Inverter protocol wrapper: `__call__(D) -> sRGB positive`."""
+    """Inverter protocol wrapper: `__call__(D) -> sRGB positive`.
+
+    It has the model contract's two-part shape too (so it runs through the 3-D
+    LUT like a learned model): `frame_affine(D) -> (A, b)`, `normaliser(D) -> z`
+    with z = A*D + b (0 at the frame's shadow point, 1 at its highlight point),
+    `pixel_fn(z)` and `z_range` (beyond the top, where the output reaches white, it is constant; below
+    the bottom it is black to within 0.001)."""
 
     name = "classic"
+    z_range_exact = True  # constant beyond z_range: a LUT needs no margin
 
     def __init__(self, params: ClassicParams = ClassicParams()):
         self.params = params
+        # the output saturates (sRGB 1.0) where y = 10**e * headroom reaches 1: put that
+        # kink on the LUT's top face, beyond it the function is constant (clamping is exact)
+        top = 1.0 + min(0.2, float(np.log10(1.0 / params.headroom))) / params.log_range
+        bottom = 1.0 - 4.0 / params.log_range
+        self.z_range = (np.full(3, bottom, np.float32), np.full(3, top, np.float32))
+
+    def frame_affine(self, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = frame_points(D, self.params)
+        A = (1.0 / (hi - lo)).astype(np.float32)
+        return A, (-lo * A).astype(np.float32)
+
+    def normaliser(self, D: np.ndarray, affine=None) -> np.ndarray:
+        A, b = affine if affine is not None else self.frame_affine(D)
+        return (np.asarray(D, np.float32) * A + b).astype(np.float32)
+
+    def pixel_fn(self, z: np.ndarray) -> np.ndarray:
+        return classic_pixel(z, self.params)
 
     def __call__(self, D: np.ndarray) -> np.ndarray:
         return classic_invert(D, self.params)

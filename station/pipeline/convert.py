@@ -25,7 +25,8 @@ KINDS = ("tiff", "jpeg", "preview")
 class ConvertOptions:
     inverter: object | None = None  # an Inverter; None = get_inverter() default
     base: BaseEstimate | None = None  # from a blank frame; None = estimate per frame
-    half_size: bool = False  # LibRaw half-size decode (fast, for previews)
+    half_size: bool = False  # half-size decode (fast, for previews): Bayer binning, see fastdecode.py
+    compiled: bool = True  # run a two-part inverter through its baked 3-D LUT (lutinvert.py)
     crop: str = "none"  # "none" or "auto"
     overwrite: bool = False
     jpeg_quality: int = 90
@@ -67,6 +68,10 @@ def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, B
     t["normalise"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     inverter = options.inverter or get_inverter()
+    if options.compiled:
+        from station.pipeline.lutinvert import compiled
+
+        inverter = compiled(inverter)
     pos = inverter(D)
     t["invert"] = time.perf_counter() - t0
     if options.crop == "auto":
@@ -90,9 +95,22 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     unknown = set(outputs) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown output kinds {sorted(unknown)}")
+    if not options.half_size and options.compiled and options.crop == "none":
+        from station.pipeline.fastmaster import convert_master
+
+        fast = convert_master(src, outputs, options)  # one pass uint16 -> LUT -> uint16; None: not applicable
+        if fast is not None:
+            return fast
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    dec = decode(src, half_size=options.half_size)
+    if options.half_size:
+        from station.pipeline.fastdecode import decode_fast
+
+        # preview only: bin straight down to the preview's size (in linear light)
+        only_preview = set(outputs) == {"preview"}
+        dec = decode_fast(src, long_side=options.preview_size if only_preview else None)
+    else:
+        dec = decode(src, half_size=False)
     timings["decode"] = time.perf_counter() - t0
     try:
         pos, base, t = invert_decoded(dec, options)

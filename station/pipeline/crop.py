@@ -26,7 +26,7 @@ def _span(frac: np.ndarray, need: float = 0.5) -> tuple[int, int] | None:
     if not good.any():
         return None
     # longest run of good rows/columns
-    best, start, cur = (0, 0), None, 0
+    best, start = (0, 0), None
     for i, g in enumerate(np.append(good, False)):
         if g and start is None:
             start = i

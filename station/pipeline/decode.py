@@ -157,6 +157,14 @@ def _raw_meta(raw, path: Path) -> dict:
 
 
 def _decode_raw(path: Path, half_size: bool) -> Decoded:
+    rgb16, meta = decode_raw_u16(path, half_size)
+    rgb = rgb16.astype(np.float32) * (1.0 / 65535.0)
+    clipped = float(np.mean(np.any(rgb16 >= 65000, axis=2)))
+    return Decoded(rgb=rgb, meta=meta, clipped=clipped)
+
+
+def decode_raw_u16(path: Path, half_size: bool = False) -> tuple[np.ndarray, dict]:
+    """LibRaw's HxWx3 uint16 output (65535 = sensor white, LINEAR demosaic) and the metadata."""
     import rawpy
 
     try:
@@ -186,9 +194,7 @@ def _decode_raw(path: Path, half_size: bool) -> Decoded:
             raise DecodeError(path, f"LibRaw could not decode it ({exc.__class__.__name__}: {exc})") from None
         meta = _raw_meta(raw, path)
         meta.setdefault("orientation", {0: 1, 3: 3, 5: 8, 6: 6}.get(raw.sizes.flip, 1))
-    rgb = rgb16.astype(np.float32) * (1.0 / 65535.0)
-    clipped = float(np.mean(np.any(rgb16 >= 65000, axis=2)))
-    return Decoded(rgb=rgb, meta=meta, clipped=clipped)
+    return rgb16, meta
 
 
 def decode(path: str | os.PathLike, half_size: bool = False) -> Decoded:
@@ -205,7 +211,12 @@ def decode(path: str | os.PathLike, half_size: bool = False) -> Decoded:
         if half_size:
             dec.rgb = _half(dec.rgb)
     elif kind == "raw":
-        dec = _decode_raw(path, half_size)
+        if half_size:  # Bayer 2x2 binning (LibRaw's half-size numbers, faster); LibRaw for other sensors
+            from station.pipeline.fastdecode import decode_fast
+
+            dec = decode_fast(path)
+        else:
+            dec = _decode_raw(path, False)
     else:
         raise DecodeError(path, "not an image")
     if dec.rgb.shape[0] < 8 or dec.rgb.shape[1] < 8:

@@ -12,6 +12,7 @@ import errno
 import io
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,12 +28,24 @@ def srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def _reason(exc: OSError) -> str:
+def _reason(exc: OSError, path: Path | None = None) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on the output disk"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "output folder is not writable"
-    return f"{exc.strerror or exc}"
+    text = f"{exc.strerror or exc}"
+    # numpy/tifffile report a short write as "N requested and M written", with no errno:
+    # on a local disk that is a full disk.
+    if exc.errno is None and re.search(r"requested and \d+ written", text):
+        return f"no space left on the output disk (short write: {text})"
+    if path is not None:
+        try:
+            st = os.statvfs(path.parent)
+            if st.f_bavail * st.f_frsize < (16 << 20):
+                return f"{text} (output disk nearly full: {st.f_bavail * st.f_frsize >> 10} KiB free)"
+        except OSError:
+            pass
+    return text
 
 
 def atomic_write(path: Path, data_writer, overwrite: bool = False) -> Path:
@@ -68,7 +81,7 @@ def atomic_write(path: Path, data_writer, overwrite: bool = False) -> Path:
         except OSError:
             pass
     except OSError as exc:
-        raise OutputError(path, _reason(exc)) from None
+        raise OutputError(path, _reason(exc, path)) from None
     finally:
         try:
             tmp.unlink()

@@ -1,0 +1,400 @@
+"""The application: builds the daemon's parts, starts them, stops them in reverse.
+
+Plug-in API for other services (camera, web page, pedal, ...):
+
+    app.register_service(obj, name=None)   # obj.start() / obj.stop(); started with the
+                                           # app (or at once if already running), stopped
+                                           # in reverse order.  name="camera" makes it the
+                                           # camera (see `command("capture")`).
+    app.register_command(name, fn)         # fn(**kw) -> JSON-able; overrides built-ins
+    app.command(name, **kw) -> JSON-able   # what the control socket and the web page call;
+                                           # raises CommandError (one-line message)
+    app.snapshot() -> dict                 # JSON-able state (see `snapshot`)
+    app.subscribe(callback) -> unsubscribe # callback(event: dict), called on one
+                                           # dispatcher thread, never under a lock
+    app.publish(event: dict)               # services announce their own changes
+
+Events: {"type": "frame", "frame": {...}} on every journal transition,
+{"type": "job", "path", "stage", "state": "started"}, {"type": "queue", "queue": {...}},
+{"type": "camera", ...} (published by the camera service), {"type": "stopping"}.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue as queue_mod
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+from station import sdnotify
+from station.daemon.processor import Processor, frame_view
+from station.daemon.workers import WorkerPool
+from station.ingest.jobs import MASTER, PREVIEW, JobQueue
+from station.ingest.tracker import StabilityTracker
+from station.ingest.watcher import Watcher, scan
+from station.journal import Journal
+
+log = logging.getLogger("station")
+
+
+class CommandError(Exception):
+    """A command that cannot be done; the message is one line for the user."""
+
+
+class App:
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.started_at = time.time()
+        self.services: list[tuple[str | None, object]] = []
+        self._commands: dict = {}
+        self._subscribers: list = []
+        self._sub_lock = threading.Lock()
+        self._events: queue_mod.Queue = queue_mod.Queue()
+        self._stop = threading.Event()
+        self._running = False
+        self._started: list = []
+        paths = cfg["paths"]
+        self.journal = Journal(Path(paths["state"]) / "journal.sqlite")
+        self.queue = JobQueue()
+        self.processor = Processor(cfg, self.journal, self.queue, publish=self.publish)
+        w = cfg["workers"]
+        inv = cfg["inversion"]
+        out = cfg["outputs"]
+        self.pool = WorkerPool(
+            self.queue,
+            {"method": inv["method"], "model": str(inv["model"]) if inv["model"] else None,
+             "base": str(inv["base"]) if inv["base"] else None,
+             "preview_size": out["preview_size"], "jpeg_quality": out["jpeg_quality"]},
+            count=w["count"], start_method=w["start_method"],
+            deadlines={PREVIEW: w["preview_deadline"], MASTER: w["master_deadline"]},
+            on_result=self._on_result, on_start=self.processor.on_start,
+            base_for=self.processor.base_for, stages_in_use=self.processor.stages,
+        )
+        wa = cfg["watcher"]
+        self.tracker = StabilityTracker(wa["stable_seconds"])
+        self.inbox: queue_mod.Queue = queue_mod.Queue()
+        self.watcher = Watcher(paths["incoming"], self.inbox, polling=wa["polling"], poll_interval=wa["poll_interval"])
+        self.control = None
+        self._last_status = None
+
+    # -- plug-in API -------------------------------------------------------------------
+    def register_service(self, obj, name: str | None = None) -> None:
+        self.services.append((name, obj))
+        if self._running:
+            obj.start()
+            self._started.append(obj)
+
+    def service(self, name: str):
+        for n, obj in self.services:
+            if n == name:
+                return obj
+        return None
+
+    def register_command(self, name: str, fn) -> None:
+        self._commands[name] = fn
+
+    def subscribe(self, callback):
+        with self._sub_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe():
+            with self._sub_lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, event: dict) -> None:
+        event = dict(event)
+        event.setdefault("time", time.time())
+        self._events.put(event)
+
+    def _dispatch_events(self) -> None:
+        while True:
+            ev = self._events.get()
+            if ev is None:
+                return
+            with self._sub_lock:
+                subs = list(self._subscribers)
+            for cb in subs:
+                try:
+                    cb(ev)
+                except Exception:
+                    log.exception("subscriber %r failed", cb)
+
+    def command(self, name: str, /, **kw):
+        if name in self._commands:
+            return self._commands[name](**kw)
+        if name == "status":
+            return self.snapshot()
+        if name == "ping":
+            return "pong"
+        if name == "retry":
+            paths = kw.get("paths")
+            if paths is not None and (not isinstance(paths, list) or not all(isinstance(p, str) for p in paths)):
+                raise CommandError("retry: paths must be a list of frame paths")
+            done = self.processor.retry(paths or None)
+            return {"requeued": done}
+        if name == "capture":
+            cam = self.service("camera")
+            if cam is None or not hasattr(cam, "capture"):
+                raise CommandError("no camera configured")
+            return cam.capture(**kw)
+        if name == "roll_new":
+            svc = self.service("rolls") or self.service("camera")
+            if svc is None or not hasattr(svc, "roll_new"):
+                raise CommandError("no roll service configured (rolls come with the camera service)")
+            return svc.roll_new(**kw)
+        if name == "frames":
+            limit = int(kw.get("limit", 100))
+            return [frame_view(r) for r in self.journal.frames(limit=limit, newest_first=True)]
+        known = sorted({"status", "ping", "retry", "capture", "roll_new", "frames", *self._commands})
+        raise CommandError(f"unknown command {name!r} (known: {', '.join(known)})")
+
+    def camera_state(self):
+        cam = self.service("camera")
+        if cam is None:
+            return {"state": "none", "port": self.cfg["camera"]["port"]}
+        for attr in ("snapshot", "state"):
+            fn = getattr(cam, attr, None)
+            if callable(fn):
+                try:
+                    st = fn()
+                except Exception as exc:
+                    return {"state": "error", "error": str(exc)}
+                return st if isinstance(st, dict) else {"state": str(st)}
+        return {"state": "unknown"}
+
+    def snapshot(self) -> dict:
+        """JSON-able state of the station."""
+        q = self.queue.counts()
+        frames = [frame_view(r) for r in self.journal.frames(limit=50, newest_first=True)]
+        return {
+            "pid": os.getpid(),
+            "started": self.started_at,
+            "uptime": round(time.time() - self.started_at, 1),
+            "config": self.cfg.get("_source"),
+            "paths": {k: str(v) if v is not None else None for k, v in self.cfg["paths"].items()},
+            "queue": {"length": q[PREVIEW] + q[MASTER], "preview": q[PREVIEW], "master": q[MASTER],
+                      "tracking": len(self.tracker)},
+            "workers": self.pool.info(),
+            "counts": self.journal.counts(),
+            "latency": self.journal.latencies(),
+            "last_frame": self.processor.last_frame or (frames[0] if frames else None),
+            "last_positive": self.processor.last_positive,
+            "frames": frames,
+            "recent_errors": self.journal.recent_errors(),
+            "camera": self.camera_state(),
+            "web": self.cfg["web"]["address"],
+            **self._plugin_snapshots(),
+        }
+
+    def _plugin_snapshots(self) -> dict:
+        """Snapshots of the plug-in services that have one (auto-roll progress, hooks, checks, live view)."""
+        out = {}
+        for name in ("autoroll", "hooks", "checks", "liveview"):
+            svc = self.service(name)
+            snap = getattr(svc, "snapshot", None)
+            if callable(snap):
+                try:
+                    out[name] = snap()
+                except Exception as exc:  # a plug-in's state must never break status
+                    out[name] = {"error": str(exc)}
+        return out
+
+    # -- life cycle ------------------------------------------------------------------------
+    def _on_result(self, job, res) -> None:
+        self.processor.on_result(job, res)
+        self.publish({"type": "queue", "queue": self.queue.counts()})
+
+    def _clean_temporaries(self) -> None:
+        """Remove the dot-temporaries our writers leave when killed mid-write
+        (`.<name>.<pid>.tmp` under the output folder; only ours, only dead pids)."""
+        pat = re.compile(r"^\..+\.(\d+)\.tmp$")
+        for dirpath, _, files in os.walk(self.cfg["paths"]["output"]):
+            for name in files:
+                m = pat.match(name)
+                if not m or _pid_alive(int(m.group(1))):
+                    continue
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    log.info("removed a temporary left by a killed writer: %s", name)
+                except OSError:
+                    pass
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        from station.control import ControlServer
+
+        # the socket first: a second daemon on the same state is refused before it does anything
+        self.control = ControlServer(self.cfg["paths"]["socket"], self.command)
+        self.control.start()
+        self._started.append(self.control)
+        self._clean_temporaries()
+        threading.Thread(target=self._dispatch_events, name="events", daemon=True).start()
+        self.pool.start()
+        self._started.append(self.pool)
+        self.watcher.start()  # before the rescan: nothing slips between the two
+        self._started.append(self.watcher)
+        for name, obj in list(self.services):
+            obj.start()
+            self._started.append(obj)
+        self._running = True
+        self.rescan(startup=True)
+
+    def stop(self) -> None:
+        self._running = False
+        self.publish({"type": "stopping"})
+        for obj in reversed(self._started):
+            try:
+                obj.stop()
+            except Exception:
+                log.exception("stopping %r failed", obj)
+        self._started.clear()
+        self._events.put(None)
+        try:
+            self.journal.close()
+        except Exception:
+            pass
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def rescan(self, startup: bool = False, under: Path | None = None) -> int:
+        """Find files the observer missed (or that arrived while we were down)."""
+        incoming = Path(self.cfg["paths"]["incoming"])
+        now = time.time()
+        n = 0
+        for path, size, mtime in scan(incoming, under):
+            rel = path.relative_to(incoming).as_posix()
+            if self.queue.busy(rel):
+                continue
+            row = self.journal.get(rel)
+            if row is not None and row["size"] == size and abs((row["mtime"] or 0) - mtime) < 1e-6:
+                if row["state"] in ("seen", "preview_written"):
+                    self.processor.submit(path, row["t_complete"] or now)  # known complete: resume
+                    n += 1
+                continue  # done or failed with this very content
+            n += self.tracker.found(str(path), now, size, mtime)
+        if startup:  # frames left unfinished whose RAW has gone meanwhile
+            for state in ("seen", "preview_written"):
+                for row in self.journal.frames(state):
+                    if not (incoming / row["path"]).exists():
+                        self.processor._fail(row["path"], "file disappeared before it was processed",
+                                             PREVIEW if state == "seen" else MASTER)
+        if n:
+            log.info("%s: %d file(s) to take", "start-up scan" if startup else "rescan", n)
+        return n
+
+    def _handle_inbox(self, timeout: float) -> None:
+        try:
+            kind, path, t = self.inbox.get(timeout=timeout)
+        except queue_mod.Empty:
+            return
+        while True:
+            if kind in ("closed", "moved"):
+                self.tracker.closed(path, t)
+            elif kind in ("changed", "created"):
+                st = _stat(path)
+                if st is not None:
+                    # inotify: writes mean a close event will come (long safety window); a
+                    # creation with content already there is a file moved in from another
+                    # folder (no close will come: the short stability window).
+                    writer = not self.watcher.polling and (kind == "changed" or st[0] == 0)
+                    self.tracker.changed(path, t, *st, expect_close=writer)
+            elif kind == "gone":
+                self.tracker.gone(path)
+            elif kind == "rescan":
+                self.rescan(under=Path(path))
+            try:
+                kind, path, t = self.inbox.get_nowait()
+            except queue_mod.Empty:
+                return
+
+    def _status_line(self) -> str:
+        q = self.queue.counts()
+        lf = self.processor.last_frame
+        last = "none"
+        if lf:
+            lat = lf.get("lat_preview")
+            last = f"{Path(lf['path']).name} {lf['state']}" + (f" {lat:.1f}s" if lat is not None else "")
+        cam = self.camera_state().get("state")
+        c = self.journal.counts()
+        return (f"queue {q[PREVIEW] + q[MASTER]} ({q[PREVIEW]} preview); last {last}; camera {cam}; "
+                f"{c['master_written']} done, {c['failed']} failed")
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT.  Returns the exit status."""
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=self._sigusr1, daemon=True).start())
+        self.start()
+        sdnotify.notify("READY=1\nSTATUS=" + self._status_line())
+        log.info("ready: %s -> %s (%d workers)", self.cfg["paths"]["incoming"], self.cfg["paths"]["output"],
+                 len(self.pool.slots))
+        wd = sdnotify.watchdog_interval()
+        rescan_every = self.cfg["watcher"]["rescan_interval"]
+        next_rescan = time.monotonic() + rescan_every if rescan_every else float("inf")
+        next_wd = 0.0
+        next_status = 0.0
+        try:
+            while not self._stop.is_set():
+                self._handle_inbox(0.1)
+                for path, t_complete in self.tracker.poll(time.time(), _stat):
+                    try:
+                        self.processor.submit(Path(path), t_complete)
+                    except Exception:
+                        log.exception("could not take %s", path)
+                now = time.monotonic()
+                if now >= next_rescan:
+                    self.rescan()
+                    next_rescan = now + rescan_every
+                if wd and now >= next_wd:
+                    sdnotify.notify("WATCHDOG=1")
+                    next_wd = now + wd
+                if now >= next_status:
+                    line = self._status_line()
+                    if line != self._last_status:
+                        sdnotify.notify("STATUS=" + line)
+                        self._last_status = line
+                    next_status = now + 1.0
+        finally:
+            sdnotify.notify("STOPPING=1\nSTATUS=stopping after the frame in hand")
+            log.info("stopping (finishing the frame in hand)")
+            self.stop()
+            log.info("stopped")
+        return 0
+
+    def _sigusr1(self) -> None:
+        try:
+            res = self.command("capture")
+            log.info("SIGUSR1 capture: %s", res)
+        except Exception as exc:
+            log.error("SIGUSR1 capture refused: %s", exc)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stat(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime

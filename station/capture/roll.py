@@ -1,0 +1,264 @@
+"""Rolls: one film, its own folders, a frame counter, a naming pattern, a manifest.
+
+Layout (state = the station's state folder, incoming = the watched folder):
+
+    state/rolls/<roll>/manifest.json   stock, date, camera, pattern, base, per-frame records
+    state/rolls/<roll>/base.<ext>      the blank film-base frame (`station roll calibrate`)
+    state/rolls/current                name of the roll new captures go to
+    incoming/<pattern>.<ext>           the RAWs, e.g. incoming/<roll>/01.dng
+
+Overwrite protection: a roll name that exists is refused; a frame number whose
+file exists is skipped; and the file itself is placed with link() so an
+existing file is never replaced (a clash gets `-1`, `-2`, ...).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from station.capture.names import safe_name, safe_relpath, write_atomic_no_clobber
+
+DEFAULT_PATTERN = "{roll}/{frame:02d}"
+MANIFEST_VERSION = 1
+
+
+class RollError(Exception):
+    pass
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    """Our own manifest: replaced atomically (temp + fsync + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class FrameRecord:
+    frame: int
+    files: list[str] = field(default_factory=list)  # paths relative to incoming/
+    kinds: list[str] = field(default_factory=list)
+    camera_files: list[str] = field(default_factory=list)
+    source: str = "trigger"
+    captured_at: str = ""
+
+
+class Roll:
+    def __init__(self, store: "RollStore", data: dict):
+        self.store = store
+        self.data = data
+        self._lock = threading.RLock()
+        self._shot_frame: dict[int, int] = {}
+
+    # --------------------------------------------------------------- fields
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def folder(self) -> Path:
+        return self.store.rolls_dir / self.name
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / "manifest.json"
+
+    @property
+    def pattern(self) -> str:
+        return self.data["pattern"]
+
+    @property
+    def frames(self) -> list[dict]:
+        return self.data["frames"]
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.data["frames"])
+
+    def save(self) -> None:
+        with self._lock:
+            _write_json_atomic(self.manifest_path, self.data)
+
+    # ------------------------------------------------------------- naming
+    def rel_stem(self, frame: int) -> Path:
+        try:
+            rel = self.pattern.format(roll=self.name, frame=frame, stock=safe_name(self.data.get("stock") or "film"))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise RollError(f"bad naming pattern {self.pattern!r}: {exc}") from None
+        return safe_relpath(rel)
+
+    def _frame_taken(self, frame: int) -> bool:
+        if any(r["frame"] == frame for r in self.data["frames"]):
+            return True
+        stem = self.store.incoming / self.rel_stem(frame)
+        return stem.parent.is_dir() and any(p.stem == stem.name for p in stem.parent.iterdir())
+
+    def next_frame(self) -> int:
+        with self._lock:
+            n = self.data.get("next_frame", 1)
+            while self._frame_taken(n):
+                n += 1
+            return n
+
+    def allocate(self, shot: int | None = None) -> int:
+        """The frame number for a shot (files of one shot share it)."""
+        with self._lock:
+            if shot is not None and shot in self._shot_frame:
+                return self._shot_frame[shot]
+            n = self.next_frame()
+            self.data["next_frame"] = n + 1
+            if shot is not None:
+                self._shot_frame[shot] = n
+            return n
+
+    def namer(self, info) -> str:
+        """CameraService namer: <pattern> with the frame of this shot + the content's extension."""
+        frame = self.allocate(info.shot)
+        return str(self.rel_stem(frame)) + info.kind.ext
+
+    # ---------------------------------------------------------- recording
+    def record(self, captured) -> dict:
+        """CameraService on_captured: add the file to its frame's record."""
+        with self._lock:
+            frame = self._shot_frame.get(captured.shot)
+            if frame is None:
+                frame = self.allocate(captured.shot)
+            try:
+                rel = str(Path(captured.path).relative_to(self.store.incoming))
+            except ValueError:
+                rel = str(captured.path)
+            rec = next((r for r in self.data["frames"] if r["frame"] == frame), None)
+            if rec is None:
+                rec = asdict(FrameRecord(frame=frame, source=captured.source, captured_at=_now()))
+                self.data["frames"].append(rec)
+                self.data["frames"].sort(key=lambda r: r["frame"])
+            rec["files"].append(rel)
+            rec["kinds"].append(captured.kind)
+            rec["camera_files"].append(captured.camera_path)
+            if self.data.get("camera") is None and getattr(captured, "camera", None):
+                self.data["camera"] = captured.camera
+            self.save()
+            return rec
+
+    def set_camera(self, model: str | None) -> None:
+        with self._lock:
+            if model and not self.data.get("camera"):
+                self.data["camera"] = model
+                self.save()
+
+    # -------------------------------------------------------- calibration
+    def set_base(self, data: bytes, ext: str, source: str = "file") -> Path:
+        """Store the blank film-base frame for this roll and its base colour."""
+        path = write_atomic_no_clobber(data, self.folder / f"base{ext}")
+        rgb = None
+        try:
+            from station.pipeline.base import base_from_blank
+            from station.pipeline.decode import decode
+
+            est = base_from_blank(decode(path, half_size=True).rgb)
+            rgb = [round(float(v), 6) for v in est.rgb]
+        except Exception as exc:  # keep the frame; say why no colour was measured
+            rgb = None
+            self.data["base_error"] = f"{exc.__class__.__name__}: {exc}"
+        with self._lock:
+            self.data["base"] = {"file": path.name, "rgb": rgb, "source": source, "at": _now()}
+            self.save()
+        return path
+
+    def base_estimate(self):
+        """BaseEstimate for ConvertOptions(base=...), or None if not calibrated."""
+        base = self.data.get("base") or {}
+        if not base.get("rgb"):
+            return None
+        import numpy as np
+
+        from station.pipeline.base import BaseEstimate
+
+        return BaseEstimate(rgb=np.asarray(base["rgb"], dtype=np.float32), source="blank frame")
+
+
+class RollStore:
+    def __init__(self, state_dir: str | os.PathLike, incoming: str | os.PathLike):
+        self.state_dir = Path(state_dir)
+        self.incoming = Path(incoming)
+        self.rolls_dir = self.state_dir / "rolls"
+
+    def _default_name(self) -> str:
+        day = time.strftime("%Y%m%d")
+        n = 1
+        while (self.rolls_dir / f"roll-{day}-{n:02d}").exists():
+            n += 1
+        return f"roll-{day}-{n:02d}"
+
+    def new(self, name: str | None = None, stock: str | None = None, frames: int | None = 36,
+            camera: str | None = None, pattern: str = DEFAULT_PATTERN, make_current: bool = True) -> Roll:
+        self.rolls_dir.mkdir(parents=True, exist_ok=True)
+        name = safe_name(name) if name else self._default_name()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+            raise RollError(f"bad roll name {name!r}")
+        folder = self.rolls_dir / name
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            raise RollError(f"roll {name!r} exists already ({folder}); choose another name") from None
+        data = {
+            "version": MANIFEST_VERSION,
+            "name": name,
+            "stock": stock,
+            "frames_expected": frames,
+            "created": _now(),
+            "camera": camera,
+            "pattern": pattern,
+            "next_frame": 1,
+            "base": None,
+            "frames": [],
+        }
+        roll = Roll(self, data)
+        roll.rel_stem(1)  # validate the pattern now
+        roll.save()
+        (self.incoming / roll.rel_stem(1)).parent.mkdir(parents=True, exist_ok=True)
+        if make_current:
+            self.set_current(name)
+        return roll
+
+    def get(self, name: str) -> Roll:
+        path = self.rolls_dir / safe_name(name) / "manifest.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RollError(f"no roll named {name!r} in {self.rolls_dir}") from None
+        except json.JSONDecodeError as exc:
+            raise RollError(f"{path}: damaged manifest ({exc})") from None
+        return Roll(self, data)
+
+    def names(self) -> list[str]:
+        if not self.rolls_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.rolls_dir.iterdir() if (p / "manifest.json").is_file())
+
+    def set_current(self, name: str) -> None:
+        cur = self.rolls_dir / "current"
+        tmp = self.rolls_dir / ".current.tmp"
+        tmp.write_text(name + "\n")
+        os.replace(tmp, cur)
+
+    def current(self) -> Roll | None:
+        try:
+            name = (self.rolls_dir / "current").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return self.get(name) if name else None

@@ -1,0 +1,276 @@
+"""The capture service inside the daemon: `station run` calls `attach(app)`.
+
+It registers one object as the app's "camera" (and "rolls") service:
+* a CameraService on `camera.port` writing into `paths.incoming` (files are
+  named into the current roll when there is one),
+* the foot pedal (`pedal:` config section, when present and evdev is
+  installed),
+* commands `capture` (also what SIGUSR1 and the web page's button call) and
+  `roll_new`,
+* `snapshot()` -> the camera state for `station status` / STATUS=, and
+  {"type": "camera", ...} events on every state change.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from station.capture.camera import CameraError, CameraService, CaptureOptions, status_line
+from station.capture.roll import RollError, RollStore
+
+log = logging.getLogger("station.capture")
+
+
+def _get(cfg, key, default=None):
+    return cfg.get(key, default) if isinstance(cfg, dict) else default
+
+
+class CaptureService:
+    def __init__(self, app, cfg: dict):
+        self.app = app
+        cam = _get(cfg, "camera", {}) or {}
+        paths = cfg["paths"]
+        self.incoming = Path(paths["incoming"])
+        self.rolls = RollStore(paths["state"], self.incoming)
+        target = _get(cam, "capture_target")
+        options = CaptureOptions(
+            keep_on_card=bool(_get(cam, "keep_on_card", True)),
+            keep_jpeg=_get(cam, "jpeg", "keep") != "drop",
+            capture_target={"memory": "ram"}.get(target, target),
+        )
+        port = str(_get(cam, "port") or "auto")
+        self.virtual = None
+        before_connect = before_capture = None
+        session_limit = None
+        if port == "virtual":
+            from station.capture import virtual
+
+            self.virtual = virtual.VirtualCamera(Path(paths["state"]) / "vcamera", frame_size=4 << 20,
+                                                 frames=_demo_frames())
+            before_connect, before_capture = self.virtual.before_connect, self.virtual.next_frame
+            session_limit = virtual.SESSION_LIMIT
+        self.camera = CameraService(
+            self.incoming, port, options=options, namer=self._namer, on_captured=self._on_captured,
+            on_state=self._on_state, before_connect=before_connect, before_capture=before_capture,
+            session_limit=session_limit,
+        )
+        self.pedal = None
+        pcfg = _get(cfg, "pedal")
+        if pcfg and _get(pcfg, "device"):
+            try:
+                from station.capture.pedal import PedalConfig, PedalListener
+
+                self.pedal = PedalListener(
+                    PedalConfig(device=str(pcfg["device"]), key=_get(pcfg, "key", "KEY_B"),
+                                grab=bool(_get(pcfg, "grab", True)), debounce_ms=int(_get(pcfg, "debounce_ms", 300))),
+                    self._pedal_press)
+            except Exception as exc:  # evdev missing or a bad key name: the daemon still runs
+                log.error("pedal: disabled: %s", exc)
+        self._roll = None
+        self._roll_lock = threading.Lock()
+        self._shot_roll: dict[int, object] = {}  # shot -> the roll its files were named into
+        self._calibrating = False
+        # What a pedal press does: None = capture; another service (e.g. an auto-roll that a
+        # press should stop) may set a callable here.
+        self.pedal_action = None
+
+    # ------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        self.camera.start()
+        if self.pedal:
+            self.pedal.start()
+
+    def stop(self) -> None:
+        if self.pedal:
+            self.pedal.stop()
+        self.camera.stop()
+        if self.virtual:
+            self.virtual.close()
+
+    def snapshot(self) -> dict:
+        snap = self.camera.snapshot()
+        snap["status"] = status_line(snap)
+        roll = self._current_roll()
+        snap["roll"] = {"name": roll.name, "frames": roll.frame_count, "next_frame": roll.next_frame()} if roll else None
+        snap["pedal"] = self.pedal.state if self.pedal else None
+        return snap
+
+    # -------------------------------------------------------------- rolls
+    def _current_roll(self):
+        with self._roll_lock:
+            try:
+                cur = self.rolls.current()
+            except RollError:
+                cur = None
+            if cur is None:
+                self._roll = None
+            elif self._roll is None or self._roll.name != cur.name:
+                self._roll = cur
+            return self._roll
+
+    def _namer(self, info):
+        if self._calibrating:
+            # a dot-folder: the folder watcher ignores it, so the blank frame is never inverted
+            return f".calibration/base-{info.shot}{info.kind.ext}"
+        roll = self._shot_roll.get(info.shot) or self._current_roll()
+        if roll is None:
+            from station.capture.camera import default_namer
+
+            return default_namer(info)
+        self._shot_roll[info.shot] = roll
+        return roll.namer(info)
+
+    def _on_captured(self, cf) -> None:
+        if self._calibrating:
+            return
+        roll = self._shot_roll.get(cf.shot)
+        if roll is not None:
+            try:
+                roll.record(cf)
+            except Exception:
+                log.exception("roll %s: cannot record %s", roll.name, cf.path)
+        self.app.publish({"type": "camera", "event": "file", "path": str(cf.path), "kind": cf.kind,
+                          "source": cf.source})
+
+    def _on_state(self, snap: dict) -> None:
+        try:
+            self.app.publish({"type": "camera", "state": snap["state"], "error": snap.get("last_error"),
+                              "status": status_line(snap)})
+        except Exception:
+            pass
+
+    # ----------------------------------------------------------- commands
+    def capture(self, wait_positive: bool = False, timeout: float = 30.0, **_ignored) -> dict:
+        """Fire, wait for the download; with wait_positive also for the preview."""
+        t0 = time.time()
+        fut = self.camera.capture()
+        waiter = _PositiveWaiter(self.app, self.incoming) if wait_positive else None
+        try:
+            files = fut.result(timeout)
+        except CameraError as exc:
+            if waiter:
+                waiter.close()
+            raise RuntimeError(str(exc)) from None
+        except Exception as exc:  # futures.TimeoutError
+            if waiter:
+                waiter.close()
+            raise RuntimeError(f"capture did not finish within {timeout:g} s ({exc.__class__.__name__})") from None
+        out = {
+            "files": [str(f.path) for f in files],
+            "download_s": round(time.time() - t0, 3),
+            "roll": (self._current_roll().name if self._current_roll() else None),
+        }
+        if waiter:
+            raws = [f for f in files if f.kind == "raw"] or files
+            rel = str(Path(raws[0].path).relative_to(self.incoming)) if raws else None
+            view = waiter.wait(rel, max(1.0, timeout - (time.time() - t0)))
+            if view:
+                out["preview"] = view.get("preview")
+                out["latency"] = f"{time.time() - t0:.2f} s from trigger to preview"
+        return out
+
+    def calibrate(self, timeout: float = 30.0, **_ignored) -> dict:
+        """Shoot the blank film-base frame of the current roll; every later frame of the roll
+        is inverted with the base measured from it."""
+        roll = self._current_roll()
+        if roll is None:
+            raise RuntimeError("no current roll: start one first (station roll new)")
+        self._calibrating = True
+        try:
+            files = self.camera.capture().result(timeout)
+        except CameraError as exc:
+            raise RuntimeError(str(exc)) from None
+        except Exception as exc:
+            raise RuntimeError(f"calibration shot did not finish within {timeout:g} s ({exc.__class__.__name__})") from None
+        finally:
+            self._calibrating = False
+        raw = next((f for f in files if f.kind == "raw"), files[0])
+        path = roll.set_base(Path(raw.path).read_bytes(), Path(raw.path).suffix, source="shot")
+        for f in files:  # the bytes are kept in the roll's folder; drop our download copy
+            Path(f.path).unlink(missing_ok=True)
+        base = (self.rolls.get(roll.name).data.get("base") or {})
+        if not base.get("rgb"):
+            raise RuntimeError(f"film base frame saved as {path}, but its colour could not be measured: "
+                               f"{roll.data.get('base_error', 'unknown reason')}")
+        self.app.publish({"type": "roll", "event": "calibrated", "roll": roll.name, "base": base["rgb"]})
+        return {"roll": roll.name, "file": str(path), "base": base["rgb"]}
+
+    def roll_new(self, name=None, stock=None, frames=36, pattern=None, **_ignored) -> dict:
+        from station.capture.roll import DEFAULT_PATTERN
+
+        try:
+            roll = self.rolls.new(name=name, stock=stock, frames=frames, pattern=pattern or DEFAULT_PATTERN,
+                                  camera=self.camera.snapshot().get("model"))
+        except RollError as exc:
+            raise RuntimeError(str(exc)) from None
+        return {"name": roll.name, "manifest": str(roll.manifest_path), "folder": str(self.incoming / roll.rel_stem(1).parent)}
+
+    def _pedal_press(self) -> None:
+        if self.pedal_action is not None:
+            self.pedal_action()
+            return
+        fut = self.camera.capture()
+
+        def done(f):
+            exc = f.exception()
+            if exc:
+                log.warning("pedal: capture refused/failed: %s", exc)
+            else:
+                log.info("pedal: captured %s", ", ".join(str(x.path.name) for x in f.result()))
+
+        fut.add_done_callback(done)
+
+
+class _PositiveWaiter:
+    def __init__(self, app, incoming: Path):
+        self._cond = threading.Condition()
+        self._views: dict[str, dict] = {}
+        self._unsub = app.subscribe(self._on_event)
+
+    def _on_event(self, ev) -> None:
+        if ev.get("type") != "frame":
+            return
+        view = ev.get("frame") or {}
+        if view.get("preview") or view.get("state") == "failed":
+            with self._cond:
+                self._views[view.get("path")] = view
+                self._cond.notify_all()
+
+    def wait(self, rel: str | None, timeout: float):
+        end = time.time() + timeout
+        try:
+            with self._cond:
+                while rel not in self._views and time.time() < end:
+                    self._cond.wait(max(0.01, end - time.time()))
+                return self._views.get(rel)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        try:
+            self._unsub()
+        except Exception:
+            pass
+
+
+def _demo_frames():
+    """Endless generated negatives for camera.port: virtual."""
+    from station.capture.samples import negative_dng_bytes
+
+    i = 0
+    while True:
+        yield negative_dng_bytes(1000, 1500, seed=5000 + i)
+        i += 1
+
+
+def attach(app) -> None:
+    cfg = app.cfg
+    port = _get(_get(cfg, "camera", {}) or {}, "port")
+    if port in (None, False, "off", "none", ""):
+        return
+    svc = CaptureService(app, cfg)
+    app.register_service(svc, name="camera")
+    app.register_command("calibrate", svc.calibrate)
+    log.info("capture service on %s", port)

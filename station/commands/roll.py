@@ -1,0 +1,140 @@
+"""`station roll new|calibrate|show|list`: rolls of film."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("roll", help="start a roll, shoot its blank film base, show it")
+    p.add_argument("--state", type=Path, metavar="DIR", help="state folder (default $STATION_STATE or ~/.local/state/station)")
+    p.add_argument("--incoming", type=Path, metavar="DIR", help="incoming folder (default $STATION_INCOMING or ./incoming)")
+    rs = p.add_subparsers(dest="roll_cmd", metavar="ACTION")
+    n = rs.add_parser("new", help="start a new roll (its own folder, frame counter and manifest)")
+    n.add_argument("--name", help="roll name (default roll-YYYYMMDD-NN)")
+    n.add_argument("--stock", help='film stock, e.g. "Kodak Portra 400"')
+    n.add_argument("--frames", type=int, default=36, help="frames on the roll (default 36)")
+    n.add_argument("--pattern", default=None, help="file naming pattern (default {roll}/{frame:02d})")
+    n.add_argument("--camera-model", help="camera, for the manifest (filled in from the first capture otherwise)")
+    c = rs.add_parser("calibrate", help="shoot (or take from --file) the blank film-base frame of the roll")
+    c.add_argument("--file", type=Path, help="use this frame of blank film instead of shooting one")
+    c.add_argument("--camera", metavar="PORT", default=None,
+                   help="shoot with this camera directly (default: through the running daemon, else auto)")
+    c.add_argument("--roll", metavar="NAME", help="roll (default: the current one)")
+    s = rs.add_parser("show", help="print the roll's manifest")
+    s.add_argument("name", nargs="?", help="roll (default: the current one)")
+    rs.add_parser("list", help="list rolls")
+    p.set_defaults(func=run, _parser=p)
+
+
+def _store(args):
+    from station.capture.control import default_incoming, default_state_dir
+    from station.capture.roll import RollStore
+
+    return RollStore(args.state or default_state_dir(), args.incoming or default_incoming())
+
+
+def run(args: argparse.Namespace) -> int:
+    from station.capture.roll import DEFAULT_PATTERN, RollError
+
+    store = _store(args)
+    try:
+        if args.roll_cmd == "new":
+            roll = store.new(name=args.name, stock=args.stock, frames=args.frames, camera=args.camera_model,
+                             pattern=args.pattern or DEFAULT_PATTERN)
+            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}, {args.frames} frames")
+            print(f"  frames go to {store.incoming / roll.rel_stem(1)}.<ext>, ...")
+            print(f"  manifest {roll.manifest_path}")
+            return 0
+        if args.roll_cmd == "calibrate":
+            return _calibrate(args, store)
+        if args.roll_cmd == "show":
+            roll = store.get(args.name) if args.name else store.current()
+            if roll is None:
+                print("station roll: no current roll (start one with `station roll new`)", file=sys.stderr)
+                return 1
+            print(json.dumps(roll.data, indent=2))
+            return 0
+        if args.roll_cmd == "list":
+            cur = store.current()
+            for name in store.names():
+                r = store.get(name)
+                mark = "*" if cur and cur.name == name else " "
+                print(f"{mark} {name}  {r.data.get('stock') or '-'}  {r.frame_count}/{r.data.get('frames_expected') or '?'} frames")
+            return 0
+    except RollError as exc:
+        print(f"station roll: {exc}", file=sys.stderr)
+        return 2
+    args._parser.print_help()
+    return 2
+
+
+def _calibrate(args, store) -> int:
+    from station.capture.camera import CameraError
+    from station.capture.names import sniff
+
+    roll = store.get(args.roll) if args.roll else store.current()
+    if roll is None:
+        print("station roll calibrate: no current roll (start one with `station roll new`)", file=sys.stderr)
+        return 1
+    if args.file:
+        try:
+            data = args.file.read_bytes()
+        except OSError as exc:
+            print(f"station roll calibrate: {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        kind = sniff(data, args.file.name)
+        path = roll.set_base(data, kind.ext if kind.kind != "unknown" else args.file.suffix.lower(), source=f"file {args.file.name}")
+    elif not getattr(args, "camera", None) and _daemon_socket(args) is not None:
+        from station.control import ControlError, request
+
+        try:
+            res = request(_daemon_socket(args), "calibrate", timeout=60)
+        except ControlError as exc:
+            print(f"station roll calibrate: {exc}", file=sys.stderr)
+            return 1
+        print(f"roll {res['roll']}: film base frame {res['file']}")
+        print("  base colour (linear camera RGB): " + ", ".join(f"{v:.4f}" for v in res["base"]))
+        return 0
+    else:
+        from station.capture.control import capture_direct
+
+        try:
+            files = capture_direct(args.camera or "auto", roll.folder, namer=lambda info: "base-shot" + info.kind.ext)
+        except CameraError as exc:
+            print(f"station roll calibrate: {exc}", file=sys.stderr)
+            return 1
+        raw = next((f for f in files if f.kind == "raw"), files[0])
+        data = raw.path.read_bytes()
+        path = roll.set_base(data, raw.path.suffix, source="shot")
+        for f in files:
+            f.path.unlink(missing_ok=True)
+    base = store.get(roll.name).data.get("base") or {}
+    print(f"roll {roll.name}: film base frame {path}")
+    if base.get("rgb"):
+        print("  base colour (linear camera RGB): " + ", ".join(f"{v:.4f}" for v in base["rgb"]))
+        return 0
+    print(f"  could not measure the base colour: {roll.data.get('base_error', 'unknown reason')}", file=sys.stderr)
+    return 1
+
+
+def _daemon_socket(args):
+    """The running daemon's control socket for this state folder, or None."""
+    import socket as _socket
+
+    state = getattr(args, "state", None)
+    if not state:
+        return None
+    path = Path(state) / "station.sock"
+    if not path.exists():
+        return None
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.connect(str(path))
+        return path
+    except OSError:
+        return None
+    finally:
+        s.close()

@@ -1,0 +1,99 @@
+"""`station run`: the daemon."""
+from __future__ import annotations
+
+import logging
+import sys
+
+log = logging.getLogger("station")
+
+
+def add_config_args(p, with_paths: bool = True) -> None:
+    p.add_argument("--config", metavar="FILE", help="config file (default: $STATION_CONFIG, "
+                   "/etc/station/station.yaml, ~/.config/station/station.yaml)")
+    if with_paths:
+        p.add_argument("--incoming", metavar="DIR", help="folder the RAWs land in (paths.incoming)")
+        p.add_argument("--output", metavar="DIR", help="folder for the positives (paths.output)")
+    p.add_argument("--state", metavar="DIR", help="folder for the journal and socket (paths.state)")
+    p.add_argument("--socket", metavar="PATH", help="control socket (paths.socket)")
+
+
+def overrides_from(args) -> dict:
+    o = {
+        "paths.incoming": getattr(args, "incoming", None),
+        "paths.output": getattr(args, "output", None),
+        "paths.state": getattr(args, "state", None),
+        "paths.socket": getattr(args, "socket", None),
+        "camera.port": getattr(args, "camera", None),
+        "web.address": getattr(args, "web", None),
+    }
+    if getattr(args, "workers", None) is not None:
+        o["workers.count"] = args.workers
+    if getattr(args, "polling", False):
+        o["watcher.polling"] = True
+    return o
+
+
+def load_config(args, check_paths: bool = True):
+    """Load and validate; on error print ONE line and return None (caller exits 2)."""
+    from station.config import ConfigError, load
+
+    try:
+        return load(getattr(args, "config", None), overrides_from(args), check_paths=check_paths)
+    except ConfigError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return None
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="the daemon: watch the incoming folder and invert every RAW",
+                              description="Watch the incoming folder; write <stem>.preview.jpg, then <stem>.tif "
+                                          "and <stem>.jpg for every RAW.  Flags override the config file.")
+    add_config_args(p)
+    p.add_argument("--camera", metavar="PORT", help="camera port: auto, usb:..., ptpip:HOST[:PORT[:PORT]], off")
+    p.add_argument("--web", metavar="ADDR", help="live view address HOST:PORT, or off")
+    p.add_argument("--workers", type=int, metavar="N", help="decoder worker processes (workers.count)")
+    p.add_argument("--polling", action="store_true", help="use the polling observer (network shares)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    cfg = load_config(args)
+    if cfg is None:
+        return 2
+    from station.app import App
+    from station.control import ControlError
+
+    try:
+        app = App(cfg)
+    except Exception as exc:
+        print(f"station: cannot start: {exc}", file=sys.stderr)
+        return 1
+    _plug_in_services(app)
+    try:
+        return app.run()
+    except ControlError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # workers that cannot start
+        print(f"station: cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+def _plug_in_services(app) -> None:
+    """Optional services owned by other modules: each provides `attach(app)`.
+    A module that does not exist yet is skipped."""
+    import importlib
+
+    # Order matters: hooks wrap the camera's roll_new, auto-roll uses camera + hooks,
+    # checks fire hooks, live view pauses during an auto-roll; the web page comes last.
+    for mod in ("station.capture.service", "station.hooks", "station.autoroll", "station.checks",
+                "station.settle", "station.web.server"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name in (mod, mod.rsplit(".", 1)[0]):
+                continue
+            raise
+        attach = getattr(m, "attach", None)
+        if callable(attach):
+            attach(app)

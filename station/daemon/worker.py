@@ -1,0 +1,238 @@
+"""The body of a decoder worker process.
+
+Runs in a child started with `forkserver` or `spawn` (never `fork`: rawpy's
+OpenMP runtime can deadlock in a forked child).  It imports the pipeline and
+builds the inverter ONCE, then converts one job at a time from its pipe.
+Anything that parses an untrusted file happens here, so a crash in LibRaw
+takes only this process (and its frame) with it.
+
+Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
+"half_size", "hash", "base": [r,g,b] | None} or None (exit).
+Child → parent: first {"ready": True, "pid", "inverter"} once loaded, then per
+job {"id", "ok": True, "written": {kind: path}, "skipped": [kinds],
+"sha256", "base": [r,g,b], "timings"} or {"id", "ok": False, "reason", "kind"}.
+
+Test hooks (environment, fnmatch globs on the file name; for the fault
+tests only): STATION_FAULT_KILL (the worker SIGKILLs itself mid-frame),
+STATION_FAULT_HANG (the worker hangs), STATION_FAULT_ENOSPC (writing an
+output fails with ENOSPC).
+"""
+from __future__ import annotations
+
+import errno
+import fnmatch
+import hashlib
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def _fault(name: str, var: str, stage: str | None = None) -> bool:
+    """Each comma-separated pattern is a glob, optionally prefixed by a stage: "master:slow*.dng"."""
+    pat = os.environ.get(var)
+    if not pat:
+        return False
+    for p in pat.split(","):
+        st, _, glob = p.rpartition(":")
+        if (not st or st == stage) and fnmatch.fnmatch(name, glob):
+            return True
+    return False
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load(settings: dict):
+    """Build (inverter, base, error_reason)."""
+    from station.errors import StationError
+    from station.pipeline.invert import get_inverter
+
+    inverter = base = None
+    err = None
+    try:
+        method = settings.get("method")
+        inverter = get_inverter(None if method in (None, "auto") else method, settings.get("model"))
+    except StationError as exc:
+        err = f"inverter unavailable: {exc}"
+    except Exception as exc:  # a broken model file must not kill the worker
+        err = f"inverter unavailable: {exc.__class__.__name__}: {exc}"
+    if settings.get("base") and err is None:
+        try:
+            from station.pipeline.base import base_from_blank
+            from station.pipeline.decode import decode
+
+            base = base_from_blank(decode(settings["base"], half_size=True).rgb)
+        except Exception as exc:
+            err = f"film-base frame unusable ({settings['base']}): {exc}"
+    return inverter, base, err
+
+
+def preview_convert(src: str, outputs: dict, opts):
+    """The preview, fast: the same stages as convert_file, but the half-size decode
+    is brought down to the preview's size BEFORE the film base, density and
+    inversion (a 24 MP RAW decodes half-size to 6 MP; the preview is ~1.7 MP), so
+    those stages do a quarter of the work.  Returns a ConvertResult."""
+    import time as _t
+
+    from station.errors import DecodeError, StationError
+    from station.pipeline.convert import ConvertResult, invert_decoded, resize_long_side
+    from station.pipeline.decode import decode
+    from station.pipeline.write import atomic_write, encode_jpeg
+
+    timings = {}
+    t0 = _t.perf_counter()
+    dec = decode(src, half_size=True)
+    timings["decode"] = _t.perf_counter() - t0
+    t0 = _t.perf_counter()
+    dec.rgb = resize_long_side(dec.rgb, opts.preview_size)
+    timings["resize"] = _t.perf_counter() - t0
+    try:
+        pos, base, t = invert_decoded(dec, opts)
+    except StationError:
+        raise
+    except Exception as exc:
+        raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
+    timings.update(t)
+    meta = dict(dec.meta)
+    meta.update(opts.extra_meta)
+    meta["station_base"] = [round(float(v), 6) for v in base.rgb]
+    meta["station_base_source"] = base.source
+    meta["station_method"] = getattr(opts.inverter, "name", "default")
+    meta["station_source"] = Path(src).name
+    t0 = _t.perf_counter()
+    written = {}
+    for kind, path in outputs.items():
+        data = encode_jpeg(pos, meta, opts.jpeg_quality)
+        written[kind] = atomic_write(Path(path), lambda fh: fh.write(data), opts.overwrite)
+    timings["write"] = _t.perf_counter() - t0
+    return ConvertResult(src=Path(src), outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2])
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent (the fork server or the daemon)
+    dies, so a `kill -9` of the daemon leaves no worker writing behind its back."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        ppid = os.getppid()
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != ppid:
+            os._exit(1)
+    except Exception:
+        pass
+
+
+def main(conn, settings: dict) -> None:
+    """Worker entry point (a top-level function so that spawn can find it)."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    nice = settings.get("nice", 0)
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
+    import numpy as np  # noqa: F401  (pre-import: the first frame must not pay for it)
+
+    import station.pipeline.write as write
+    from station.errors import OutputError, StationError
+    from station.pipeline.base import BaseEstimate
+    from station.pipeline.convert import ConvertOptions, convert_file
+
+    inverter, base, load_error = _load(settings)
+    conn.send({"ready": True, "pid": os.getpid(), "inverter": getattr(inverter, "name", None), "error": load_error})
+
+    real_atomic_write = write.atomic_write
+
+    def enospc_atomic_write(path, data_writer, overwrite=False):
+        raise OutputError(path, write._reason(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        jid = msg["id"]
+        src = msg["src"]
+        conn.send({"id": jid, "started": True})  # from here on, a crash is this frame's
+        name = Path(src).name
+        try:
+            if _fault(name, "STATION_FAULT_KILL", msg.get("stage")):
+                os.kill(os.getpid(), signal.SIGKILL)
+            if _fault(name, "STATION_FAULT_HANG", msg.get("stage")):
+                while True:
+                    time.sleep(3600)
+            if load_error:
+                raise StationError(None, load_error)
+            outputs = {k: Path(v) for k, v in msg["outputs"].items()}
+            todo = {k: v for k, v in outputs.items() if not v.exists()}
+            skipped = sorted(set(outputs) - set(todo))
+            for p in todo.values():
+                p.parent.mkdir(parents=True, exist_ok=True)
+            result = {"id": jid, "ok": True, "written": {}, "skipped": skipped, "sha256": None,
+                      "base": msg.get("base"), "timings": {}}
+            if not Path(src).is_file():
+                raise StationError(src, "file disappeared before it was processed (deleted while queued)")
+            if todo:
+                b = msg.get("base")
+                preview = msg.get("stage") == "preview"
+                opts = ConvertOptions(
+                    inverter=inverter,
+                    base=BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
+                    half_size=msg.get("half_size", False),
+                    jpeg_quality=settings.get("jpeg_quality", 90),
+                    preview_size=settings.get("preview_size", 1600),
+                )
+                write.atomic_write = (enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
+                                      else real_atomic_write)
+                try:
+                    res = None
+                    for _ in range(3):
+                        try:
+                            if preview and set(todo) == {"preview"}:
+                                res = preview_convert(src, todo, opts)
+                            else:
+                                res = convert_file(src, todo, opts)
+                            break
+                        except OutputError as exc:
+                            # "already exists": a worker of a daemon that was killed finished
+                            # it meanwhile; outputs are atomic, so that file is complete.
+                            if not (exc.path is not None and exc.path.exists() and "already exists" in exc.reason):
+                                raise
+                            todo = {k: v for k, v in todo.items() if not v.exists()}
+                            skipped = sorted(set(outputs) - set(todo))
+                            result["skipped"] = skipped
+                            if not todo:
+                                break
+                finally:
+                    write.atomic_write = real_atomic_write
+                if res is not None:
+                    result["written"] = {k: str(v) for k, v in res.outputs.items()}
+                    result["base"] = [float(v) for v in res.base.rgb]
+                    result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
+            if msg.get("hash"):
+                result["sha256"] = _sha256(src)
+            conn.send(result)
+        except StationError as exc:
+            reason = exc.reason
+            if isinstance(exc, OutputError) and exc.path is not None:
+                reason = f"{exc.path.name}: {exc.reason}"
+            conn.send({"id": jid, "ok": False, "reason": reason, "kind": type(exc).__name__})
+        except MemoryError:
+            conn.send({"id": jid, "ok": False, "reason": "out of memory", "kind": "MemoryError"})
+        except FileNotFoundError:
+            conn.send({"id": jid, "ok": False, "reason": "file disappeared before it was processed (deleted while queued)",
+                       "kind": "FileNotFoundError"})
+        except Exception as exc:
+            conn.send({"id": jid, "ok": False, "reason": f"{exc.__class__.__name__}: {exc}", "kind": type(exc).__name__})
+

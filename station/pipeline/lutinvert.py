@@ -1,0 +1,197 @@
+"""Run any two-part inverter (normaliser + pixel function) through a baked 3-D LUT.
+
+`compiled(inverter)` wraps an inverter that follows the model contract
+(`normaliser`, `pixel_fn`, `z_range`; `frame_affine(D) -> (A, b)` when the
+normaliser is a per-channel affine, which the classic inverter and the MLP
+models provide) in a `LutInverter`; anything else is returned unchanged.
+
+Per frame the cost is: (A, b) from a subsample of D (the normaliser's own
+statistics), then one pass of the LUT kernel over D with z = A*D + b folded
+into the lookup's coordinates.  The LUT itself depends only on the pixel
+function, so it is baked once per model (a few ms for 33^3 points through a
+small MLP) and cached in-process, keyed by the model's identity: its weights'
+digest (or its parameters, for classic) and the grid size.  The grid size is
+chosen per model by default (`size="auto"`: 33, 65 or 129 points per axis, the
+smallest meeting max ΔE2000 <= 0.5 against the direct function), and a learned
+model's range is widened by 10% each side (frames stray a little outside the
+training range; classic's range is exact, it is constant beyond).  A new roll
+calibration or a new frame never rebakes.  The direct (unbaked) inverter
+stays available as `LutInverter.direct` and for `ConvertOptions(compiled=False)`.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+
+from station.model.lut import DEFAULT_SIZE, Lut3D, bake  # noqa: F401  (DEFAULT_SIZE re-exported)
+
+_CACHE: dict[tuple, Lut3D] = {}
+_LOCK = threading.Lock()
+
+
+def model_key(inverter) -> tuple:
+    """What the pixel function depends on: a stable identity for caching its LUT."""
+    weights = getattr(inverter, "weights", None)
+    if isinstance(weights, dict) and weights:
+        h = hashlib.sha1()
+        for k in sorted(weights):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(weights[k]).tobytes())
+        cfg = getattr(inverter, "config", None)
+        h.update(repr(getattr(cfg, "to_dict", lambda: cfg)()).encode())
+        return (type(inverter).__name__, h.hexdigest())
+    params = getattr(inverter, "params", None)
+    if params is not None:
+        try:
+            hash(params)
+            return (type(inverter).__name__, params)
+        except TypeError:
+            pass
+    return (type(inverter).__name__, id(inverter))
+
+
+SAMPLE = 262144
+
+
+def sample_frame(a: np.ndarray, n: int = SAMPLE) -> np.ndarray:
+    """A strided 2-D subsample of an HxWx3 frame, about n pixels: a[::s, ::s].
+
+    Kept 2-D so a normaliser can still tell the picture's centre from its
+    border; the same stride on the uint16 frame gives fastmaster the same pixels."""
+    a = np.asarray(a)
+    if a.ndim != 3:
+        flat = a.reshape(-1, 3)
+        return flat[::max(1, flat.shape[0] // n)].reshape(-1, 1, 3)
+    s = sample_stride(a.shape[0], a.shape[1], n)
+    return a[::s, ::s]
+
+
+def sample_stride(h: int, w: int, n: int = SAMPLE) -> int:
+    return max(1, int(np.ceil(np.sqrt(h * w / n))))
+
+
+def supports_lut(inverter) -> bool:
+    return all(hasattr(inverter, a) for a in ("pixel_fn", "z_range", "normaliser"))
+
+
+SIZES = (33, 65, 129)  # tried in order by size="auto"
+TARGET_DE = 0.5  # max CIEDE2000 against the direct pixel function on a dense sample
+PAD = 0.10  # fraction of the z span added on each side for learned models (frames stray outside training)
+
+
+def bake_range(inverter, pad: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The z range a LUT covers: the model's z_range, widened by `pad` of its span on each side
+    unless the inverter says its range is exact (classic: constant beyond it)."""
+    lo, hi = (np.asarray(v, np.float64).reshape(-1) * np.ones(3) for v in inverter.z_range)
+    if pad is None:
+        pad = 0.0 if getattr(inverter, "z_range_exact", False) else PAD
+    span = hi - lo
+    return lo - pad * span, hi + pad * span
+
+
+def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) -> Lut3D:
+    """The (cached) baked LUT of an inverter's pixel function.
+
+    size="auto": the smallest of SIZES whose max ΔE2000 against the direct
+    function (20k random points in range) is <= TARGET_DE, else the largest;
+    the measured error is in `lut.meta["error"]`."""
+    lo, hi = bake_range(inverter, pad)
+    key = (model_key(inverter), size, tuple(np.round(lo, 7)), tuple(np.round(hi, 7)))
+    with _LOCK:
+        lut = _CACHE.get(key)
+    if lut is None:
+        if size == "auto":
+            from station.model.lut import dense_sample, lut_error
+
+            z = dense_sample(lo, hi, 20_000, seed=1)
+            for n in SIZES:
+                lut = bake(inverter.pixel_fn, (lo, hi), n, meta={"key": repr(key[0])})
+                lut.meta["error"] = lut_error(lut, inverter.pixel_fn, z)
+                if lut.meta["error"]["max"] <= TARGET_DE:
+                    break
+            if lut.meta["error"]["max"] > TARGET_DE:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "LUT %d^3 of %s: max ΔE2000 %.2f (p99 %.2f) against the direct model exceeds %.1f; "
+                    "a smooth activation (silu) bakes far better than relu", lut.size,
+                    getattr(inverter, "name", "model"), lut.meta["error"]["max"], lut.meta["error"]["p99"], TARGET_DE)
+        else:
+            lut = bake(inverter.pixel_fn, (lo, hi), int(size), meta={"key": repr(key[0])})
+        with _LOCK:
+            if len(_CACHE) > 16:
+                _CACHE.clear()
+            _CACHE[key] = lut
+    return lut
+
+
+class LutInverter:
+    """Inverter protocol: `inv(D) -> sRGB`, via the inner inverter's baked pixel function."""
+
+    def __init__(self, inverter, size: int | str = "auto", method: str = "tetrahedral", pad: float | None = None):
+        if not supports_lut(inverter):
+            raise TypeError(f"{type(inverter).__name__} has no normaliser/pixel_fn/z_range to bake")
+        self.direct = inverter
+        self.method = method
+        self.name = getattr(inverter, "name", "model")
+        self.lut = lut_for(inverter, size, pad)
+        self.size = self.lut.size
+        self.z_range = inverter.z_range
+
+    # the two-part contract passes through, so a LutInverter can be baked/exported again
+    def normaliser(self, D, affine=None):
+        return self.direct.normaliser(D, affine) if affine is not None else self.direct.normaliser(D)
+
+    def pixel_fn(self, z):
+        return self.lut.apply(np.asarray(z, np.float32).reshape(-1, 3), method=self.method)
+
+    def frame_affine(self, D):
+        """The inner normaliser's (A, b), from a fixed ~262k-pixel 2-D strided sample of D
+        (the same pixels fastmaster samples, so both paths agree exactly)."""
+        fa = getattr(self.direct, "frame_affine", None)
+        return fa(sample_frame(D)) if fa is not None else None
+
+    def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
+        D = np.asarray(D, np.float32)
+        if affine is None:
+            affine = self.frame_affine(D)
+        if affine is not None:
+            A, b = affine
+            return self.lut.apply(D, A=A, b=b, method=self.method)
+        z = self.direct.normaliser(D)
+        return self.lut.apply(z, method=self.method)
+
+
+def compiled(inverter, size: int | str = "auto", method: str = "tetrahedral"):
+    """`LutInverter(inverter)` when it can be baked, else `inverter` itself."""
+    if isinstance(inverter, LutInverter) or not supports_lut(inverter):
+        return inverter
+    return LutInverter(inverter, size, method)
+
+
+def warm_up(inverter=None) -> float:
+    """Compile (or load from numba's cache) every fast-path kernel and bake the LUT, on tiny
+    inputs; returns the seconds it took.  Call once at daemon start so frame 1 is not slower."""
+    import time
+
+    from station.pipeline import fastdecode
+
+    t0 = time.perf_counter()
+    if inverter is None:
+        from station.pipeline.classic import ClassicInverter
+
+        inverter = ClassicInverter()
+    inv = compiled(inverter)
+    if isinstance(inv, LutInverter):
+        D = np.linspace(0.0, 2.0, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
+        inv(D)
+        inv.lut.apply_u16(np.zeros((4, 3), np.uint16), lambda v: np.zeros((len(v), 3)))
+    cfa = np.zeros((16, 16), np.uint16)
+    b = fastdecode.Bayer(cfa=cfa, chan=np.array([[0, 1], [1, 2]]), black=np.zeros((2, 2), np.float32),
+                         white=65535.0, meta={})
+    fastdecode.resize_linear(fastdecode.bin_bayer(b, 1), 4)
+    fastdecode.bin_to_size(b, 5)  # the fused bin + resize kernels
+    fastdecode.bin_to_size(b, 3)
+    return time.perf_counter() - t0

@@ -1,0 +1,540 @@
+"""A small PTP/IP camera for tests: libgphoto2 talks to it as 'PTP/IP Camera'.
+
+Packet layouts follow libgphoto2's camlibs/ptp2/ptpip.c and the PTP (ISO 15740)
+datasets.  Every PTP/IP packet is `u32 length, u32 type, payload`, little endian:
+
+  1 InitCommandRequest  guid[16], name (UTF-16LE, NUL), u32 version
+  2 InitCommandAck      u32 connection number, guid[16], name, u32 version
+  3 InitEventRequest    u32 connection number
+  4 InitEventAck        -
+  6 CmdRequest          u32 dataphase, u16 code, u32 transaction, u32 params...
+  7 CmdResponse         u16 code, u32 transaction, u32 params...
+  8 Event               u16 code, u32 transaction, u32 params...
+  9 StartData           u32 transaction, u64 total length
+ 10 Data                u32 transaction, bytes
+ 12 EndData             u32 transaction, bytes
+
+Both channels connect to the same port; the first packet says which is which.
+The card persists across connections (like a real camera's), and faults can
+be injected for the next matching operation:
+
+  cam.fail_next("busy", op="InitiateCapture", count=2)   -> 0x2019 DeviceBusy (-110)
+  cam.fail_next("drop", op="GetObject")                   -> both sockets closed, no reply
+  cam.fail_next("hang", op="GetObject")                   -> the camera stops answering
+  cam.fail_next("drop_after_capture")                     -> the shot is taken, then the link drops
+
+Binds to 127.0.0.1 only.
+
+`EmulatedCamera` runs the camera in a separate process (spawned): libgphoto2
+calls that hold the GIL (python-gphoto2 does not release it in every call,
+e.g. file_delete) would otherwise starve an in-process emulator until
+libgphoto2's own 2.5 s PTP/IP timeout.  It has the same methods; `captured`,
+`files()` and `ops` are fetched from the child.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+# PTP/IP packet types
+INIT_CMD_REQ, INIT_CMD_ACK, INIT_EVT_REQ, INIT_EVT_ACK, INIT_FAIL = 1, 2, 3, 4, 5
+CMD_REQ, CMD_RESP, EVENT, START_DATA, DATA, CANCEL, END_DATA, PING, PONG = 6, 7, 8, 9, 10, 11, 12, 13, 14
+
+OPS = {
+    0x1001: "GetDeviceInfo", 0x1002: "OpenSession", 0x1003: "CloseSession", 0x1004: "GetStorageIDs",
+    0x1005: "GetStorageInfo", 0x1006: "GetNumObjects", 0x1007: "GetObjectHandles", 0x1008: "GetObjectInfo",
+    0x1009: "GetObject", 0x100B: "DeleteObject", 0x100E: "InitiateCapture", 0x101B: "GetPartialObject",
+}
+OP_CODES = {v: k for k, v in OPS.items()}
+RC_OK, RC_GENERAL, RC_SESSION_NOT_OPEN, RC_NOT_SUPPORTED = 0x2001, 0x2002, 0x2003, 0x2005
+RC_INVALID_STORAGE, RC_INVALID_HANDLE, RC_BUSY, RC_SESSION_OPEN = 0x2008, 0x2009, 0x2019, 0x201E
+EV_OBJECT_ADDED, EV_OBJECT_REMOVED, EV_CAPTURE_COMPLETE = 0x4002, 0x4003, 0x400D
+FMT_UNDEFINED, FMT_ASSOCIATION, FMT_JPEG, FMT_DNG = 0x3000, 0x3001, 0x3801, 0x3811
+STORAGE = 0x00010001
+
+
+def _pstr(s: str) -> bytes:
+    if not s:
+        return b"\0"
+    return bytes([len(s) + 1]) + (s + "\0").encode("utf-16-le")
+
+
+def _arr16(xs) -> bytes:
+    return struct.pack("<I", len(xs)) + b"".join(struct.pack("<H", x) for x in xs)
+
+
+def _arr32(xs) -> bytes:
+    return struct.pack("<I", len(xs)) + b"".join(struct.pack("<I", x) for x in xs)
+
+
+def _packet(ptype: int, payload: bytes = b"") -> bytes:
+    return struct.pack("<II", 8 + len(payload), ptype) + payload
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        buf += chunk
+    return buf
+
+
+def _read_packet(sock: socket.socket) -> tuple[int, bytes]:
+    length, ptype = struct.unpack("<II", _recv_exact(sock, 8))
+    return ptype, _recv_exact(sock, length - 8) if length > 8 else b""
+
+
+@dataclass
+class Obj:
+    handle: int
+    name: str
+    data: bytes
+    parent: int
+    fmt: int
+    assoc: bool = False
+
+
+def tiny_raw(n: int) -> bytes:
+    """A small but real DNG (a different frame for each n)."""
+    import numpy as np
+    import tempfile
+    from pathlib import Path
+
+    from station.io.dng import write_bayer_dng
+
+    rng = np.random.default_rng(n)
+    cfa = rng.integers(1000, 60000, (32, 48), dtype=np.uint16)
+    with tempfile.TemporaryDirectory() as d:
+        p = write_bayer_dng(Path(d) / "f.dng", cfa, make="Emu", model="PTPIP")
+        return p.read_bytes()
+
+
+def tiny_jpeg(n: int) -> bytes:
+    return b"\xff\xd8\xff\xe0" + struct.pack(">I", n) + b"JFIF-emulated" + b"\xff\xd9"
+
+
+class PtpIpCamera:
+    def __init__(self, *, raw_plus_jpeg: bool = False, jpeg_first: bool = False, name: str = "Station PTPIP Emu",
+                 port: int = 0, late_second_s: float = 0.0):
+        self.raw_plus_jpeg = raw_plus_jpeg
+        self.late_second_s = late_second_s  # RAW+JPEG: announce the 2nd file this long after CaptureComplete
+        self.jpeg_first = jpeg_first
+        self.name = name
+        self.objects: dict[int, Obj] = {
+            1: Obj(1, "DCIM", b"", 0, FMT_ASSOCIATION, True),
+            2: Obj(2, "100EMU", b"", 1, FMT_ASSOCIATION, True),
+        }
+        self._next_handle = 3
+        self._counter = 0
+        self.captured: list[Obj] = []  # every frame the camera made (not only through InitiateCapture)
+        self.ops: list[str] = []  # operations received, in order
+        self.connections = 0
+        self._faults: list[dict] = []
+        self._lock = threading.RLock()
+        self._socks: list[socket.socket] = []
+        self._evt: socket.socket | None = None
+        self._evt_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._srv.bind(("127.0.0.1", port))
+        self._srv.listen(8)
+        self.port = self._srv.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="ptpip-emu")
+        self._pending_evt: dict[int, socket.socket] = {}
+        self.frame_source = tiny_raw
+
+    # ------------------------------------------------------------------ API
+    @property
+    def address(self) -> str:
+        return f"ptpip:127.0.0.1:{self.port}:{self.port}"
+
+    def start(self) -> "PtpIpCamera":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self._srv.close()
+        except OSError:
+            pass
+        self.drop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def fail_next(self, kind: str, op: str | None = None, count: int = 1) -> None:
+        with self._lock:
+            self._faults.append({"kind": kind, "op": op, "count": count})
+
+    def drop(self) -> None:
+        """Close every connection, like a cable pulled out."""
+        self.ops.append("#drop")
+        with self._lock:
+            socks, self._socks = self._socks, []
+            self._evt = None
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def press_shutter(self) -> Obj:
+        """A photo taken with the camera's own button: stored, announced by ObjectAdded."""
+        objs = self._make_frame()
+        for o in objs:
+            self._event(EV_OBJECT_ADDED, 0xFFFFFFFF, o.handle)
+        return objs[0]
+
+    def files(self) -> list[Obj]:
+        with self._lock:
+            return [o for o in self.objects.values() if not o.assoc]
+
+    # ------------------------------------------------------------ internals
+    def _take_fault(self, op: str) -> str | None:
+        with self._lock:
+            for f in self._faults:
+                if f["kind"] == "drop_after_capture":
+                    match = op == "InitiateCapture"
+                else:
+                    match = f["op"] in (None, op)
+                if match:
+                    f["count"] -= 1
+                    if f["count"] <= 0:
+                        self._faults.remove(f)
+                    return f["kind"]
+        return None
+
+    def _make_frame(self) -> list[Obj]:
+        with self._lock:
+            self._counter += 1
+            n = self._counter
+            raw = Obj(self._next_handle, f"DSC_{n:04d}.DNG", self.frame_source(n), 2, FMT_DNG)
+            self._next_handle += 1
+            objs = [raw]
+            if self.raw_plus_jpeg:
+                jpg = Obj(self._next_handle, f"DSC_{n:04d}.JPG", tiny_jpeg(n), 2, FMT_JPEG)
+                self._next_handle += 1
+                objs = [jpg, raw] if self.jpeg_first else [raw, jpg]
+            for o in objs:
+                self.objects[o.handle] = o
+            self.captured.append(raw)
+            return objs
+
+    def _event(self, code: int, tid: int, *params: int) -> None:
+        with self._evt_lock:
+            sock = self._evt
+            if sock is None:
+                return
+            try:
+                sock.sendall(_packet(EVENT, struct.pack("<HI", code, tid) + b"".join(struct.pack("<I", p) for p in params)))
+            except OSError:
+                pass
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._srv.accept()
+            except OSError:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.01)
+                continue
+            try:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            with self._lock:
+                self._socks.append(conn)
+            self.ops.append("#accept")
+            threading.Thread(target=self._serve_conn, args=(conn,), daemon=True).start()
+
+    def _serve_conn(self, conn: socket.socket) -> None:
+        try:
+            ptype, payload = _read_packet(conn)
+            if ptype == INIT_CMD_REQ:
+                with self._lock:
+                    self.connections += 1
+                    number = self.connections
+                ack = struct.pack("<I", number) + bytes(range(16)) + (self.name + "\0").encode("utf-16-le") + struct.pack("<I", 0x00010000)
+                conn.sendall(_packet(INIT_CMD_ACK, ack))
+                self._command_loop(conn)
+            elif ptype == INIT_EVT_REQ:
+                with self._evt_lock:
+                    self._evt = conn
+                conn.sendall(_packet(INIT_EVT_ACK))
+                # keep the socket; libgphoto2 never sends on it after the handshake
+                while not self._stop.is_set():
+                    data = conn.recv(64)
+                    if not data:
+                        break
+        except (ConnectionError, OSError, struct.error) as exc:
+            self.ops.append(f"#closed {exc.__class__.__name__}")
+        except Exception as exc:  # a bug in the emulator: make it visible
+            self.ops.append(f"#error {exc!r}")
+            raise
+
+    def _send_data(self, conn, tid: int, data: bytes) -> None:
+        conn.sendall(_packet(START_DATA, struct.pack("<IQ", tid, len(data))))
+        block = 65536
+        pos = 0
+        while len(data) - pos > block:
+            conn.sendall(_packet(DATA, struct.pack("<I", tid) + data[pos:pos + block]))
+            pos += block
+        conn.sendall(_packet(END_DATA, struct.pack("<I", tid) + data[pos:]))
+
+    def _respond(self, conn, code: int, tid: int, *params: int) -> None:
+        conn.sendall(_packet(CMD_RESP, struct.pack("<HI", code, tid) + b"".join(struct.pack("<I", p) for p in params)))
+
+    def _command_loop(self, conn: socket.socket) -> None:
+        session = False
+        while not self._stop.is_set():
+            ptype, payload = _read_packet(conn)
+            if ptype != CMD_REQ:
+                continue
+            _phase, code, tid = struct.unpack_from("<IHI", payload, 0)
+            params = list(struct.unpack_from(f"<{(len(payload) - 10) // 4}I", payload, 10))
+            op = OPS.get(code, f"0x{code:04x}")
+            self.ops.append(op)
+            fault = self._take_fault(op)
+            if fault == "drop":
+                self.drop()
+                return
+            if fault == "hang":
+                # stop answering: read and ignore everything until the peer gives up
+                while not self._stop.is_set():
+                    if not conn.recv(4096):
+                        return
+                return
+            if fault == "busy":
+                self._respond(conn, RC_BUSY, tid)
+                continue
+            if code == 0x1002:  # OpenSession
+                if session:
+                    self._respond(conn, RC_SESSION_OPEN, tid)
+                else:
+                    session = True
+                    self._respond(conn, RC_OK, tid)
+            elif code == 0x1003:  # CloseSession
+                session = False
+                self._respond(conn, RC_OK, tid)
+            elif code == 0x1001:  # GetDeviceInfo
+                self._send_data(conn, tid, self._device_info())
+                self._respond(conn, RC_OK, tid)
+            elif code == 0x1004:  # GetStorageIDs
+                self._send_data(conn, tid, _arr32([STORAGE]))
+                self._respond(conn, RC_OK, tid)
+            elif code == 0x1005:  # GetStorageInfo
+                self._send_data(conn, tid, struct.pack("<HHHQQI", 4, 2, 0, 32 << 30, 16 << 30, 999) + _pstr("SD") + _pstr("EMU"))
+                self._respond(conn, RC_OK, tid)
+            elif code in (0x1007, 0x1006):  # GetObjectHandles / GetNumObjects
+                storage = params[0] if params else 0xFFFFFFFF
+                parent = params[2] if len(params) > 2 else 0
+                with self._lock:
+                    hs = [o.handle for o in self.objects.values()
+                          if parent == 0 or (parent == 0xFFFFFFFF and o.parent == 0) or o.parent == parent]
+                if storage not in (STORAGE, 0xFFFFFFFF):
+                    hs = []
+                if code == 0x1006:
+                    self._respond(conn, RC_OK, tid, len(hs))
+                else:
+                    self._send_data(conn, tid, _arr32(hs))
+                    self._respond(conn, RC_OK, tid)
+            elif code == 0x1008:  # GetObjectInfo
+                o = self.objects.get(params[0] if params else 0)
+                if o is None:
+                    self._respond(conn, RC_INVALID_HANDLE, tid)
+                    continue
+                self._send_data(conn, tid, self._object_info(o))
+                self._respond(conn, RC_OK, tid)
+            elif code == 0x1009:  # GetObject
+                o = self.objects.get(params[0] if params else 0)
+                if o is None or o.assoc:
+                    self._respond(conn, RC_INVALID_HANDLE, tid)
+                    continue
+                self._send_data(conn, tid, o.data)
+                self._respond(conn, RC_OK, tid)
+            elif code == 0x101B:  # GetPartialObject(handle, offset, max)
+                o = self.objects.get(params[0] if params else 0)
+                if o is None or o.assoc:
+                    self._respond(conn, RC_INVALID_HANDLE, tid)
+                    continue
+                chunk = o.data[params[1]:params[1] + params[2]]
+                self._send_data(conn, tid, chunk)
+                self._respond(conn, RC_OK, tid, len(chunk))
+            elif code == 0x100B:  # DeleteObject
+                with self._lock:
+                    o = self.objects.get(params[0] if params else 0)
+                    if o is None or o.assoc:
+                        self._respond(conn, RC_INVALID_HANDLE, tid)
+                        continue
+                    del self.objects[o.handle]
+                self._respond(conn, RC_OK, tid)
+                self._event(EV_OBJECT_REMOVED, tid, o.handle)  # libgphoto2 waits for it
+            elif code == 0x100E:  # InitiateCapture
+                self._respond(conn, RC_OK, tid)
+                objs = self._make_frame()
+                if fault == "drop_after_capture":
+                    time.sleep(0.02)
+                    self.drop()
+                    return
+                time.sleep(0.01)
+                late = objs[1:] if self.late_second_s else []
+                for o in objs[:len(objs) - len(late)]:
+                    self._event(EV_OBJECT_ADDED, tid, o.handle)
+                self._event(EV_CAPTURE_COMPLETE, tid)
+                for o in late:  # from a timer: the command channel stays free meanwhile
+                    threading.Timer(self.late_second_s, self._event, (EV_OBJECT_ADDED, tid, o.handle)).start()
+            else:
+                self._respond(conn, RC_NOT_SUPPORTED, tid)
+
+    def _device_info(self) -> bytes:
+        ops = sorted(OPS)
+        return (
+            struct.pack("<HIH", 100, 0, 0) + _pstr("")  # standard version, no vendor extension
+            + struct.pack("<H", 0)  # functional mode
+            + _arr16(ops)
+            + _arr16([EV_OBJECT_ADDED, EV_OBJECT_REMOVED, EV_CAPTURE_COMPLETE])
+            + _arr16([])  # device properties
+            + _arr16([FMT_DNG, FMT_JPEG])  # capture formats
+            + _arr16([FMT_DNG, FMT_JPEG, FMT_ASSOCIATION])  # image formats
+            + _pstr("Station") + _pstr("PTPIP Emulator") + _pstr("1.0") + _pstr("0001")
+        )
+
+    def _object_info(self, o: Obj) -> bytes:
+        return (
+            struct.pack("<IHHI", STORAGE, o.fmt, 0, len(o.data))
+            + struct.pack("<HIIIIIIIHII", 0, 0, 0, 0, 0, 0, 0, o.parent, 1 if o.assoc else 0, 0, 0)
+            + _pstr(o.name) + _pstr("20261125T120000") + _pstr("20261125T120000") + _pstr("")
+        )
+
+
+# ------------------------------------------------------------ separate process
+def _child(conn, kwargs) -> None:
+    cam = PtpIpCamera(**kwargs).start()
+    conn.send(cam.port)
+    while True:
+        try:
+            name, args = conn.recv()
+        except (EOFError, OSError):
+            break
+        if name == "stop":
+            cam.stop()
+            conn.send(None)
+            break
+        if name == "captured":
+            conn.send([(o.name, o.data) for o in cam.captured])
+        elif name == "files":
+            conn.send([(o.name, o.data) for o in cam.files()])
+        elif name == "ops":
+            conn.send(list(cam.ops))
+        elif name == "press":
+            conn.send(cam.press_shutter().name)
+        elif name == "fail_next":
+            cam.fail_next(*args)
+            conn.send(None)
+        elif name == "drop":
+            cam.drop()
+            conn.send(None)
+    cam.stop()
+
+
+class _Frame:
+    def __init__(self, name, data):
+        self.name, self.data = name, data
+
+    def __repr__(self):
+        return f"<{self.name} {len(self.data)} bytes>"
+
+
+class EmulatedCamera:
+    """PtpIpCamera in a spawned child process, driven over a pipe."""
+
+    def __init__(self, port: int = 0, **kwargs):
+        self._kwargs = dict(kwargs, port=port)
+        self.port = port
+        self._proc = None
+        self._conn = None
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"ptpip:127.0.0.1:{self.port}:{self.port}"
+
+    def start(self) -> "EmulatedCamera":
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_child, args=(child, self._kwargs), daemon=True, name="ptpip-emulator")
+        self._proc.start()
+        if not self._conn.poll(30):
+            raise RuntimeError("PTP/IP emulator did not start")
+        self.port = self._conn.recv()
+        return self
+
+    def _call(self, name, *args):
+        with self._lock:
+            self._conn.send((name, args))
+            if not self._conn.poll(10):
+                raise RuntimeError(f"emulator did not answer {name}")
+            return self._conn.recv()
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            self._call("stop")
+        except Exception:
+            pass
+        self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def fail_next(self, kind: str, op: str | None = None, count: int = 1) -> None:
+        self._call("fail_next", kind, op, count)
+
+    def press_shutter(self) -> str:
+        return self._call("press")
+
+    def drop(self) -> None:
+        self._call("drop")
+
+    @property
+    def captured(self) -> list[_Frame]:
+        return [_Frame(n, d) for n, d in self._call("captured")]
+
+    def files(self) -> list[_Frame]:
+        return [_Frame(n, d) for n, d in self._call("files")]
+
+    @property
+    def ops(self) -> list[str]:
+        return self._call("ops")
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

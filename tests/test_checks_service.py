@@ -1,0 +1,97 @@
+"""CheckService (the daemon plug-in of the frame checks) on generated DNGs and a stand-in event bus."""
+from __future__ import annotations
+
+import json
+import time
+
+from negatives import write_negative_dng
+from test_checks_frames import expose, good_frame, rebate_frame, textured_scene
+
+from station.checks import CheckService, attach
+from station.hooks import HookRunner
+
+
+def wait_for(pred, deadline=60.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def test_service_checks_frames_in_order_and_flags_through_the_hook(tmp_path):
+    inc = tmp_path / "in"
+    (inc / "r1").mkdir(parents=True)
+    frames = {"01": good_frame(1), "02": good_frame(1), "03": good_frame(3)}  # 02: film not advanced
+    for name, lin in frames.items():
+        write_negative_dng(inc / "r1" / f"{name}.dng", lin, seed=int(name))
+    out = tmp_path / "flag.json"
+    hooks = HookRunner({"frame_flagged": f'printf "%s\\n%s\\n" "$STATION_FRAME" "$STATION_CHECKS" > "{out}"'})
+    events = []
+    svc = CheckService(inc, hooks=hooks, publish=events.append)
+    svc.start()
+    try:
+        for name in frames:
+            ev = {"type": "frame", "frame": {"path": f"r1/{name}.dng", "roll": "r1", "state": "preview_written",
+                                              "preview": f"/o/r1/{name}.preview.jpg"}}
+            svc.on_app_event(ev)
+            svc.on_app_event(ev)  # the same transition twice: checked once
+        svc.on_app_event({"type": "frame", "frame": {"path": "r1/01.dng", "state": "master_written"}})
+        assert wait_for(lambda: svc.snapshot()["checked"] == 3)
+    finally:
+        svc.stop()
+        hooks.stop(timeout=30)
+    assert svc.findings("r1/01.dng") == [] and svc.findings("r1/03.dng") == []
+    assert [f["check"] for f in svc.findings("r1/02.dng")] == ["duplicate"]
+    assert [e["path"] for e in events] == ["r1/01.dng", "r1/02.dng", "r1/03.dng"]
+    frame, checks = out.read_text().splitlines()
+    assert frame == "02" and json.loads(checks)[0]["check"] == "duplicate"
+    snap = svc.snapshot()
+    assert snap["flagged"] == 1 and snap["errors"] == 0
+
+
+def test_service_uses_worker_metrics_when_the_event_has_them(tmp_path):
+    from station.checks import frame_metrics
+    from test_checks_frames import positive
+
+    ev = 1.6
+    pos, D, lin = positive(rebate_frame(expose(textured_scene(8), scan_ev=ev), scan_ev=ev))
+    m = json.loads(json.dumps(frame_metrics(pos, D, lin)))
+    svc = CheckService(tmp_path)  # no RAW on disk: the metrics must come from the event
+    svc.start()
+    try:
+        svc.on_app_event({"type": "frame", "frame": {"path": "x.dng", "state": "preview_written", "checks_metrics": m}})
+        assert wait_for(lambda: svc.snapshot()["checked"] == 1)
+    finally:
+        svc.stop()
+    assert [f["check"] for f in svc.findings("x.dng")] == ["clipping"]
+
+
+def test_attach_and_disable(tmp_path):
+    class App:
+        def __init__(self, cfg):
+            self.cfg = cfg
+            self.services, self.subs, self.commands = {}, [], {}
+
+        def service(self, name):
+            return self.services.get(name)
+
+        def register_service(self, obj, name=None):
+            self.services[name] = obj
+
+        def subscribe(self, cb):
+            self.subs.append(cb)
+
+        def register_command(self, name, fn):
+            self.commands[name] = fn
+
+        def publish(self, ev):
+            pass
+
+    paths = {"incoming": str(tmp_path)}
+    assert attach(App({"paths": paths, "checks": {"enabled": False}})) is None
+    app = App({"paths": paths, "checks": {"focus_ratio": 0.3}})
+    svc = attach(app)
+    assert app.services["checks"] is svc and svc.p.focus_ratio == 0.3 and app.subs == [svc.on_app_event]
+    assert app.commands["checks"]()["checked"] == 0

@@ -1,0 +1,346 @@
+"""The live view end to end in a real headless browser (Debian's chromium driven
+by Playwright's Python package), first over the fake App, then over the real
+daemon started as a subprocess.
+
+Skipped, with the reason, where chromium or playwright is missing:
+    apt-get install -y chromium && .venv/bin/pip install playwright
+(never `playwright install`: the system chromium is used, no download).
+
+Waits are deadlines (Playwright's expect timeouts), never asserted durations.
+"""
+from __future__ import annotations
+
+import re
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from station.web.fake import FakeApp
+from station.web.server import WebService
+
+CHROMIUM = os.environ.get("STATION_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+SHOW_MS = 2000  # a new preview must be on the page within 2 s of being written
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+pytestmark = pytest.mark.skipif(
+    sync_playwright is None or not os.access(CHROMIUM, os.X_OK),
+    reason=("browser tests need Playwright's Python package and Debian's chromium: "
+            "`apt-get install -y chromium` and `.venv/bin/pip install playwright` "
+            f"(playwright {'found' if sync_playwright else 'missing'}, {CHROMIUM} "
+            f"{'found' if os.access(CHROMIUM, os.X_OK) else 'missing'})"),
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def positive(path: Path, seed: int, size=(600, 400)) -> Path:
+    """A small positive JPEG with some structure (gradients, a disc)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    h, w = size[1], size[0]
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    c = rng.uniform(0.2, 0.9, 3)
+    img = np.stack([xx * c[0] + 0.1, yy * c[1] + 0.1, (1 - xx) * c[2]], 2)
+    img[(xx - 0.5) ** 2 + (yy - 0.3) ** 2 < 0.02] = rng.uniform(0, 1, 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(img, 0, 1) * 255).astype("uint8")).save(path, "JPEG", quality=85)
+    return path
+
+
+@pytest.fixture
+def fake(tmp_path):
+    out = tmp_path / "positives"
+    app = FakeApp(out)
+    svc = WebService(app, "127.0.0.1:0", None, out)
+    app.register_service(svc)
+    app.url = svc.url
+    app.src = tmp_path / "src"
+    yield app
+    app.stop()
+
+
+def wait_until(pred, what, deadline=5.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"not before the deadline: {what}")
+
+
+# -- over the fake App ----------------------------------------------------------------------
+
+def test_new_preview_appears_strip_grows_histogram(fake, page):
+    page.goto(fake.url)
+    expect(page.locator("#link")).to_have_text("live")
+    expect(page.locator("#empty")).to_be_visible()
+    f1 = fake.add_frame()
+    expect(page.locator("#strip .frame")).to_have_count(1)
+    expect(page.locator("#cap-status")).to_have_text("queued")
+    fake.land_preview(f1, positive(fake.src / "1.jpg", 1), latency=0.91)
+    img = page.locator("#latest")
+    expect(img).to_have_attribute("data-url", f"/img/roll-001/IMG_0001.preview.jpg?v={f1['updated']}", timeout=SHOW_MS)
+    expect(img).to_be_visible()
+    assert page.evaluate("document.getElementById('latest').naturalWidth") == 600
+    expect(page.locator("#cap-number")).to_have_text("#1")
+    expect(page.locator("#cap-latency")).to_contain_text("0.91 s")
+    expect(page.locator("#histogram")).to_have_attribute("data-ready", "1")
+    expect(page.locator("#histo-note")).to_contain_text("clipped")
+    for i in range(2, 5):
+        f = fake.add_frame()
+        fake.land_preview(f, positive(fake.src / f"{i}.jpg", i), latency=0.8 + i / 100)
+        expect(img).to_have_attribute("data-url", f"/img/roll-001/IMG_{i:04d}.preview.jpg?v={f['updated']}",
+                                      timeout=SHOW_MS)
+        expect(page.locator("#strip .frame")).to_have_count(i)
+    nums = page.locator("#strip .frame .num").all_inner_texts()
+    assert nums == ["1", "2", "3", "4"]
+    fake.land_master(f, latency=3.5)
+    expect(page.locator("#strip .frame").nth(3)).to_have_attribute("data-status", "master")
+    expect(page.locator("#cap-latency")).to_contain_text("master 3.50 s")
+    # thumbnails come from the server's downscaled copies
+    expect(page.locator("#strip .frame").nth(0).locator("img")).to_have_attribute("src", f"/img/roll-001/IMG_0001.preview.jpg?v={fake.frames[0]['updated']}&w=240")
+    wait_until(lambda: page.evaluate("document.querySelector('#strip .frame img').naturalWidth") == 240, "thumbnail")
+
+
+def test_failed_frame_shows_reason(fake, page):
+    page.goto(fake.url)
+    ok = fake.add_frame()
+    fake.land_preview(ok, positive(fake.src / "1.jpg", 1))
+    bad = fake.add_frame("IMG_0002.CR3")
+    fake.fail(bad, "truncated RAW: LibRaw reports unexpected end of file")
+    frame = page.locator('#strip .frame[data-key="roll-001/IMG_0002.CR3"]')
+    expect(frame).to_have_attribute("data-status", "failed")
+    expect(frame).to_have_attribute("title", "IMG_0002.CR3 · failed: truncated RAW: LibRaw reports unexpected end of file")
+    reason = page.locator("#cap-reason")
+    expect(reason).to_be_visible()
+    expect(reason).to_have_text("#2 failed (preview): truncated RAW: LibRaw reports unexpected end of file")
+    expect(page.locator("#btn-retry")).to_be_visible()
+    # the last good positive stays up, labelled with its own number
+    expect(page.locator("#tag")).to_have_text("#1")
+    # choosing the good frame pins it; Esc goes back to live
+    page.locator('#strip .frame[data-key="roll-001/IMG_0001.CR3"]').click()
+    expect(reason).to_be_hidden()
+    expect(page.locator("#btn-live")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(reason).to_be_visible()
+    page.locator("#btn-retry").click()
+    wait_until(lambda: ("retry", {}) in fake.commands, "retry command")
+
+
+def test_camera_state_and_queue(fake, page):
+    page.goto(fake.url)
+    cam = page.locator("#camera")
+    expect(cam).to_have_text("camera ready")
+    fake.set_camera("busy")
+    expect(cam).to_have_attribute("data-state", "busy")
+    with fake._lock:
+        fake.camera = "reconnecting"
+    fake.changed()
+    expect(cam).to_have_text("camera reconnecting…")
+    fake.set_queue(5)
+    expect(page.locator("#queue")).to_have_text("queue 5")
+    fake.set_camera("connected")
+    expect(cam).to_have_text("camera ready")
+
+
+def test_camera_reconnecting_shows_the_reason(tmp_path, page):
+    out = tmp_path / "out"
+
+    class Dropping(FakeApp):
+        def snapshot(self):
+            s = super().snapshot()
+            s["camera"] = {"state": self.camera, "model": "Virtual camera",
+                           "last_error": "USB cable unplugged (during capture); reconnecting"}
+            return s
+
+    app = Dropping(out)
+    svc = WebService(app, "127.0.0.1:0", None, out)
+    app.register_service(svc)
+    try:
+        page.goto(svc.url)
+        app.set_camera("reconnecting")
+        expect(page.locator("#camera")).to_have_text("camera reconnecting…")
+        expect(page.locator("#banner")).to_have_text("USB cable unplugged (during capture); reconnecting")
+        app.set_camera("ready")
+        expect(page.locator("#banner")).to_be_hidden()
+    finally:
+        app.stop()
+
+
+def test_space_and_buttons_send_commands(fake, page):
+    page.goto(fake.url)
+    expect(page.locator("#link")).to_have_text("live")
+    page.keyboard.press("Space")
+    wait_until(lambda: fake.commands == [("capture", {})], "capture from Space")
+    page.locator("#btn-capture").click()
+    wait_until(lambda: fake.commands == [("capture", {})] * 2, "capture from the button")
+    # Space while the capture button has focus still captures once, not twice
+    page.locator("#btn-capture").focus()
+    page.keyboard.press("Space")
+    wait_until(lambda: len(fake.commands) == 3, "capture from Space on a focused button")
+    time.sleep(0.3)
+    assert fake.commands == [("capture", {})] * 3
+    f = fake.add_frame()
+    fake.land_preview(f, positive(fake.src / "1.jpg", 1))
+    expect(page.locator("#strip .frame")).to_have_count(1)
+    page.locator("#btn-reinvert").click()
+    wait_until(lambda: fake.commands[-1] == ("reinvert", {"path": "roll-001/IMG_0001.CR3"}), "reinvert")
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#btn-calibrate").click()
+    wait_until(lambda: fake.commands[-1] == ("calibrate", {}), "calibrate")
+    page.once("dialog", lambda d: d.accept("ektar-100-03"))
+    page.locator("#btn-roll").click()
+    wait_until(lambda: fake.commands[-1] == ("roll_new", {"name": "ektar-100-03"}), "new roll")
+    expect(page.locator("#roll")).to_have_text("roll ektar-100-03")
+    expect(page.locator("#strip .frame")).to_have_count(0)  # the strip is the current roll
+
+
+def test_command_refusal_is_shown(fake, page):
+    def refuse(**kw):
+        raise RuntimeError("no camera configured")
+    fake.on_command["capture"] = refuse
+    page.goto(fake.url)
+    expect(page.locator("#link")).to_have_text("live")
+    page.keyboard.press("Space")
+    expect(page.locator("#toast")).to_have_text("capture: no camera configured")
+
+
+def test_token_page_on_all_interfaces(tmp_path, browser):
+    out = tmp_path / "out"
+    app = FakeApp(out)
+    svc = WebService(app, "0.0.0.0:0", "correct-horse", out)
+    app.register_service(svc)
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    try:
+        r = pg.goto(f"http://127.0.0.1:{svc.port}/")
+        assert r.status == 401
+        assert "token" in pg.inner_text("body")
+        pg.goto(f"http://127.0.0.1:{svc.port}/?token=correct-horse")
+        expect(pg.locator("#link")).to_have_text("live")  # events carry the cookie
+        f = app.add_frame()
+        app.land_preview(f, positive(tmp_path / "1.jpg", 3))
+        expect(pg.locator("#latest")).to_have_attribute("data-url", f"/img/roll-001/IMG_0001.preview.jpg?v={f['updated']}",
+                                                        timeout=SHOW_MS)
+        assert pg.evaluate("document.getElementById('latest').naturalWidth") == 600  # the image carried it too
+        pg.keyboard.press("Space")
+        wait_until(lambda: app.commands == [("capture", {})], "capture with the token cookie")
+    finally:
+        ctx.close()
+        app.stop()
+
+
+def test_phone_layout(fake, browser):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                              device_scale_factor=2)
+    pg = ctx.new_page()
+    try:
+        for i in range(1, 13):
+            f = fake.add_frame()
+            fake.land_preview(f, positive(fake.src / f"{i}.jpg", i))
+        pg.goto(fake.url)
+        expect(pg.locator("#strip .frame")).to_have_count(12)
+        expect(pg.locator("#latest")).to_be_visible()
+        vw = pg.evaluate("document.documentElement.clientWidth")
+        assert pg.evaluate("document.documentElement.scrollWidth") <= vw  # no sideways scrolling of the page
+        for sel in ("#latest", "#btn-capture", "#btn-roll", "#btn-calibrate", "#btn-reinvert", "#strip"):
+            box = pg.locator(sel).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= vw + 1, sel
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 844 + 1, sel
+        assert pg.locator("#btn-capture").bounding_box()["height"] >= 44  # a thumb-sized target
+        pg.locator("#btn-capture").tap()
+        wait_until(lambda: ("capture", {}) in fake.commands, "capture by tap")
+    finally:
+        ctx.close()
+
+
+# -- over the real daemon (`station run --web 127.0.0.1:PORT` as a subprocess) ---------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_daemon_preview_strip_failure(daemon_factory, tmp_path, page):
+    from conftest import write_negative
+
+    port = _free_port()
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}"]).start()
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page.locator("#link")).to_have_text("live")
+    expect(page.locator("#camera")).to_have_text("camera off")  # no camera configured
+    img = page.locator("#latest")
+    for i in (1, 2):
+        write_negative(tmp_path / f"IMG_{i:04d}.dng", seed=i)
+        shutil.move(tmp_path / f"IMG_{i:04d}.dng", d.incoming / f"IMG_{i:04d}.dng")  # moved in, as gphoto2 does
+        preview = d.output / f"IMG_{i:04d}.preview.jpg"
+        d.wait_for(preview.exists, 60, f"preview {i} on disk")
+        # from the moment the preview is on disk, the page has 2 s to show it
+        expect(img).to_have_attribute("data-url", re.compile(rf"^/img/IMG_{i:04d}\.preview\.jpg\?v="), timeout=SHOW_MS)
+        expect(page.locator("#strip .frame")).to_have_count(i)
+    assert page.evaluate("document.getElementById('latest').naturalWidth") > 0
+    expect(page.locator("#cap-latency")).to_contain_text("preview")
+    (d.incoming / "IMG_0003.CR2").write_bytes(b"\x00" * 100)  # a RAW that is not one
+    frame = page.locator('#strip .frame[data-key="IMG_0003.CR2"]')
+    expect(frame).to_have_attribute("data-status", "failed", timeout=30000)
+    expect(page.locator("#cap-reason")).to_contain_text("#3 failed")
+    reason = d.frames()["IMG_0003.CR2"]["reason"]
+    expect(page.locator("#cap-reason")).to_contain_text(reason)
+    # the daemon has no camera here: the capture button reaches it and shows its refusal
+    page.locator("#btn-capture").click()
+    expect(page.locator("#toast")).to_contain_text("capture:")
+    assert d.stop() == 0
+    expect(page.locator("#link")).not_to_have_text("live", timeout=5000)  # the page notices the daemon is gone
+
+
+def test_real_daemon_capture_button_on_virtual_camera(daemon_factory, page):
+    """Done-when of issue 7: the daemon on the virtual camera, the capture button,
+    the new positive on the page.  Needs the camera service in the daemon
+    (`station.capture.service.attach`); skipped until it is there.
+    NOTE: written before that service existed - not yet run against it."""
+    try:
+        import station.capture.service  # noqa: F401
+    except ModuleNotFoundError:
+        pytest.skip("the daemon has no camera service yet (station.capture.service): capture e2e not possible")
+    pytest.importorskip("gphoto2")
+    port = _free_port()
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}", "--camera", "virtual"]).start()
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page.locator("#camera")).to_have_text("camera ready", timeout=30000)
+    before = set(d.outputs(".preview.jpg"))
+    page.locator("#btn-capture").click()
+    d.wait_for(lambda: set(d.outputs(".preview.jpg")) - before, 60, "a preview from the captured frame")
+    expect(page.locator("#strip .frame")).to_have_count(1)
+    new = (set(d.outputs(".preview.jpg")) - before).pop()
+    expect(page.locator("#latest")).to_have_attribute("data-url", re.compile(re.escape(new.name) + r"\?v="),
+                                                      timeout=SHOW_MS)
