@@ -119,3 +119,11 @@ def test_find_pairs_paper_layout(tmp_path):
     assert len(find_pairs(tmp_path)) == 2
     with pytest.raises(TrainingError):
         find_pairs(tmp_path / "Original_resized")
+
+
+def test_evaluate_on_user_pairs(tmp_path, capsys):
+    folder = make_pair_folder(tmp_path / "pairs", n=2, moved=False)
+    rc = main(["evaluate", "--stocks", "kodak_ultramax_400", "--scenes", "1", "--size", "160", "--pairs", str(folder)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "user pairs (2 from" in out and "PSNR" in out
