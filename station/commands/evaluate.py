@@ -1,0 +1,81 @@
+"""`station evaluate`: compare the learned inverter with the classic and naive 1-x
+inversions on held-out generated negatives of stocks not used in training (and on
+user pairs when given).
+
+Examples:
+    station evaluate                         # the shipped default model
+    station evaluate --model my.npz --pairs ~/pairs --json report.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="compare mlp / classic / naive inversions",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
+    p.add_argument("--stocks", default=None, help="comma-separated stocks (default: the held-out ones)")
+    p.add_argument("--scenes", type=int, default=6, help="scenes per stock")
+    p.add_argument("--size", type=int, default=192)
+    p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--pairs", type=Path, default=None, help="also evaluate on a folder of user pairs")
+    p.add_argument("--negative-encoding", default="auto", choices=["auto", "linear", "srgb"])
+    p.add_argument("--per-stock", action="store_true", help="one table per stock as well")
+    p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from station.model import load_model
+    from station.model import evaluate as ev
+    from station.model import film
+
+    try:
+        model = load_model(args.model)
+    except ValueError as exc:
+        print(f"station evaluate: {exc}", file=sys.stderr)
+        return 2
+    stocks = tuple(s.strip() for s in args.stocks.split(",")) if args.stocks else film.HELD_OUT_STOCKS
+    try:
+        for s in stocks:
+            film.load_stock(s)
+    except ValueError as exc:
+        print(f"station evaluate: {exc}", file=sys.stderr)
+        return 2
+    classic = ev.classic_inverter()
+    methods = {"mlp": model, "classic": classic, "naive 1−x": ev.naive_invert}
+    frames = ev.eval_frames(stocks, args.scenes, args.size, args.seed)
+    out = {"model": str(args.model or "default"), "description": model.description, "stocks": list(stocks),
+           "frames": len(frames), "generated": {}}
+    print(f"model: {model.description}")
+    print(f"held-out generated negatives: {len(frames)} frames of {', '.join(stocks)}\n")
+    res = {k: (ev.evaluate_method(fn, frames) if fn is not None else None) for k, fn in methods.items()}
+    out["generated"] = res
+    print(ev.format_table(res))
+    if args.per_stock:
+        out["per_stock"] = {}
+        for s in stocks:
+            fs = [f for f in frames if f.stock == s]
+            r = {k: (ev.evaluate_method(fn, fs) if fn is not None else None) for k, fn in methods.items()}
+            out["per_stock"][s] = r
+            print(f"\n{s}:\n" + ev.format_table(r))
+    if args.pairs:
+        from station.model.training import TrainingError, pair_frames
+        try:
+            pf = pair_frames(args.pairs, args.negative_encoding)
+        except TrainingError as exc:
+            print(f"station evaluate: {exc}", file=sys.stderr)
+            return 1
+        r = {k: (ev.evaluate_pairs(fn, pf) if fn is not None else None) for k, fn in methods.items()}
+        out["pairs"] = r
+        cols = [("r2", "R²", "{:.3f}"), ("de_mean", "ΔE00 mean", "{:.2f}"), ("de_p95", "ΔE00 p95", "{:.2f}"),
+                ("psnr", "PSNR dB", "{:.2f}")]
+        print(f"\nuser pairs ({len(pf)} from {args.pairs}):")
+        print("\n".join(ev.format_table(r, cols).splitlines()[:-1]))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    return 0

@@ -1,0 +1,131 @@
+"""The pixel-wise MLP f: z (3,) -> sRGB (3,).
+
+Pure function first (`mlp_apply`, numpy), thin `torch.nn.Module` second
+(`PixelMLP`), which exports to / imports from the same list of arrays.
+
+Architecture (`MLPConfig`): ``depth`` hidden layers of ``width`` units with
+activation ``relu`` (the paper's, sklearn's default) or ``silu``; optional
+``skip``: a linear 3->3 path from the input added to the output (the network
+then only learns the non-linear remainder).  The paper's 3x64x64x64 is
+``MLPConfig(width=64, depth=3, skip=False, activation="relu")``.
+
+Output is unbounded in training; inference clips to [0, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "silu", "tanh")
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    width: int = 64
+    depth: int = 3
+    skip: bool = False
+    activation: str = "relu"
+
+    def __post_init__(self):
+        if not (1 <= int(self.width) <= 4096 and 1 <= int(self.depth) <= 16):
+            raise ValueError(f"bad MLP size width={self.width} depth={self.depth}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MLPConfig":
+        return cls(int(d["width"]), int(d["depth"]), bool(d.get("skip", False)), str(d.get("activation", "relu")))
+
+    def shapes(self) -> list[tuple[str, tuple]]:
+        """Names and shapes of the weight arrays, in order (W is out x in, as torch)."""
+        dims = [3] + [self.width] * self.depth + [3]
+        out = []
+        for i in range(len(dims) - 1):
+            out += [(f"W{i}", (dims[i + 1], dims[i])), (f"b{i}", (dims[i + 1],))]
+        if self.skip:
+            out += [("skipW", (3, 3)), ("skipb", (3,))]
+        return out
+
+    def n_params(self) -> int:
+        return int(sum(np.prod(s) for _, s in self.shapes()))
+
+
+def _act(name: str, x: np.ndarray) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(x, 0)
+    if name == "silu":
+        return x / (1.0 + np.exp(-x))
+    return np.tanh(x)
+
+
+def mlp_apply(z: np.ndarray, weights: dict[str, np.ndarray], config: MLPConfig) -> np.ndarray:
+    """Evaluate the MLP on a batch.
+
+    z: (N, 3) float32 normalised densities.  weights: name -> array as `config.shapes()`.
+    Returns (N, 3) float32, unclipped."""
+    z = np.asarray(z, np.float32)
+    h = z
+    n = config.depth + 1
+    for i in range(n):
+        h = h @ weights[f"W{i}"].T + weights[f"b{i}"]
+        if i < n - 1:
+            h = _act(config.activation, h)
+    if config.skip:
+        h = h + z @ weights["skipW"].T + weights["skipb"]
+    return h.astype(np.float32)
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def make_module(config: MLPConfig):
+    """A torch.nn.Module computing `mlp_apply` (input (N,3) -> output (N,3))."""
+    torch = _torch()
+    nn = torch.nn
+
+    class PixelMLP(nn.Module):
+        def __init__(self, cfg: MLPConfig):
+            super().__init__()
+            self.cfg = cfg
+            dims = [3] + [cfg.width] * cfg.depth + [3]
+            self.layers = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(len(dims) - 1))
+            self.skip = nn.Linear(3, 3) if cfg.skip else None
+            self.act = {"relu": nn.ReLU(), "silu": nn.SiLU(), "tanh": nn.Tanh()}[cfg.activation]
+
+        def forward(self, z):
+            h = z
+            for i, layer in enumerate(self.layers):
+                h = layer(h)
+                if i < len(self.layers) - 1:
+                    h = self.act(h)
+            if self.skip is not None:
+                h = h + self.skip(z)
+            return h
+
+        def export(self) -> dict[str, np.ndarray]:
+            out = {}
+            for i, layer in enumerate(self.layers):
+                out[f"W{i}"] = layer.weight.detach().cpu().numpy().astype(np.float32)
+                out[f"b{i}"] = layer.bias.detach().cpu().numpy().astype(np.float32)
+            if self.skip is not None:
+                out["skipW"] = self.skip.weight.detach().cpu().numpy().astype(np.float32)
+                out["skipb"] = self.skip.bias.detach().cpu().numpy().astype(np.float32)
+            return out
+
+        def load(self, weights: dict[str, np.ndarray]):
+            with torch.no_grad():
+                for i, layer in enumerate(self.layers):
+                    layer.weight.copy_(torch.from_numpy(np.asarray(weights[f"W{i}"], np.float32)))
+                    layer.bias.copy_(torch.from_numpy(np.asarray(weights[f"b{i}"], np.float32)))
+                if self.skip is not None:
+                    self.skip.weight.copy_(torch.from_numpy(np.asarray(weights["skipW"], np.float32)))
+                    self.skip.bias.copy_(torch.from_numpy(np.asarray(weights["skipb"], np.float32)))
+            return self
+
+    return PixelMLP(config)
