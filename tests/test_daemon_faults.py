@@ -58,7 +58,7 @@ def test_kill9_mid_burst_then_restart_gives_every_positive_once(daemon_factory, 
 def test_bad_inputs_are_reported_and_survived(daemon_factory, dng_bytes):
     d = daemon_factory(
         env_extra={"STATION_FAULT_KILL": "crashme*.dng", "STATION_FAULT_HANG": "hang*.dng"},
-        config={"workers": {"count": 2, "preview_deadline": 4}, "watcher": {"rescan_interval": 0}},
+        config={"workers": {"count": 2, "preview_deadline": 15}, "watcher": {"rescan_interval": 0}},
     )
     d.start()
     good = dng_bytes(0)

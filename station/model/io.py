@@ -65,8 +65,12 @@ class MLPInverter:
             self._module = make_module(self.config).load(self.weights).to(self._device).eval()
         return self._module
 
-    def pixel_fn(self, z: np.ndarray, use_torch: bool | None = None) -> np.ndarray:
-        """(N,3) float32 normalised densities -> (N,3) float32 sRGB in [0,1]."""
+    def pixel_fn(self, z: np.ndarray, use_torch: bool | None = None, clip: bool = True) -> np.ndarray:
+        """(N,3) float32 normalised densities -> (N,3) float32 sRGB in [0,1].
+
+        clip=False returns the network's raw output: a LUT baked from the smooth,
+        unclipped function and clipped after interpolation follows the gamut edge
+        far more closely than one baked from the clipped function."""
         z = np.asarray(z, np.float32).reshape(-1, 3)
         out = np.empty_like(z)
         try:
@@ -82,7 +86,7 @@ class MLPInverter:
                 for i in range(0, len(z), BATCH):
                     t = torch.from_numpy(z[i:i + BATCH]).to(self._device)
                     out[i:i + BATCH] = mod(t).float().cpu().numpy()
-        return np.clip(out, 0.0, 1.0)
+        return np.clip(out, 0.0, 1.0) if clip else out
 
     def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
         D = np.asarray(D, np.float32)

@@ -91,6 +91,20 @@ def bake_range(inverter, pad: float | None = None) -> tuple[np.ndarray, np.ndarr
     return lo - pad * span, hi + pad * span
 
 
+def _bake_fn(inverter):
+    """The function to bake: the unclipped one where the inverter offers it (the LUT's
+    output is clipped after interpolation, so the gamut edge stays sharp)."""
+    import inspect
+
+    fn = inverter.pixel_fn
+    try:
+        if "clip" in inspect.signature(fn).parameters:
+            return lambda z: fn(z, clip=False)
+    except (TypeError, ValueError):
+        pass
+    return fn
+
+
 def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) -> Lut3D:
     """The (cached) baked LUT of an inverter's pixel function.
 
@@ -107,7 +121,7 @@ def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) 
 
             z = dense_sample(lo, hi, 20_000, seed=1)
             for n in SIZES:
-                lut = bake(inverter.pixel_fn, (lo, hi), n, meta={"key": repr(key[0])})
+                lut = bake(_bake_fn(inverter), (lo, hi), n, meta={"key": repr(key[0])})
                 lut.meta["error"] = lut_error(lut, inverter.pixel_fn, z)
                 if lut.meta["error"]["max"] <= TARGET_DE:
                     break
@@ -119,7 +133,7 @@ def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) 
                     "a smooth activation (silu) bakes far better than relu", lut.size,
                     getattr(inverter, "name", "model"), lut.meta["error"]["max"], lut.meta["error"]["p99"], TARGET_DE)
         else:
-            lut = bake(inverter.pixel_fn, (lo, hi), int(size), meta={"key": repr(key[0])})
+            lut = bake(_bake_fn(inverter), (lo, hi), int(size), meta={"key": repr(key[0])})
         with _LOCK:
             if len(_CACHE) > 16:
                 _CACHE.clear()
@@ -145,7 +159,8 @@ class LutInverter:
         return self.direct.normaliser(D, affine) if affine is not None else self.direct.normaliser(D)
 
     def pixel_fn(self, z):
-        return self.lut.apply(np.asarray(z, np.float32).reshape(-1, 3), method=self.method)
+        out = self.lut.apply(np.asarray(z, np.float32).reshape(-1, 3), method=self.method)
+        return np.clip(out, 0.0, 1.0, out=out)
 
     def frame_affine(self, D):
         """The inner normaliser's (A, b), from a fixed ~262k-pixel 2-D strided sample of D
@@ -159,9 +174,10 @@ class LutInverter:
             affine = self.frame_affine(D)
         if affine is not None:
             A, b = affine
-            return self.lut.apply(D, A=A, b=b, method=self.method)
-        z = self.direct.normaliser(D)
-        return self.lut.apply(z, method=self.method)
+            out = self.lut.apply(D, A=A, b=b, method=self.method)
+        else:
+            out = self.lut.apply(self.direct.normaliser(D), method=self.method)
+        return np.clip(out, 0.0, 1.0, out=out)
 
 
 def compiled(inverter, size: int | str = "auto", method: str = "tetrahedral"):
