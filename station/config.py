@@ -59,6 +59,7 @@ DEFAULTS: dict = {
         "keep_on_card": True,
         "capture_target": "card",  # card | memory
         "jpeg": "drop",  # keep | drop (RAW+JPEG)
+        "virtual_frames": None,  # port "virtual": a folder of RAWs served in turn; None = generated negatives
     },
     "web": {
         "address": "127.0.0.1:8077",  # or "off"
@@ -255,6 +256,12 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
     _check_type("camera.capture_target", cam["capture_target"], str)
     if cam["capture_target"] not in ("card", "memory"):
         raise ConfigError("camera.capture_target", f"must be card or memory, got {cam['capture_target']!r}")
+    _check_type("camera.virtual_frames", cam["virtual_frames"], (str, type(None)))
+    if cam["virtual_frames"] is not None:
+        vf = _expand(cam["virtual_frames"])
+        if check_paths and not vf.is_dir():
+            raise ConfigError("camera.virtual_frames", f"folder does not exist ({vf})")
+        cam["virtual_frames"] = str(vf)
     _check_type("camera.jpeg", cam["jpeg"], str)
     if cam["jpeg"] not in ("keep", "drop"):
         raise ConfigError("camera.jpeg", f"must be keep or drop, got {cam['jpeg']!r}")

@@ -47,8 +47,10 @@ class CaptureService:
         if port == "virtual":
             from station.capture import virtual
 
-            self.virtual = virtual.VirtualCamera(Path(paths["state"]) / "vcamera", frame_size=4 << 20,
-                                                 frames=_demo_frames())
+            folder = _get(cam, "virtual_frames")
+            frames = _folder_frames(Path(folder)) if folder else _demo_frames()
+            self.virtual = virtual.VirtualCamera(Path(paths["state"]) / "vcamera", frame_size=_frame_size(folder),
+                                                 frames=frames)
             before_connect, before_capture = self.virtual.before_connect, self.virtual.next_frame
             session_limit = virtual.SESSION_LIMIT
         self.camera = CameraService(
@@ -254,6 +256,29 @@ class _PositiveWaiter:
             self._unsub()
         except Exception:
             pass
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    from station.pipeline.decode import RAW_EXT
+
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in RAW_EXT)
+
+
+def _frame_size(folder) -> int:
+    """The virtual camera's slot: big enough for the largest frame it will serve."""
+    sizes = [p.stat().st_size for p in _folder_files(Path(folder))] if folder else []
+    return max([4 << 20] + [s + 4096 for s in sizes])
+
+
+def _folder_frames(folder: Path):
+    """camera.virtual_frames: the RAWs of a folder, served in turn, over and over."""
+    files = _folder_files(folder)
+    if not files:
+        raise RuntimeError(f"camera.virtual_frames: no RAW files in {folder}")
+    i = 0
+    while True:
+        yield files[i % len(files)].read_bytes()
+        i += 1
 
 
 def _demo_frames():

@@ -2,7 +2,8 @@
 
 This runs the real daemon in-process (folder watcher, journal, decoder
 workers, camera service, live page) with libgphoto2's virtual camera as the
-camera: it serves a different generated colour negative for every shot.  The
+camera: it serves a different colour negative for every shot, generated first
+by the film-physics simulator (DIR/negatives/).  The
 demo starts a roll and presses the shutter N times through the same command a
 foot pedal or `station capture` uses; each RAW is downloaded into
 DIR/incoming/<roll>/NN.dng, the watcher takes it, and the positives appear as
@@ -31,7 +32,33 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def demo_config(out: Path, method: str | None, web: str) -> dict:
+# Scenes and stocks of the demo roll: scikit-image's bundled photographs and generated
+# scenes, on several negative stocks, some over- or under-exposed, as a real roll is.
+DEMO_SCENES = ["astronaut", "coffee", "rocket", "chelsea", None, "astronaut", "coffee", None]
+DEMO_STOCKS = ["kodak_portra_400", "kodak_gold_200", "fujifilm_pro_400h", "kodak_ultramax_400",
+               "kodak_ektar_100", "fujifilm_c200"]
+
+
+def make_negatives(folder: Path, n: int, size: int = 900) -> list[Path]:
+    """Film-physics negatives (with rebate, sprocket holes and holder edges) as Bayer DNGs."""
+    import numpy as np
+
+    from station.model import film
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        path = folder / f"negative-{i + 1:02d}.dng"
+        if not path.exists():
+            name = DEMO_SCENES[i % len(DEMO_SCENES)]
+            scene = film.photo(name, size=size, rng=np.random.default_rng(i)) if name else film.procedural_scene(size, seed=i)
+            params = film.ScanParams(stock=DEMO_STOCKS[i % len(DEMO_STOCKS)], scene_ev=[0.0, 0.7, -0.7, 0.3][i % 4], seed=i)
+            film.write_dng(path, film.add_rebate(film.simulate(scene, params), seed=i))
+        out.append(path)
+    return out
+
+
+def demo_config(out: Path, method: str | None, web: str, frames_dir: Path) -> dict:
     from station import config
 
     paths = {k: out / k for k in ("incoming", "positives", "state")}
@@ -39,7 +66,7 @@ def demo_config(out: Path, method: str | None, web: str) -> dict:
         p.mkdir(parents=True, exist_ok=True)
     return config.validate({
         "paths": {"incoming": str(paths["incoming"]), "output": str(paths["positives"]), "state": str(paths["state"])},
-        "camera": {"port": "virtual"},
+        "camera": {"port": "virtual", "virtual_frames": str(frames_dir)},
         "web": {"address": web},
         "inversion": {"method": method or "auto"},
         "watcher": {"rescan_interval": 5.0},
@@ -93,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        cfg = demo_config(out, args.method, args.web)
+        frames_dir = out / "negatives"
+        print(f"generating {args.frames} colour negatives (film-physics simulation) in {frames_dir} ...", flush=True)
+        make_negatives(frames_dir, args.frames)
+        cfg = demo_config(out, args.method, args.web, frames_dir)
     except OSError as exc:
         print(f"station demo: --out {out}: {exc.strerror}", file=sys.stderr)
         return 2

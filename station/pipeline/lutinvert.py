@@ -130,7 +130,7 @@ def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) 
 
                 logging.getLogger(__name__).warning(
                     "LUT %d^3 of %s: max ΔE2000 %.2f (p99 %.2f) against the direct model exceeds %.1f; "
-                    "a smooth activation (silu) bakes far better than relu", lut.size,
+                    "(a ReLU network bakes far worse than a smooth one such as SiLU)", lut.size,
                     getattr(inverter, "name", "model"), lut.meta["error"]["max"], lut.meta["error"]["p99"], TARGET_DE)
         else:
             lut = bake(_bake_fn(inverter), (lo, hi), int(size), meta={"key": repr(key[0])})
