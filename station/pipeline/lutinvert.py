@@ -21,7 +21,10 @@ stays available as `LutInverter.direct` and for `ConvertOptions(compiled=False)`
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -76,7 +79,8 @@ def supports_lut(inverter) -> bool:
     return all(hasattr(inverter, a) for a in ("pixel_fn", "z_range", "normaliser"))
 
 
-SIZES = (33, 65, 129)  # tried in order by size="auto"
+SIZES = (33, 65, 129, 161)  # tried in order by size="auto"
+BAKE_VERSION = 2  # bump when baking changes: on-disk LUTs of another version are not used
 TARGET_DE = 0.5  # max CIEDE2000 against the direct pixel function on a dense sample
 PAD = 0.10  # fraction of the z span added on each side for learned models (frames stray outside training)
 
@@ -116,6 +120,8 @@ def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) 
     with _LOCK:
         lut = _CACHE.get(key)
     if lut is None:
+        lut = _disk_load(key)
+    if lut is None:
         if size == "auto":
             from station.model.lut import dense_sample, lut_error
 
@@ -134,11 +140,43 @@ def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) 
                     getattr(inverter, "name", "model"), lut.meta["error"]["max"], lut.meta["error"]["p99"], TARGET_DE)
         else:
             lut = bake(_bake_fn(inverter), (lo, hi), int(size), meta={"key": repr(key[0])})
-        with _LOCK:
-            if len(_CACHE) > 16:
-                _CACHE.clear()
-            _CACHE[key] = lut
+        _disk_save(key, lut)
+    with _LOCK:
+        if len(_CACHE) > 16:
+            _CACHE.clear()
+        _CACHE[key] = lut
     return lut
+
+
+def _cache_file(key) -> Path | None:
+    """Baked LUTs are kept on disk (a 161³ bake takes seconds): $STATION_CACHE_DIR, else
+    $NUMBA_CACHE_DIR (the systemd unit's cache directory), else ~/.cache/station."""
+    root = os.environ.get("STATION_CACHE_DIR") or os.environ.get("NUMBA_CACHE_DIR")
+    root = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "station"
+    digest = hashlib.sha256(repr((BAKE_VERSION, key)).encode()).hexdigest()[:24]
+    return root / f"lut-{digest}.npz"
+
+
+def _disk_load(key):
+    path = _cache_file(key)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            lut = Lut3D(table=z["table"], lo=z["lo"], hi=z["hi"], meta=json.loads(str(z["meta"])))
+        return lut if lut.meta.get("key") == repr(key[0]) else None
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _disk_save(key, lut) -> None:
+    path = _cache_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, table=lut.table, lo=lut.lo, hi=lut.hi, meta=np.asarray(json.dumps(lut.meta, default=str)))
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: bake each time
+        pass
 
 
 class LutInverter:
