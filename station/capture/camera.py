@@ -823,6 +823,15 @@ class CameraService:
 
     def _download(self, gen, cam, folder: str, name: str, shot: int, source: str) -> list[CapturedFile]:
         gp = _gp()
+        if "/" in name or "\x00" in name or name in ("", ".", ".."):
+            # libgphoto2 addresses a file by folder + name: such a name can resolve to ANOTHER
+            # object, whose bytes would be saved under this frame's name.  Never save them.
+            with self._lock:
+                self._seen.add((folder, name))
+            msg = (f"camera file {folder}/{name!r} cannot be addressed safely (its name contains a path "
+                   "separator); left on the camera, not downloaded")
+            self._set_state(self._snap["state"], msg, fault="name")
+            raise CameraError(msg)
         expected = None
         try:
             info = self._guard(gen, "file_get_info", cam.file_get_info, folder, name)
