@@ -344,3 +344,33 @@ def test_real_daemon_capture_button_on_virtual_camera(daemon_factory, page):
     new = (set(d.outputs(".preview.jpg")) - before).pop()
     expect(page.locator("#latest")).to_have_attribute("data-url", re.compile(re.escape(new.name) + r"\?v="),
                                                       timeout=SHOW_MS)
+
+
+def test_real_daemon_page_shows_the_camera_dropping_and_coming_back(daemon_factory, page):
+    """Done-when of issue 7: the page shows the camera reconnecting after the emulated camera
+    drops.  The daemon drives a PTP/IP camera emulator; the camera is switched off (the
+    emulator stops), the page says so with the reason, the camera comes back on the same
+    address, the page shows it ready and a capture from the page still makes a positive."""
+    pytest.importorskip("gphoto2")
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).parent))
+    from ptpip_emulator import EmulatedCamera
+
+    cam = EmulatedCamera().start()
+    port = _free_port()
+    try:
+        d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}", "--camera", cam.address]).start()
+        page.goto(f"http://127.0.0.1:{port}/")
+        expect(page.locator("#camera")).to_have_text("camera ready", timeout=30000)
+        cam_port = cam.port
+        cam.stop()  # switched off / unplugged
+        expect(page.locator("#camera")).to_have_text(re.compile("reconnecting|no camera|connecting"), timeout=30000)
+        cam = EmulatedCamera(port=cam_port).start()  # switched on again
+        expect(page.locator("#camera")).to_have_text("camera ready", timeout=60000)
+        before = set(d.outputs(".preview.jpg"))
+        page.locator("#btn-capture").click()
+        d.wait_for(lambda: set(d.outputs(".preview.jpg")) - before, 60, "a preview after the camera came back")
+        assert len(cam.captured) == 1
+    finally:
+        cam.stop()
