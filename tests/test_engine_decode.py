@@ -102,3 +102,20 @@ def test_sniff_uses_content_not_name(tmp_path):
     p = tmp_path / "photo.dng"
     p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     assert sniff(p) == "png"
+
+
+def test_non_ascii_camera_names_do_not_fail_the_master(tmp_path):
+    """A RAW whose Make/Model carry non-ASCII bytes (a fuzzed file, an odd camera) still
+    gets its 16-bit master; the TIFF's ASCII tags carry a sanitised name."""
+    import tifffile as tf
+
+    from station.pipeline.convert import ConvertOptions, convert_file
+    from station.pipeline.invert import get_inverter
+
+    rgb = np.full((64, 96, 3), 0.3, np.float32)
+    src = write_bayer_dng(tmp_path / "odd.dng", (mosaic(rgb) * 65535).astype(np.uint16), make="CamXra", model="Z-1Q")
+    data = src.read_bytes()  # the writer only takes ASCII: put latin-1 / high bytes in by hand
+    src.write_bytes(data.replace(b"CamXra", b"Cam\xe9ra").replace(b"Z-1Q", b"\xa9-1\x7f"))
+    res = convert_file(src, {"tiff": tmp_path / "odd.tif"}, ConvertOptions(inverter=get_inverter("classic")))
+    page = tf.TiffFile(res.outputs["tiff"]).pages[0]
+    assert page.tags[271].value == "Cam?ra" and page.tags[272].value.startswith("?-1")

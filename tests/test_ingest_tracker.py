@@ -43,10 +43,22 @@ def test_inotify_writer_pausing_is_not_taken_early():
 
 def test_found_by_rescan():
     t = StabilityTracker(stable_seconds=2)
-    t.found("old", 100.0, 10, 50.0)  # untouched for long: complete now
-    t.found("fresh", 100.0, 10, 99.5)  # just written: wait
-    assert t.poll(100.1, lambda p: (10, 99.5)) == [("old", 100.0)]
-    assert t.poll(102.5, lambda p: (10, 99.5)) == [("fresh", 100.0)]
+    t.found("old", 100.0, 10, 50.0)  # an old mtime is not trusted: watched like any other
+    t.found("fresh", 100.0, 10, 99.5)
+    assert t.poll(100.1, lambda p: (10, 50.0) if p == "old" else (10, 99.5)) == []
+    assert sorted(t.poll(102.5, lambda p: (10, 50.0) if p == "old" else (10, 99.5))) == [("fresh", 100.0), ("old", 100.0)]
+
+
+def test_rescan_waits_for_a_growing_file_whatever_its_mtime_says():
+    """A writer's clock (or the daemon's, after a jump) may make a growing file look a day old."""
+    t = StabilityTracker(stable_seconds=2)
+    t.found("w.dng", 100.0, 10, 100.0 - 86400)
+    sizes = iter([20, 30, 30, 30])
+    seen = []
+    for now in (101.0, 102.0, 103.0, 104.5):
+        size = next(sizes)
+        seen += t.poll(now, lambda p: (size, 100.0 - 86400))
+    assert seen == [("w.dng", 102.0)]  # complete only after its size held still for 2 s
 
 
 def test_deleted_is_forgotten():

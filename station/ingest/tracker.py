@@ -88,15 +88,13 @@ class StabilityTracker:
             cur.window = window
 
     def found(self, path: str, now: float, size: int, mtime: float) -> bool:
-        """Seen by a rescan: complete at once if not modified for stable_seconds
-        (by its mtime), else once size+mtime hold still that long.  False if
-        the file was already being tracked."""
+        """Seen by a rescan: complete once size+mtime hold still for stable_seconds,
+        watched from now.  The file's mtime is never trusted to say it is old: a
+        clock that jumped, or a network share's clock, would let a file that is still
+        being written be taken at once.  False if the file was already being tracked."""
         if path in self._ready or path in self._pending:
             return False
-        if now - mtime >= self.stable_seconds:
-            self._ready[path] = now
-        else:
-            self._pending[path] = _Pending(size, mtime, now, self.stable_seconds)
+        self._pending[path] = _Pending(size, mtime, now, self.stable_seconds)
         return True
 
     def gone(self, path: str) -> None:

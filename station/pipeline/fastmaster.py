@@ -23,7 +23,6 @@ takes the plain path.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -79,22 +78,9 @@ def invert_u16(rgb16: np.ndarray, lut_inverter, base=None) -> tuple[np.ndarray, 
 
 def write_tiff16_u16(path: Path, data: np.ndarray, meta: dict | None = None, overwrite: bool = False) -> Path:
     """As write.write_tiff16, for data that is already uint16 sRGB."""
-    import tifffile
+    from station.pipeline.write import write_tiff16
 
-    from station.pipeline.write import atomic_write, srgb_icc
-
-    meta = meta or {}
-    extratags = [(274, "H", 1, int(meta.get("orientation", 1) or 1), True)]
-    for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
-        if meta.get(key):
-            extratags.append((tag, "s", 0, str(meta[key]), True))
-    description = json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))}, sort_keys=True)
-
-    def writer(fh):
-        tifffile.imwrite(fh, data, photometric="rgb", iccprofile=srgb_icc(), description=description,
-                         extratags=extratags, software="station", metadata=None)
-
-    return atomic_write(path, writer, overwrite)
+    return write_tiff16(path, data, meta, overwrite)
 
 
 def convert_master(src, outputs: dict, options):

@@ -96,16 +96,23 @@ def _to_uint(img: np.ndarray, bits: int) -> np.ndarray:
     return out.astype(np.uint16 if bits == 16 else np.uint8)
 
 
+def _ascii(value) -> str:
+    """TIFF ASCII tags take 7-bit text only: a camera or lens name with other characters
+    (or a corrupt one) is carried over with those characters replaced, never failing the master."""
+    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in str(value))
+    return text.strip() or "?"
+
+
 def write_tiff16(path: Path, img: np.ndarray, meta: dict | None = None, overwrite: bool = False) -> Path:
-    """HxWx3 sRGB float in [0,1] → 16-bit sRGB TIFF with ICC profile and metadata."""
+    """HxWx3 sRGB (float in [0,1], or uint16 already) → 16-bit sRGB TIFF with ICC profile and metadata."""
     import tifffile
 
     meta = meta or {}
-    data = _to_uint(img, 16)
+    data = img if img.dtype == np.uint16 else _to_uint(img, 16)
     extratags = [(274, "H", 1, int(meta.get("orientation", 1) or 1), True)]
     for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
         if meta.get(key):
-            extratags.append((tag, "s", 0, str(meta[key]), True))
+            extratags.append((tag, "s", 0, _ascii(meta[key]), True))
     description = json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))}, sort_keys=True)
 
     def writer(fh):
