@@ -41,6 +41,20 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def corrupt(data: bytes, rng: random.Random, seed: int) -> bytes:
+    """Truncated, bit-flipped, or any other damage the seeded mutator knows."""
+    how = rng.choice(["truncate", "flip", "mutate"])
+    if how == "truncate":
+        return data[: int(len(data) * rng.uniform(0.02, 0.6))]
+    if how == "flip":
+        buf = bytearray(data)
+        for _ in range(rng.randint(1, 64)):
+            i = rng.randrange(len(buf))
+            buf[i] ^= 1 << rng.randrange(8)
+        return bytes(buf)
+    return mutate(data, seed=seed)
+
+
 def pct(values, q):
     if not values:
         return None
@@ -76,6 +90,9 @@ class SoakResult:
     bad_decoded: int = 0
     retried: int = 0
     restarts: int = 0
+    worker_kills_mid_frame: int = 0
+    camera_seen: dict = field(default_factory=dict)  # the camera service's own fault counters
+    reasons_good_failed: dict = field(default_factory=dict)
     temp_left: int = 0
     daemon_alive: bool = False
     clean_exit: int | None = None
@@ -94,7 +111,10 @@ class SoakResult:
             "faults": dict(self.faults), "daemon restarts": self.restarts,
             "frames lost": self.lost, "duplicates": self.duplicates, "originals altered": self.altered,
             "bad rejected with a reason": self.bad_rejected, "bad decoded anyway": self.bad_decoded,
-            "good frames failed by a fault, retried": self.retried, "temp files left": self.temp_left,
+            "good frames failed by a fault, retried": self.retried,
+            "  of which (reason)": dict(self.reasons_good_failed),
+            "worker kills with a frame in hand": self.worker_kills_mid_frame,
+            "camera service saw (faults, reconnects)": dict(self.camera_seen), "temp files left": self.temp_left,
             "daemon alive at end": self.daemon_alive, "clean exit status": self.clean_exit,
             "latency complete->preview p50/p99 s": (r(pct(self.lat_preview, 50)), r(pct(self.lat_preview, 99))),
             "latency complete->master p50/p99 s": (r(pct(self.lat_master, 50)), r(pct(self.lat_master, 99))),
@@ -179,6 +199,16 @@ class Soak:
         self.d.start(wait_ready=False)
         self.d.wait_for(lambda: "ready:" in self.d.log_text()[n0:], 90, "daemon ready after restart")
 
+    def _count_camera(self):
+        """Add the camera service's counters (reset by every daemon start) to the totals."""
+        try:
+            cam = self.d.status().get("camera") or {}
+        except AssertionError:
+            return
+        tot = self.res.camera_seen
+        for k, v in dict(cam.get("faults") or {}, reconnects=cam.get("reconnects") or 0).items():
+            tot[k] = tot.get(k, 0) + int(v or 0)
+
     def _camera_ready(self, timeout=45.0) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -220,8 +250,7 @@ class Soak:
         data = good_bytes
         good = True
         if fault == "corrupt":
-            # truncated or bit-flipped (and the other damage the seeded mutator knows)
-            data = mutate(good_bytes, seed=self.seed * 100_003 + self.serial)
+            data = corrupt(good_bytes, self.rng, seed=self.seed * 100_003 + self.serial)
             good = False
         p = self.d.incoming / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -299,6 +328,7 @@ class Soak:
     def _event(self, kind):
         d = self.d
         if kind == "daemon_kill9":
+            self._count_camera()
             d.proc.send_signal(signal.SIGKILL)
             d.proc.wait(10)
             time.sleep(self.rng.uniform(0, 1.0))  # writers go on meanwhile
@@ -312,6 +342,7 @@ class Soak:
                 busy = [w for w in ws if w.get("job")]
                 if busy or (ws and time.monotonic() > end - 0.5):
                     pid = (busy or ws)[self.rng.randrange(len(busy or ws))]["pid"]
+                    self.res.worker_kills_mid_frame += bool(busy)
                     break
                 time.sleep(0.1)
             if pid is None:
@@ -453,6 +484,9 @@ class Soak:
         # good frames failed by an injected fault: retried as an operator would
         again = [r for r, f in self.frames.items() if f.good and jr.get(r, {}).get("state") == "failed"
                  and any(w in (jr[r].get("reason") or "") for w in FAULT_REASONS)]
+        for r in again:
+            key = next(w for w in FAULT_REASONS if w in jr[r]["reason"])
+            res.reasons_good_failed[key] = res.reasons_good_failed.get(key, 0) + 1
         if again:
             for f in again:
                 self.frames[f].retried = True
@@ -463,6 +497,7 @@ class Soak:
             time.sleep(1.0)
             jr = self._wait_terminal()
         res.retried = len(again)
+        self._count_camera()
         res.daemon_alive = self.d.proc.poll() is None
         self._ledger(jr)
         res.faults = dict(self.faults)
@@ -566,3 +601,109 @@ class Soak:
             if o not in expected_out:
                 res.duplicates += 1
                 P.append(f"output nobody owns (duplicate or orphan): {o}")
+
+
+# ------------------------------------------------------------------ hostile input
+SHARED_RAWS = ("RAW_NIKON_D1.NEF", "canon_eos_6d.dng", "RAW_KODAK_DC50.KDC")
+
+
+def fuzz_corpus(shared: Path | None) -> list[tuple[str, bytes]]:
+    corpus = [(".dng", negative_dng_bytes(7, 200, 300))]
+    if shared is not None:
+        for name in SHARED_RAWS:
+            p = shared / "samples" / "raw" / name
+            if p.exists():
+                corpus.append((p.suffix.lower(), p.read_bytes()))
+    return corpus
+
+
+@dataclass
+class FuzzResult:
+    cases: int = 0
+    decoded: int = 0
+    rejected: int = 0
+    decoder_crashed: int = 0  # a worker died on the file: the frame failed, the daemon went on
+    timed_out: int = 0  # killed at the per-frame deadline (a hang)
+    daemon_crashes: int = 0
+    unfinished: int = 0
+    no_reason: int = 0
+    altered: int = 0
+    reasons: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def figures(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "reasons"}
+
+
+def fuzz_daemon(root: Path, n: int, seed: int = 0, shared: Path | None = None, deadline: float = 20.0,
+                batch: int = 25, log=print) -> FuzzResult:
+    """n mutated RAWs dropped into a real daemon's incoming/ (by rename, `batch` at a time).
+    Every one must end `master_written` or `failed` with a reason; the daemon must not exit; a hang
+    would end as "timed out" at the preview deadline (counted)."""
+    t0 = time.monotonic()
+    res = FuzzResult()
+    d = Daemon(Path(root), config={"watcher": {"rescan_interval": 0},
+                                   "workers": {"count": 2, "preview_deadline": deadline, "master_deadline": 2 * deadline},
+                                   "outputs": {"preview_size": 400}, "inversion": {"method": "classic"}})
+    d.start()
+    try:
+        corpus = fuzz_corpus(shared)
+        rng = random.Random(seed)
+        want: dict[str, str] = {}
+        for i in range(n):
+            ext, data = corpus[i % len(corpus)]
+            data = mutate(data, seed=seed * 1_000_003 + i) if rng.random() < 0.7 else corrupt(data, rng, seed + i)
+            rel = f"f{i // 100:03d}/case{i:05d}{ext}"
+            p = d.incoming / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp = p.parent / f".{p.name}.part"
+            tmp.write_bytes(data)
+            os.rename(tmp, p)
+            want[rel] = sha(data)
+            if (i + 1) % batch == 0 or i == n - 1:
+                # let the daemon catch up; a deadline far beyond the per-frame one
+                end = time.monotonic() + max(120.0, 4 * deadline)
+                while time.monotonic() < end:
+                    if d.proc.poll() is not None:
+                        res.daemon_crashes += 1
+                        log(f"daemon exited {d.proc.returncode}; restarting\n{d.log_text()[-2000:]}")
+                        n0 = len(d.log_text())
+                        d.start(wait_ready=False)
+                        d.wait_for(lambda: "ready:" in d.log_text()[n0:], 90, "daemon ready")
+                    jr = d.frames()
+                    if all(jr.get(r, {}).get("state") in ("failed", "master_written") for r in want):
+                        break
+                    time.sleep(0.3)
+                if (i + 1) % 200 == 0:
+                    log(f"[{time.monotonic() - t0:5.0f} s] {i + 1}/{n} fuzz cases")
+        jr = d.frames()
+        for rel, h in want.items():
+            row = jr.get(rel) or {}
+            st = row.get("state")
+            if sha((d.incoming / rel).read_bytes()) != h:
+                res.altered += 1
+            if st == "master_written":
+                res.decoded += 1
+            elif st == "failed":
+                reason = (row.get("reason") or "").strip()
+                if not reason:
+                    res.no_reason += 1
+                if reason == "decoder crashed":
+                    res.decoder_crashed += 1
+                elif reason == "timed out":
+                    res.timed_out += 1
+                else:
+                    res.rejected += 1
+                key = reason.split(":")[0][:60]
+                res.reasons[key] = res.reasons.get(key, 0) + 1
+            else:
+                res.unfinished += 1
+        res.cases = len(want)
+        if d.proc.poll() is not None:
+            res.daemon_crashes += 1
+    finally:
+        res.wall_s = time.monotonic() - t0
+        rc = d.stop()
+        if rc not in (0, None):
+            res.daemon_crashes += 0 if rc == 0 else 1
+    return res
