@@ -173,9 +173,10 @@ class PtpIpCamera:
     def __exit__(self, *exc):
         self.stop()
 
-    def fail_next(self, kind: str, op: str | None = None, count: int = 1) -> None:
+    def fail_next(self, kind: str, op: str | None = None, count: int = 1, after: int = 0) -> None:
+        """`after`: let that many matching operations through first (a fault mid-listing)."""
         with self._lock:
-            self._faults.append({"kind": kind, "op": op, "count": count})
+            self._faults.append({"kind": kind, "op": op, "count": count, "after": after})
 
     def drop(self) -> None:
         """Close every connection, like a cable pulled out."""
@@ -217,6 +218,9 @@ class PtpIpCamera:
                     match = op == "InitiateCapture"
                 else:
                     match = f["op"] in (None, op)
+                if match and f.get("after", 0) > 0:
+                    f["after"] -= 1
+                    continue
                 if match:
                     f["count"] -= 1
                     if f["count"] <= 0:
@@ -521,8 +525,8 @@ class EmulatedCamera:
     def __exit__(self, *exc):
         self.stop()
 
-    def fail_next(self, kind: str, op: str | None = None, count: int = 1) -> None:
-        self._call("fail_next", kind, op, count)
+    def fail_next(self, kind: str, op: str | None = None, count: int = 1, after: int = 0) -> None:
+        self._call("fail_next", kind, op, count, after)
 
     def press_shutter(self) -> str:
         return self._call("press")

@@ -91,6 +91,7 @@ class SoakResult:
     retried: int = 0
     restarts: int = 0
     worker_kills_mid_frame: int = 0
+    kills_in_capture: int = 0
     camera_seen: dict = field(default_factory=dict)  # the camera service's own fault counters
     reasons_good_failed: dict = field(default_factory=dict)
     temp_left: int = 0
@@ -126,7 +127,7 @@ class SoakResult:
 class Soak:
     def __init__(self, root: Path, frames: int = 500, seed: int = 1, faults_per_kind: int | None = None,
                  camera_share: float = 0.3, backlog: int = 4, log=print, tmpfs: bool = True,
-                 workers: int = 2):
+                 workers: int = 2, kill_in_capture: float = 0.0):
         self.root = Path(root)
         self.n = frames
         self.seed = seed
@@ -137,6 +138,7 @@ class Soak:
         self.log = log
         self.want_tmpfs = tmpfs
         self.workers = workers
+        self.kill_in_capture = kill_in_capture  # share of daemon kills fired while a capture is in flight
         self.frames: dict[str, Frame] = {}
         self.flock = threading.Lock()
         self.faults = {k: 0 for k in KINDS}
@@ -199,11 +201,17 @@ class Soak:
         self.d.start(wait_ready=False)
         self.d.wait_for(lambda: "ready:" in self.d.log_text()[n0:], 90, "daemon ready after restart")
 
+    def _status(self) -> dict:
+        """The daemon's snapshot over its control socket (what `station status --json` prints)."""
+        from station.control import request
+
+        return request(self.sock, "status", timeout=30)
+
     def _count_camera(self):
         """Add the camera service's counters (reset by every daemon start) to the totals."""
         try:
-            cam = self.d.status().get("camera") or {}
-        except AssertionError:
+            cam = self._status().get("camera") or {}
+        except Exception:
             return
         tot = self.res.camera_seen
         for k, v in dict(cam.get("faults") or {}, reconnects=cam.get("reconnects") or 0).items():
@@ -213,9 +221,9 @@ class Soak:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
-                if (self.d.status().get("camera") or {}).get("state") == "ready":
+                if (self._status().get("camera") or {}).get("state") == "ready":
                     return True
-            except AssertionError:
+            except Exception:
                 pass
             time.sleep(0.2)
         return False
@@ -283,7 +291,7 @@ class Soak:
             t.start()
             self.threads.append(t)
 
-    def _capture_frame(self, fault):
+    def _capture_frame(self, fault, check_ready=True):
         from station.control import ControlError, request
 
         if fault == "camera_busy":
@@ -295,8 +303,8 @@ class Soak:
                 self.emu.fail_next("drop_after_capture")
         elif fault == "camera_hang":
             self.emu.fail_next("hang", "GetObject")
-        if not self._camera_ready():
-            self.res.problems.append("camera not ready within 45 s: " + str(self.d.status().get("camera")))
+        if check_ready and not self._camera_ready():
+            self.res.problems.append("camera not ready within 45 s: " + str(self._status().get("camera")))
         try:
             out = request(self.sock, "capture", timeout=90)
         except (ControlError, OSError) as exc:
@@ -329,7 +337,15 @@ class Soak:
         d = self.d
         if kind == "daemon_kill9":
             self._count_camera()
+            inflight = None
+            if self.kill_in_capture and self.rng.random() < self.kill_in_capture and self._camera_ready(10):
+                inflight = threading.Thread(target=self._capture_frame, args=(None, False), daemon=True)
+                inflight.start()
+                time.sleep(self.rng.uniform(0.05, 0.4))
             d.proc.send_signal(signal.SIGKILL)
+            if inflight is not None:
+                inflight.join(100)
+                self.res.kills_in_capture += 1
             d.proc.wait(10)
             time.sleep(self.rng.uniform(0, 1.0))  # writers go on meanwhile
             self._restart()
@@ -338,7 +354,7 @@ class Soak:
             pid = None
             end = time.monotonic() + 3
             while time.monotonic() < end:
-                ws = [w for w in d.status()["workers"] if w.get("pid") and w.get("alive", True)]
+                ws = [w for w in self._status()["workers"] if w.get("pid") and w.get("alive", True)]
                 busy = [w for w in ws if w.get("job")]
                 if busy or (ws and time.monotonic() > end - 0.5):
                     pid = (busy or ws)[self.rng.randrange(len(busy or ws))]["pid"]
