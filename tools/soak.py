@@ -24,13 +24,19 @@ def main(argv=None) -> int:
     ap.add_argument("--per-kind", type=int, default=None, help="faults of each kind (default frames/10)")
     ap.add_argument("--root", type=Path, default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--no-tmpfs", action="store_true", help="inject ENOSPC instead of filling a tmpfs")
+    ap.add_argument("--settle-camera", action="store_true",
+                    help="after a daemon restart, wait for the camera before the next fault "
+                         "(avoids the known first-listing bug, tests/test_soak_camera_baseline.py)")
+    ap.add_argument("--kill-in-capture", type=float, default=0.0,
+                    help="share of daemon kills fired while a camera download is in flight")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     from soak.harness import Soak
 
     with tempfile.TemporaryDirectory(prefix="station-soak-") as tmp:
         root = a.root or Path(tmp)
-        res = Soak(root, frames=a.frames, seed=a.seed, faults_per_kind=a.per_kind, tmpfs=not a.no_tmpfs,
+        res = Soak(root, frames=a.frames, seed=a.seed, faults_per_kind=a.per_kind, tmpfs=not a.no_tmpfs, settle_camera=a.settle_camera,
+                   kill_in_capture=a.kill_in_capture,
                    log=lambda m: print(m, flush=True)).run()
     figs = res.figures()
     if a.json:
@@ -39,6 +45,7 @@ def main(argv=None) -> int:
         print(f"\nsoak --frames {a.frames} --seed {a.seed}")
         for k, v in figs.items():
             print(f"  {k:42s} {v}")
+        print(f"  daemon kills during a camera download      {res.kills_in_capture}")
         if res.rejected_reasons:
             print("  reasons given for the corrupted files:")
             for k, v in sorted(res.rejected_reasons.items(), key=lambda kv: -kv[1]):

@@ -55,6 +55,14 @@ def corrupt(data: bytes, rng: random.Random, seed: int) -> bytes:
     return mutate(data, seed=seed)
 
 
+def reason_key(reason: str) -> str:
+    """A reason with its file name and numbers taken out, for counting."""
+    import re
+
+    r = re.sub(r"^[^ :]+\.(tif|jpg|dng|nef|kdc): ", "", reason.strip(), flags=re.I)
+    return re.sub(r"\d+", "N", r)[:80]
+
+
 def pct(values, q):
     if not values:
         return None
@@ -127,7 +135,7 @@ class SoakResult:
 class Soak:
     def __init__(self, root: Path, frames: int = 500, seed: int = 1, faults_per_kind: int | None = None,
                  camera_share: float = 0.3, backlog: int = 4, log=print, tmpfs: bool = True,
-                 workers: int = 2, kill_in_capture: float = 0.0):
+                 workers: int = 2, kill_in_capture: float = 0.0, settle_camera: bool = False):
         self.root = Path(root)
         self.n = frames
         self.seed = seed
@@ -138,6 +146,9 @@ class Soak:
         self.log = log
         self.want_tmpfs = tmpfs
         self.workers = workers
+        # settle_camera: after a daemon restart, wait until its camera is connected before the next
+        # fault (keeps a USB-style drop out of the first card listing: see test_soak_camera_baseline)
+        self.settle_camera = settle_camera
         self.kill_in_capture = kill_in_capture  # share of daemon kills fired while a capture is in flight
         self.frames: dict[str, Frame] = {}
         self.flock = threading.Lock()
@@ -200,6 +211,9 @@ class Soak:
         n0 = len(self.d.log_text())
         self.d.start(wait_ready=False)
         self.d.wait_for(lambda: "ready:" in self.d.log_text()[n0:], 90, "daemon ready after restart")
+        if self.settle_camera:
+            self._camera_ready()
+            time.sleep(0.5)
 
     def _status(self) -> dict:
         """The daemon's snapshot over its control socket (what `station status --json` prints)."""
@@ -601,7 +615,7 @@ class Soak:
                     P.append(f"{rel}: a good frame failed: {row.get('reason')}")
                 else:
                     res.bad_rejected += 1
-                    key = (row.get("reason") or "").split(":")[0][:60]
+                    key = reason_key(row.get("reason") or "")
                     res.rejected_reasons[key] = res.rejected_reasons.get(key, 0) + 1
                 expected_out.update(o for o in outs if o.exists() and o.name.endswith(".preview.jpg")
                                     and row.get("stage") == "master")
@@ -710,7 +724,7 @@ def fuzz_daemon(root: Path, n: int, seed: int = 0, shared: Path | None = None, d
                     res.timed_out += 1
                 else:
                     res.rejected += 1
-                key = reason.split(":")[0][:60]
+                key = reason_key(reason)
                 res.reasons[key] = res.reasons.get(key, 0) + 1
             else:
                 res.unfinished += 1
