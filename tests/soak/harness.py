@@ -556,9 +556,14 @@ class Soak:
             elif got[0] not in self.frames:
                 # downloaded (e.g. recovered after a dropped link) though the capture call failed
                 self.frames[got[0]] = Frame(got[0], "camera", True, sha(fr.data), "recovered")
+        copies = set()
+        for fr in made:
+            got = by_sha.get(sha(fr.data), [])
+            copies.update(got[1:] if len(got) > 1 and got[0] in self.frames else [])
         extra = [r for r in raws if r not in self.frames]
         for r in extra:
-            res.duplicates += 1
+            if r not in copies:  # a copy of a camera frame was counted above
+                res.duplicates += 1
             P.append(f"unexpected file in incoming/: {r}")
         res.frames = len(self.frames)
         res.good = sum(f.good for f in self.frames.values())
@@ -625,11 +630,15 @@ class Soak:
         for r in jr:
             if r not in self.frames and not (inc / r).exists():
                 P.append(f"journal row without a RAW: {r}")
+        owned_elsewhere = {self._out_base(r) for r in raws}  # outputs of copies / failed frames
         for o in outputs:
             if o.name.startswith("."):
                 continue
             if o not in expected_out:
-                res.duplicates += 1
+                base = Path(str(o)[: -len(next(x for x in OUT_SUFFIXES if o.name.endswith(x)))]) \
+                    if any(o.name.endswith(x) for x in OUT_SUFFIXES) else o
+                if base not in owned_elsewhere:
+                    res.duplicates += 1
                 P.append(f"output nobody owns (duplicate or orphan): {o}")
 
 
