@@ -39,6 +39,8 @@ def main(argv=None) -> int:
                    kill_in_capture=a.kill_in_capture,
                    log=lambda m: print(m, flush=True)).run()
     figs = res.figures()
+    if a.root:
+        (a.root / "problems.txt").write_text("".join(p + "\n" for p in res.problems))
     if a.json:
         print(json.dumps({"figures": figs, "problems": res.problems}, indent=1))
     else:
@@ -52,6 +54,8 @@ def main(argv=None) -> int:
                 print(f"    {v:4d}  {k}")
         for p in res.problems[:50]:
             print("  PROBLEM:", p)
+        if len(res.problems) > 50:
+            print(f"  ... {len(res.problems) - 50} more" + (f" in {a.root / 'problems.txt'}" if a.root else ""))
     ok = not res.problems and res.lost == 0 and res.duplicates == 0 and res.altered == 0 and res.daemon_alive
     return 0 if ok else 1
 

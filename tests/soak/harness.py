@@ -365,21 +365,26 @@ class Soak:
             self._restart()
             self.res.restarts += 1
         elif kind == "worker_kill9":
-            pid = None
-            end = time.monotonic() + 3
-            while time.monotonic() < end:
-                ws = [w for w in self._status()["workers"] if w.get("pid") and w.get("alive", True)]
+            killed = False
+            end = time.monotonic() + 10
+            while not killed and time.monotonic() < end:
+                try:
+                    ws = [w for w in self._status()["workers"] if w.get("pid") and w.get("alive", True)]
+                except Exception:
+                    ws = []
                 busy = [w for w in ws if w.get("job")]
-                if busy or (ws and time.monotonic() > end - 0.5):
-                    pid = (busy or ws)[self.rng.randrange(len(busy or ws))]["pid"]
-                    self.res.worker_kills_mid_frame += bool(busy)
-                    break
-                time.sleep(0.1)
-            if pid is None:
-                return
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                if not busy and (not ws or time.monotonic() < end - 7):
+                    time.sleep(0.1)  # wait a little for a worker with a frame in hand
+                    continue
+                pick = (busy or ws)[self.rng.randrange(len(busy or ws))]
+                try:
+                    os.kill(pick["pid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+                killed = True
+                self.res.worker_kills_mid_frame += bool(busy)
+            if not killed:
+                self.res.problems.append("worker_kill9: no worker found to kill within 10 s")
                 return
         elif kind == "usb_disconnect":
             self.emu.drop()  # the cable pulled out while idle; the service must reconnect
@@ -545,21 +550,22 @@ class Soak:
         by_sha: dict[str, list[str]] = {}
         for r in raws:
             by_sha.setdefault(sha((inc / r).read_bytes()), []).append(r)
+        copies = set()
         for fr in made:
             got = by_sha.get(sha(fr.data), [])
             if not got:
                 res.lost += 1
                 P.append(f"camera frame {fr.name} never reached incoming/")
-            elif len(got) > 1:
-                res.duplicates += len(got) - 1
-                P.append(f"camera frame {fr.name} is in incoming/ {len(got)} times: {got}")
-            elif got[0] not in self.frames:
+                continue
+            owner = next((r for r in got if r in self.frames), None)
+            if owner is None:
                 # downloaded (e.g. recovered after a dropped link) though the capture call failed
-                self.frames[got[0]] = Frame(got[0], "camera", True, sha(fr.data), "recovered")
-        copies = set()
-        for fr in made:
-            got = by_sha.get(sha(fr.data), [])
-            copies.update(got[1:] if len(got) > 1 and got[0] in self.frames else [])
+                owner = got[0]
+                self.frames[owner] = Frame(owner, "camera", True, sha(fr.data), "recovered")
+            if len(got) > 1:
+                res.duplicates += len(got) - 1
+                copies.update(r for r in got if r != owner)
+                P.append(f"camera frame {fr.name} is in incoming/ {len(got)} times: {got}")
         extra = [r for r in raws if r not in self.frames]
         for r in extra:
             if r not in copies:  # a copy of a camera frame was counted above
