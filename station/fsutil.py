@@ -42,3 +42,26 @@ def rename_noreplace(src, dst) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
         return False
     raise OSError(err, os.strerror(err), str(dst))
+
+
+def fault_clock(path: str) -> None:
+    """Tests only (STATION_FAULT_CLOCK_FILE): time.time() in this process returns the real time
+    plus the number of seconds written in `path` (re-read every 0.2 s), so a test can make the
+    daemon's wall clock jump forwards or backwards as an NTP step would."""
+    import time
+
+    real = time.time
+    state = {"at": 0.0, "off": 0.0}
+
+    def shifted() -> float:
+        now = real()
+        if now - state["at"] > 0.2:
+            state["at"] = now
+            try:
+                with open(path) as f:
+                    state["off"] = float(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pass
+        return now + state["off"]
+
+    time.time = shifted

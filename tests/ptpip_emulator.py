@@ -120,8 +120,9 @@ def tiny_jpeg(n: int) -> bytes:
 
 class PtpIpCamera:
     def __init__(self, *, raw_plus_jpeg: bool = False, jpeg_first: bool = False, name: str = "Station PTPIP Emu",
-                 port: int = 0, late_second_s: float = 0.0):
+                 port: int = 0, late_second_s: float = 0.0, frame_source=None):
         self.raw_plus_jpeg = raw_plus_jpeg
+        self._next_names: list[str] = []  # object names for the next frames (hostile-name tests)
         self.late_second_s = late_second_s  # RAW+JPEG: announce the 2nd file this long after CaptureComplete
         self.jpeg_first = jpeg_first
         self.name = name
@@ -147,7 +148,7 @@ class PtpIpCamera:
         self.port = self._srv.getsockname()[1]
         self._thread = threading.Thread(target=self._accept, daemon=True, name="ptpip-emu")
         self._pending_evt: dict[int, socket.socket] = {}
-        self.frame_source = tiny_raw
+        self.frame_source = frame_source or tiny_raw  # n -> RAW bytes (a top-level function: it is pickled)
 
     # ------------------------------------------------------------------ API
     @property
@@ -172,9 +173,10 @@ class PtpIpCamera:
     def __exit__(self, *exc):
         self.stop()
 
-    def fail_next(self, kind: str, op: str | None = None, count: int = 1) -> None:
+    def fail_next(self, kind: str, op: str | None = None, count: int = 1, after: int = 0) -> None:
+        """`after`: let that many matching operations through first (a fault mid-listing)."""
         with self._lock:
-            self._faults.append({"kind": kind, "op": op, "count": count})
+            self._faults.append({"kind": kind, "op": op, "count": count, "after": after})
 
     def drop(self) -> None:
         """Close every connection, like a cable pulled out."""
@@ -191,6 +193,11 @@ class PtpIpCamera:
                 s.close()
             except OSError:
                 pass
+
+    def next_names(self, names: list[str]) -> None:
+        """The next frames get these object names (as a camera might report them), in order."""
+        with self._lock:
+            self._next_names.extend(names)
 
     def press_shutter(self) -> Obj:
         """A photo taken with the camera's own button: stored, announced by ObjectAdded."""
@@ -211,6 +218,9 @@ class PtpIpCamera:
                     match = op == "InitiateCapture"
                 else:
                     match = f["op"] in (None, op)
+                if match and f.get("after", 0) > 0:
+                    f["after"] -= 1
+                    continue
                 if match:
                     f["count"] -= 1
                     if f["count"] <= 0:
@@ -222,7 +232,8 @@ class PtpIpCamera:
         with self._lock:
             self._counter += 1
             n = self._counter
-            raw = Obj(self._next_handle, f"DSC_{n:04d}.DNG", self.frame_source(n), 2, FMT_DNG)
+            name = self._next_names.pop(0) if self._next_names else f"DSC_{n:04d}.DNG"
+            raw = Obj(self._next_handle, name, self.frame_source(n), 2, FMT_DNG)
             self._next_handle += 1
             objs = [raw]
             if self.raw_plus_jpeg:
@@ -449,6 +460,9 @@ def _child(conn, kwargs) -> None:
         elif name == "drop":
             cam.drop()
             conn.send(None)
+        elif name == "next_names":
+            cam.next_names(*args)
+            conn.send(None)
     cam.stop()
 
 
@@ -511,14 +525,17 @@ class EmulatedCamera:
     def __exit__(self, *exc):
         self.stop()
 
-    def fail_next(self, kind: str, op: str | None = None, count: int = 1) -> None:
-        self._call("fail_next", kind, op, count)
+    def fail_next(self, kind: str, op: str | None = None, count: int = 1, after: int = 0) -> None:
+        self._call("fail_next", kind, op, count, after)
 
     def press_shutter(self) -> str:
         return self._call("press")
 
     def drop(self) -> None:
         self._call("drop")
+
+    def next_names(self, names: list[str]) -> None:
+        self._call("next_names", list(names))
 
     @property
     def captured(self) -> list[_Frame]:
