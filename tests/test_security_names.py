@@ -32,10 +32,11 @@ SLASHED = [
     "../../" + "z" * 200 + ".dng",
 ]
 HOSTILE = ADDRESSABLE + SLASHED
+UNADDRESSABLE = [n for n in SLASHED if "/" in n or n in (".", "..")]  # refused, left on the camera
 
 
 def _shoot(tmp_path, names):
-    from station.capture.camera import CameraService, CaptureOptions
+    from station.capture.camera import CameraError, CameraService, CaptureOptions
 
     work = tmp_path / "work"  # incoming/ is inside; the names try to escape into work/ and /
     incoming = work / "incoming"
@@ -51,7 +52,10 @@ def _shoot(tmp_path, names):
             assert svc.wait_ready(10), svc.snapshot()
             got = []
             for _ in names:
-                got += svc.capture().result(20)
+                try:
+                    got += svc.capture().result(20)
+                except CameraError as exc:  # an unaddressable name: refused with its reason
+                    assert "cannot be addressed safely" in str(exc)
         finally:
             svc.stop()
         made = cam.captured
@@ -65,7 +69,7 @@ def _shoot(tmp_path, names):
 def test_hostile_camera_names_land_inside_incoming(tmp_path, names):
     """No name escapes incoming/ or makes a hidden / unprintable file; nothing is written anywhere else."""
     work, incoming, got, made, before_root = _shoot(tmp_path, names)
-    assert len(got) == len(names)
+    assert len(got) == len([n for n in names if n not in UNADDRESSABLE])
     inc = incoming.resolve()
     for f in got:
         p = Path(f.path).resolve()
@@ -81,11 +85,36 @@ def test_hostile_camera_names_land_inside_incoming(tmp_path, names):
         assert sorted(p.read_bytes() for p in files) == sorted(f.data for f in made)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (soak, issue 6): for camera names containing '/' (or '..') libgphoto2's folder+name lookup "
-    "returns another object's bytes; the CameraService's size check passes (same size) and the file is saved "
-    "under the safe name with the wrong content: that frame is lost and another duplicated"))
-def test_slashed_camera_names_arrive_byte_for_byte(tmp_path):
-    work, incoming, got, made, _ = _shoot(tmp_path, SLASHED)
+def test_slashed_camera_names_are_refused_never_saved_with_wrong_bytes(tmp_path):
+    """Finding 4 (fixed): libgphoto2 addresses a file by folder + name, so a name with '/' (or
+    '..') can resolve to ANOTHER object of the same size.  Such files are refused with their
+    reason and left on the camera; every file that is saved is byte-identical to a frame made."""
+    from station.capture.camera import CameraError, CameraService, CaptureOptions
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    names = ["ok-1.dng"] + SLASHED + ["ok-2.dng"]
+    cam = EmulatedCamera().start()
+    refused = []
+    try:
+        cam.next_names(names)
+        svc = CameraService(incoming, cam.address, options=CaptureOptions(capture_timeout=5, busy_delay=0.05),
+                            hang_timeout=3, backoff=(0.1, 0.5))
+        svc.start()
+        try:
+            assert svc.wait_ready(10), svc.snapshot()
+            for _ in names:
+                try:
+                    svc.capture().result(20)
+                except CameraError as exc:
+                    refused.append(str(exc))
+        finally:
+            svc.stop()
+        made = cam.captured
+    finally:
+        cam.stop()
+    by_name = {f.name: f.data for f in made}
     files = sorted(p for p in incoming.iterdir() if p.is_file())
-    assert sorted(p.read_bytes() for p in files) == sorted(f.data for f in made)
+    assert sorted(p.read_bytes() for p in files) == sorted([by_name["ok-1.dng"], by_name["ok-2.dng"]])
+    assert len(refused) == len(UNADDRESSABLE), refused
+    assert all("cannot be addressed safely" in r for r in refused)
