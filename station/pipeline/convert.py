@@ -55,6 +55,17 @@ def resize_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
     return np.stack([np.asarray(c) for c in chans], axis=2)
 
 
+def output_meta(source_meta: dict, base: BaseEstimate, options: "ConvertOptions", src: Path) -> dict:
+    """What the outputs carry: the RAW's metadata plus how the station made the positive."""
+    meta = dict(source_meta)
+    meta.update(options.extra_meta)
+    meta["station_base"] = [round(float(v), 6) for v in base.rgb]
+    meta["station_base_source"] = base.source
+    meta["station_method"] = getattr(options.inverter, "name", "default")
+    meta["station_source"] = Path(src).name
+    return meta
+
+
 def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, BaseEstimate, dict]:
     """Decoded frame → (positive sRGB HxWx3, base used, timings)."""
     from station.pipeline.invert import get_inverter
@@ -119,12 +130,7 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     except Exception as exc:
         raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
     timings.update(t)
-    meta = dict(dec.meta)
-    meta.update(options.extra_meta)
-    meta["station_base"] = [round(float(v), 6) for v in base.rgb]
-    meta["station_base_source"] = base.source
-    meta["station_method"] = getattr(options.inverter, "name", "default")
-    meta["station_source"] = src.name
+    meta = output_meta(dec.meta, base, options, src)
     written: dict[str, Path] = {}
     t0 = time.perf_counter()
     for kind, path in outputs.items():

@@ -163,18 +163,25 @@ def _decode_raw(path: Path, half_size: bool) -> Decoded:
     return Decoded(rgb=rgb, meta=meta, clipped=clipped)
 
 
-def decode_raw_u16(path: Path, half_size: bool = False) -> tuple[np.ndarray, dict]:
-    """LibRaw's HxWx3 uint16 output (65535 = sensor white, LINEAR demosaic) and the metadata."""
+def open_raw(path: Path):
+    """rawpy.imread with every failure turned into a DecodeError naming the file and the reason."""
     import rawpy
 
     try:
-        raw = rawpy.imread(str(path))
+        return rawpy.imread(str(path))
     except rawpy.LibRawFileUnsupportedError:
         raise DecodeError(path, "not a RAW format LibRaw supports") from None
     except rawpy.LibRawIOError:
         raise DecodeError(path, "could not read the file (truncated or I/O error)") from None
     except Exception as exc:
         raise DecodeError(path, f"LibRaw could not open it ({exc.__class__.__name__}: {exc})") from None
+
+
+def decode_raw_u16(path: Path, half_size: bool = False) -> tuple[np.ndarray, dict]:
+    """LibRaw's HxWx3 uint16 output (65535 = sensor white, LINEAR demosaic) and the metadata."""
+    import rawpy
+
+    raw = open_raw(path)
     with raw:
         try:
             rgb16 = raw.postprocess(

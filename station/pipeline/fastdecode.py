@@ -284,8 +284,6 @@ def open_bayer(path: str | os.PathLike, copy: bool = False, direct: bool = True)
     """Context: the raw mosaic of a 2x2-Bayer RAW via LibRaw (None when not 2x2 Bayer).
 
     Without `copy`, `cfa` is a view of LibRaw's buffer, valid inside the block only."""
-    import rawpy
-
     path = Path(path)
     mapped = _direct_dng(path) if direct and path.suffix.lower() == ".dng" else None
     if mapped is not None:
@@ -293,14 +291,9 @@ def open_bayer(path: str | os.PathLike, copy: bool = False, direct: bool = True)
             mapped.cfa = np.array(mapped.cfa, dtype=np.uint16, copy=True)
         yield mapped
         return
-    try:
-        raw = rawpy.imread(str(path))
-    except rawpy.LibRawFileUnsupportedError:
-        raise DecodeError(path, "not a RAW format LibRaw supports") from None
-    except rawpy.LibRawIOError:
-        raise DecodeError(path, "could not read the file (truncated or I/O error)") from None
-    except Exception as exc:
-        raise DecodeError(path, f"LibRaw could not open it ({exc.__class__.__name__}: {exc})") from None
+    from station.pipeline.decode import open_raw
+
+    raw = open_raw(path)
     with raw:
         try:
             pattern = raw.raw_pattern

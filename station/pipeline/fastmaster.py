@@ -114,12 +114,9 @@ def convert_master(src, outputs: dict, options):
         raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
     del rgb16
     timings.update(t)
-    meta = dict(meta0)
-    meta.update(options.extra_meta)
-    meta["station_base"] = [round(float(v), 6) for v in base.rgb]
-    meta["station_base_source"] = base.source
-    meta["station_method"] = getattr(options.inverter, "name", "default")
-    meta["station_source"] = src.name
+    from station.pipeline.convert import output_meta
+
+    meta = output_meta(meta0, base, options, src)
     written: dict[str, Path] = {}
     t0 = time.perf_counter()
     for kind, path in outputs.items():
