@@ -274,7 +274,6 @@ class CameraService:
         self._orphan_deadline = 0.0
         self._seen: set[tuple[str, str]] = set()
         self._baseline_done = False
-        self._baseline_confirmed = True
         self._shot = 0
         self._last_capture = (0, -1e9)  # (shot, monotonic end) of the last triggered capture
         self._session_captures = 0
@@ -520,14 +519,12 @@ class CameraService:
                     self._set_state("ready")
                 try:
                     self._serve_once(gen, cam)
-                    self._baseline_confirmed = True
                 except _Reconnect as exc:
                     self._drop(cam)
                     cam = None
                     planned = exc.planned
                     if not exc.planned:
                         self._bump("reconnects")
-                        self._unconfirm_baseline()
                     continue
                 except _Stale:
                     raise
@@ -537,7 +534,6 @@ class CameraService:
                     self._drop(cam)
                     cam = None
                     self._bump("reconnects")
-                    self._unconfirm_baseline()
                     continue
         except _Stale:
             log.debug("camera owner %d abandoned", gen)
@@ -626,13 +622,6 @@ class CameraService:
             out += self._list_all(gen, cam, folder.rstrip("/") + "/" + subs.get_name(i))
         return out
 
-    def _unconfirm_baseline(self) -> None:
-        """The connection that listed the card died before any later call succeeded: the
-        listing may be partial, so the next connection lists the card as the baseline again
-        (what it adds is taken as already there, never downloaded twice)."""
-        if not self._baseline_confirmed:
-            self._baseline_done = False
-
     def _scan(self, gen, cam) -> list[CapturedFile]:
         if not self.scan_on_connect:
             self._baseline_done = True
@@ -642,9 +631,6 @@ class CameraService:
             with self._lock:
                 self._seen.update(files)
             self._baseline_done = True
-            # A link drop during the listing can return a partial list with no error: the
-            # baseline only counts once a later call on the same connection succeeds.
-            self._baseline_confirmed = False
             return []
         recovered = []
         for folder, name in files:
