@@ -1,5 +1,4 @@
-"""Finding 1 (fixed: the listing counts as the baseline only once a later call on that connection
-succeeds). Found by the soak (tools/soak.py --frames 500 --seed 1, docs/RELIABILITY.md): a link drop while
+"""Finding 1 (OPEN). Found by the soak (tools/soak.py --frames 500 --seed 1, docs/RELIABILITY.md): a link drop while
 the camera service lists the card on its FIRST connect (a daemon restart with a flaky cable)
 makes libgphoto2 return a partial listing without an error; the service records that partial
 list as "already on the card", and the next reconnect "recovers" the rest: every one of those
@@ -19,6 +18,10 @@ from ptpip_emulator import EmulatedCamera  # noqa: E402
 pytest.importorskip("gphoto2")
 
 
+@pytest.mark.xfail(strict=True, reason="FINDING 1 (open, docs/RELIABILITY.md): a partial card listing on the first "
+                                        "connect is taken as the baseline; the next reconnect downloads those frames "
+                                        "again. Re-listing instead lost frames made in between (soak seed 5: 15 lost), "
+                                        "so the fix is a persistent record of downloaded camera files")
 def test_link_drop_during_first_listing_downloads_nothing_twice(tmp_path):
     from station.capture.camera import CameraService, CaptureOptions
 
