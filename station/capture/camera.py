@@ -431,9 +431,8 @@ class CameraService:
             self._orphan_deadline = time.monotonic() + self.options.capture_timeout
         self._current = None
 
-    def _fail_queued(self, exc: Exception) -> None:
-        """Fail requests that have not fired yet (never keep a trigger for later),
-        and an orphaned capture once its grace period is over."""
+    def _drain_queue(self, exc: Exception) -> None:
+        """Fail every request still waiting in the queue with `exc`."""
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -441,6 +440,11 @@ class CameraService:
                 break
             if item and item[1] is not None and not item[1].done():
                 item[1].set_exception(exc)
+
+    def _fail_queued(self, exc: Exception) -> None:
+        """Fail requests that have not fired yet (never keep a trigger for later),
+        and an orphaned capture once its grace period is over."""
+        self._drain_queue(exc)
         with self._lock:
             if self._orphan is not None and time.monotonic() > self._orphan_deadline:
                 if not self._orphan.done():
@@ -449,13 +453,7 @@ class CameraService:
                 self._orphan = None
 
     def _fail_pending(self, exc: Exception) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item and item[1] is not None and not item[1].done():
-                item[1].set_exception(exc)
+        self._drain_queue(exc)
         with self._lock:
             for fut in (self._orphan, self._current):
                 if fut is not None and not fut.done():

@@ -138,7 +138,7 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
     from station.pipeline.write import atomic_write, encode_jpeg, write_tiff16
 
     from station.pipeline.decode import decode_raw_u16, sniff
-    from station.pipeline.fastmaster import invert_u16, write_tiff16_u16
+    from station.pipeline.fastmaster import invert_u16
     from station.pipeline.lutinvert import LutInverter
 
     opts = ConvertOptions()
@@ -166,7 +166,7 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
                 stages[k].append(t[k])
             del rgb16
             t0 = time.perf_counter()
-            write_tiff16_u16(dst, pos16, meta, True)
+            write_tiff16(dst, pos16, meta, True)
             stages["write"].append(time.perf_counter() - t0)
             stages["total"].append(time.perf_counter() - t_start)
             del pos16
@@ -426,7 +426,7 @@ def run(args) -> int:
     from station.pipeline.invert import get_inverter
 
     try:
-        inverter = get_inverter(args.method, args.model)
+        get_inverter(args.method, args.model)  # refuse a bad --model before generating anything
     except StationError as exc:
         print(f"station bench: {exc}", file=sys.stderr)
         return 2

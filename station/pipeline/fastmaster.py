@@ -76,20 +76,13 @@ def invert_u16(rgb16: np.ndarray, lut_inverter, base=None) -> tuple[np.ndarray, 
     return out, base, t
 
 
-def write_tiff16_u16(path: Path, data: np.ndarray, meta: dict | None = None, overwrite: bool = False) -> Path:
-    """As write.write_tiff16, for data that is already uint16 sRGB."""
-    from station.pipeline.write import write_tiff16
-
-    return write_tiff16(path, data, meta, overwrite)
-
-
 def convert_master(src, outputs: dict, options):
     """Fast path of convert_file for full-resolution RAW conversions; None when it does not apply."""
     from station.pipeline.convert import ConvertResult, resize_long_side
     from station.pipeline.decode import _check_file, decode_raw_u16, sniff
     from station.pipeline.invert import get_inverter
     from station.pipeline.lutinvert import LutInverter, compiled
-    from station.pipeline.write import atomic_write, encode_jpeg, write_jpeg
+    from station.pipeline.write import atomic_write, encode_jpeg, write_jpeg, write_tiff16
 
     src = Path(src)
     if options.half_size or not options.compiled or options.crop != "none":
@@ -122,7 +115,7 @@ def convert_master(src, outputs: dict, options):
     for kind, path in outputs.items():
         path = Path(path)
         if kind == "tiff":
-            written[kind] = write_tiff16_u16(path, pos16, meta, options.overwrite)
+            written[kind] = write_tiff16(path, pos16, meta, options.overwrite)  # takes uint16 as is
         elif kind == "jpeg":
             written[kind] = write_jpeg(path, pos16.astype(np.float32) * (1.0 / 65535.0), meta, options.overwrite,
                                        options.jpeg_quality)
