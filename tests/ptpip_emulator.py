@@ -97,6 +97,7 @@ class Obj:
     parent: int
     fmt: int
     assoc: bool = False
+    created: float = 0.0  # reported as the capture/modification date (1 s resolution, like PTP)
 
 
 def tiny_raw(n: int) -> bytes:
@@ -120,12 +121,14 @@ def tiny_jpeg(n: int) -> bytes:
 
 class PtpIpCamera:
     def __init__(self, *, raw_plus_jpeg: bool = False, jpeg_first: bool = False, name: str = "Station PTPIP Emu",
-                 port: int = 0, late_second_s: float = 0.0, frame_source=None):
+                 port: int = 0, late_second_s: float = 0.0, frame_source=None, serial: str = "0001"):
         self.raw_plus_jpeg = raw_plus_jpeg
         self._next_names: list[str] = []  # object names for the next frames (hostile-name tests)
         self.late_second_s = late_second_s  # RAW+JPEG: announce the 2nd file this long after CaptureComplete
         self.jpeg_first = jpeg_first
         self.name = name
+        self.serial = serial
+        self._made = 0  # frames made (the content); _counter is the camera's file number (names)
         self.objects: dict[int, Obj] = {
             1: Obj(1, "DCIM", b"", 0, FMT_ASSOCIATION, True),
             2: Obj(2, "100EMU", b"", 1, FMT_ASSOCIATION, True),
@@ -210,6 +213,13 @@ class PtpIpCamera:
         with self._lock:
             return [o for o in self.objects.values() if not o.assoc]
 
+    def format_card(self, reset_numbers: bool = True) -> None:
+        """Erase the card (folders stay); the file numbers start again at 1 if `reset_numbers`."""
+        with self._lock:
+            self.objects = {h: o for h, o in self.objects.items() if o.assoc}
+            if reset_numbers:
+                self._counter = 0
+
     # ------------------------------------------------------------ internals
     def _take_fault(self, op: str) -> str | None:
         with self._lock:
@@ -231,13 +241,14 @@ class PtpIpCamera:
     def _make_frame(self) -> list[Obj]:
         with self._lock:
             self._counter += 1
+            self._made += 1
             n = self._counter
             name = self._next_names.pop(0) if self._next_names else f"DSC_{n:04d}.DNG"
-            raw = Obj(self._next_handle, name, self.frame_source(n), 2, FMT_DNG)
+            raw = Obj(self._next_handle, name, self.frame_source(self._made), 2, FMT_DNG, created=time.time())
             self._next_handle += 1
             objs = [raw]
             if self.raw_plus_jpeg:
-                jpg = Obj(self._next_handle, f"DSC_{n:04d}.JPG", tiny_jpeg(n), 2, FMT_JPEG)
+                jpg = Obj(self._next_handle, f"DSC_{n:04d}.JPG", tiny_jpeg(self._made), 2, FMT_JPEG, created=time.time())
                 self._next_handle += 1
                 objs = [jpg, raw] if self.jpeg_first else [raw, jpg]
             for o in objs:
@@ -422,14 +433,15 @@ class PtpIpCamera:
             + _arr16([])  # device properties
             + _arr16([FMT_DNG, FMT_JPEG])  # capture formats
             + _arr16([FMT_DNG, FMT_JPEG, FMT_ASSOCIATION])  # image formats
-            + _pstr("Station") + _pstr("PTPIP Emulator") + _pstr("1.0") + _pstr("0001")
+            + _pstr("Station") + _pstr("PTPIP Emulator") + _pstr("1.0") + _pstr(self.serial)
         )
 
     def _object_info(self, o: Obj) -> bytes:
+        date = time.strftime("%Y%m%dT%H%M%S", time.localtime(o.created or 1795000000))
         return (
             struct.pack("<IHHI", STORAGE, o.fmt, 0, len(o.data))
             + struct.pack("<HIIIIIIIHII", 0, 0, 0, 0, 0, 0, 0, o.parent, 1 if o.assoc else 0, 0, 0)
-            + _pstr(o.name) + _pstr("20261125T120000") + _pstr("20261125T120000") + _pstr("")
+            + _pstr(o.name) + _pstr(date) + _pstr(date) + _pstr("")
         )
 
 
@@ -462,6 +474,9 @@ def _child(conn, kwargs) -> None:
             conn.send(None)
         elif name == "next_names":
             cam.next_names(*args)
+            conn.send(None)
+        elif name == "format_card":
+            cam.format_card(*args)
             conn.send(None)
     cam.stop()
 
@@ -536,6 +551,9 @@ class EmulatedCamera:
 
     def next_names(self, names: list[str]) -> None:
         self._call("next_names", list(names))
+
+    def format_card(self, reset_numbers: bool = True) -> None:
+        self._call("format_card", reset_numbers)
 
     @property
     def captured(self) -> list[_Frame]:

@@ -1,10 +1,12 @@
-"""Finding 1 (OPEN). Found by the soak (tools/soak.py --frames 500 --seed 1, docs/RELIABILITY.md): a link drop while
+"""Finding 1 (FIXED by the card record, station/capture/cardrecord.py). Found by the soak (tools/soak.py --frames 500 --seed 1, docs/RELIABILITY.md): a link drop while
 the camera service lists the card on its FIRST connect (a daemon restart with a flaky cable)
 makes libgphoto2 return a partial listing without an error; the service records that partial
 list as "already on the card", and the next reconnect "recovers" the rest: every one of those
 frames is downloaded a second time (`DSC_0004-1.dng` beside `DSC_0004.dng`).
 
-Deterministic here: the emulator drops the link at the 4th GetObjectInfo of the listing."""
+Deterministic here: the emulator drops the link at the 4th GetObjectInfo of the listing.  The
+restarted service uses the same state folder (the daemon's <state>/camera-files.jsonl), so it
+knows which files it already took, whatever the listing returns."""
 import sys
 import time
 from pathlib import Path
@@ -18,10 +20,6 @@ from ptpip_emulator import EmulatedCamera  # noqa: E402
 pytest.importorskip("gphoto2")
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING 1 (open, docs/RELIABILITY.md): a partial card listing on the first "
-                                        "connect is taken as the baseline; the next reconnect downloads those frames "
-                                        "again. Re-listing instead lost frames made in between (soak seed 5: 15 lost), "
-                                        "so the fix is a persistent record of downloaded camera files")
 def test_link_drop_during_first_listing_downloads_nothing_twice(tmp_path):
     from station.capture.camera import CameraService, CaptureOptions
 
@@ -31,7 +29,7 @@ def test_link_drop_during_first_listing_downloads_nothing_twice(tmp_path):
     try:
         def service():
             s = CameraService(incoming, cam.address, options=CaptureOptions(capture_timeout=5, busy_delay=0.05),
-                              hang_timeout=3, backoff=(0.1, 0.5))
+                              hang_timeout=3, backoff=(0.1, 0.5), record=tmp_path / "state" / "camera-files.jsonl")
             s.start()
             assert s.wait_ready(20), s.snapshot()
             return s

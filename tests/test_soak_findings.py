@@ -32,14 +32,13 @@ def test_rescan_waits_for_a_growing_file_whatever_the_clock_skew():
     assert taken == [], "a file still growing was taken as complete"
 
 
-def test_camera_frame_not_downloaded_before_a_restart_is_lost(tmp_path):
-    """A frame the camera made (here with its own shutter button) while no station was connected
-    -- the daemon was down, or killed between the shot and the download -- is recorded as 'already
-    on the card' at the next start and never downloaded.  Documented (docs/CAPTURE.md: "The first
-    connect only records what is already on the card"); in the soak it lost DSC_0141 and DSC_0156
-    (seed 1 --settle-camera): shot by the station, download hung, daemon killed before the recovery.
-    This test pins the current behaviour; the fix (remember downloaded camera files in the state
-    folder) makes it fail, and it should then be inverted."""
+def test_camera_frame_made_while_the_station_was_down_is_downloaded_at_the_next_start(tmp_path):
+    """Finding 2 (FIXED by the card record, station/capture/cardrecord.py).  A frame the camera made
+    (here with its own shutter button) while no station was connected -- the daemon was down, or
+    killed between the shot and the download -- used to be recorded as 'already on the card' at the
+    next start and never downloaded; in the soak it lost DSC_0141 and DSC_0156 (seed 1
+    --settle-camera).  The restarted service (same state folder) knows what it took before and
+    downloads the rest, exactly once."""
     pytest.importorskip("gphoto2")
     from station.capture.camera import CameraService, CaptureOptions
 
@@ -49,7 +48,7 @@ def test_camera_frame_not_downloaded_before_a_restart_is_lost(tmp_path):
     try:
         def service():
             s = CameraService(incoming, cam.address, options=CaptureOptions(capture_timeout=5, busy_delay=0.05),
-                              hang_timeout=3, backoff=(0.1, 0.5))
+                              hang_timeout=3, backoff=(0.1, 0.5), record=tmp_path / "state" / "camera-files.jsonl")
             s.start()
             assert s.wait_ready(20), s.snapshot()
             return s
@@ -59,11 +58,14 @@ def test_camera_frame_not_downloaded_before_a_restart_is_lost(tmp_path):
         s.stop()  # the station is down...
         cam.press_shutter()  # ...when a frame is made
         s = service()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 10
+        while len([p for p in incoming.iterdir() if p.is_file()]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # and nothing more arrives
         s.stop()
-        made = len(cam.captured)
+        made = sorted(f.data for f in cam.captured)
     finally:
         cam.stop()
-    got = [p for p in incoming.iterdir() if p.is_file()]
-    assert made == 2
-    assert len(got) == 1, "the frame made while the station was down is now downloaded: invert this test"
+    got = sorted(p.read_bytes() for p in incoming.iterdir() if p.is_file())
+    assert len(made) == 2
+    assert got == made, sorted(p.name for p in incoming.iterdir())

@@ -18,9 +18,14 @@ Faults:
   a watchdog thread notices the call overrunning its limit, abandons the
   stuck owner thread (it exits when its call finally returns, without
   touching anything) and starts a new owner with a fresh camera.
-* After every reconnect the card is scanned: a file the camera made but
-  that was not downloaded (the link dropped mid-transfer) is downloaded
-  then, exactly once, and resolves the capture request that was in flight.
+* After every (re)connect the card is scanned: a file the camera made but
+  that was not downloaded (the link dropped mid-transfer, or the station was
+  down or killed) is downloaded then, exactly once, and resolves the capture
+  request that was in flight.  What was already taken is kept in a
+  `CardRecord` (station/capture/cardrecord.py) in the state folder, per
+  camera, so a restart neither loses such a frame nor downloads one twice;
+  a camera the record has never met only has its card recorded (old photos
+  are not the roll).
 
 Files are written to a dot-temporary in the target folder (same filesystem
 as the final name), fsynced, then hard-linked in under a name that does not
@@ -40,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from station.capture.cardrecord import CardRecord, Stamp
 from station.capture.names import FileKind, safe_name, safe_relpath, sniff, write_atomic_no_clobber
 
 log = logging.getLogger("station.capture")
@@ -228,7 +234,10 @@ class CameraService:
     before_capture callback() run in the owner thread before each trigger (the virtual
                  camera swaps in the next frame there)
     scan_on_connect list the card after each (re)connect and download files that were
-                 made but never downloaded (the first connect only records what is there)
+                 made but never downloaded (the first connect to a camera the record does
+                 not know only records what is there)
+    record       a CardRecord, or the path of its file (kept across restarts; the daemon
+                 uses <state>/camera-files.jsonl); None keeps it in memory for this process
     """
 
     def __init__(
@@ -248,6 +257,7 @@ class CameraService:
         before_connect: Callable[[], None] | None = None,
         before_capture: Callable[[], None] | None = None,
         scan_on_connect: bool = True,
+        record: CardRecord | str | os.PathLike | None = None,
     ):
         self.incoming = Path(incoming)
         self.port = port or "auto"
@@ -272,8 +282,9 @@ class CameraService:
         self._current: cf.Future | None = None  # capture future being served
         self._orphan: cf.Future | None = None  # capture cut short by a fault, resolved after reconnect
         self._orphan_deadline = 0.0
-        self._seen: set[tuple[str, str]] = set()
-        self._baseline_done = False
+        self._record = record if isinstance(record, CardRecord) else CardRecord(record)
+        self._cam_id = port or "auto"  # the camera's identity in the record (model#serial), set on connect
+        self._baseline_done = False  # the card was scanned once by this process
         self._shot = 0
         self._last_capture = (0, -1e9)  # (shot, monotonic end) of the last triggered capture
         self._session_captures = 0
@@ -308,6 +319,7 @@ class CameraService:
         for t in list(self._threads):
             t.join(timeout)
         self._fail_pending(ServiceStoppedError("camera service stopped"))
+        self._record.close()
         self._set_state("stopped")
 
     def __enter__(self):
@@ -591,13 +603,48 @@ class CameraService:
             model = cam.get_abilities().model
         except Exception:
             model = None
+        ident = self._identify(gen, cam, model)
         with self._lock:
             self._snap["model"] = model
+            self._cam_id = ident
             self._session_captures = 0
         if self.options.capture_target:
             self._set_capture_target(gen, cam)
         log.info("camera: connected %s on %s", model, self.port)
         return cam
+
+    def _identify(self, gen, cam, model) -> str:
+        """The camera's identity for the card record: model and serial number.
+
+        The serial comes from the driver's cached device info ('serialnumber'
+        setting), so this costs no round trip on PTP cameras.  A camera without
+        one (the virtual camera) is known by its model and port.  A link error
+        here is a fault (a wrong identity would re-baseline a known card)."""
+        gp = _gp()
+        serial = None
+        try:
+            widget = self._guard(gen, "get_config", cam.get_single_config, "serialnumber")
+            serial = str(widget.get_value() or "").strip() or None
+        except gp.GPhoto2Error as exc:
+            if exc.code not in (-2, -6):  # BAD_PARAMETERS (no such setting), NOT_SUPPORTED: no serial
+                raise
+        except (AttributeError, TypeError, ValueError):
+            serial = None
+        if serial:
+            return f"{model or '?'}#{serial}"
+        return f"{model or '?'}@{self.port}"
+
+    def _stamp(self, gen, cam, folder: str, name: str) -> Stamp:
+        """(size, mtime) of a card file as the camera reports it; None where it does not."""
+        gp = _gp()
+        try:
+            info = self._guard(gen, "file_get_info", cam.file_get_info, folder, name)
+        except gp.GPhoto2Error:
+            return (None, None)
+        f = info.file
+        size = int(f.size) if f.fields & gp.GP_FILE_INFO_SIZE else None
+        mtime = int(f.mtime) if f.fields & gp.GP_FILE_INFO_MTIME and f.mtime else None
+        return (size, mtime)
 
     def _set_capture_target(self, gen, cam) -> None:
         want = {"card": "Memory card", "ram": "Internal RAM"}.get(self.options.capture_target, self.options.capture_target)
@@ -625,16 +672,23 @@ class CameraService:
             self._baseline_done = True
             return []
         files = self._list_all(gen, cam)
-        if not self._baseline_done:
-            with self._lock:
-                self._seen.update(files)
+        ident, rec = self._cam_id, self._record
+        if not rec.knows(ident):
+            rec.baseline(ident, [(folder, name, self._stamp(gen, cam, folder, name)) for folder, name in files])
+            if files:
+                log.info("camera: %s is new to this station: the %d files on its card are recorded, not downloaded",
+                         ident, len(files))
             self._baseline_done = True
             return []
+        self._baseline_done = True
         recovered = []
         for folder, name in files:
-            if (folder, name) in self._seen:
-                continue
-            log.info("camera: recovering %s/%s (made but not downloaded before the fault)", folder, name)
+            if rec.has_name(ident, folder, name):
+                if rec.is_taken(ident, folder, name, self._stamp(gen, cam, folder, name)):
+                    continue
+                log.info("camera: %s/%s is not the file of that name taken before (a reformatted card?)",
+                         folder, name)
+            log.info("camera: recovering %s/%s (made but not downloaded before the fault or restart)", folder, name)
             recovered += self._download(gen, cam, folder, name, self._next_shot(), "recovered")
         return recovered
 
@@ -810,19 +864,13 @@ class CameraService:
         if "/" in name or "\x00" in name or name in ("", ".", ".."):
             # libgphoto2 addresses a file by folder + name: such a name can resolve to ANOTHER
             # object, whose bytes would be saved under this frame's name.  Never save them.
-            with self._lock:
-                self._seen.add((folder, name))
+            self._record.taken(self._cam_id, folder, name, (None, None), how="refused")
             msg = (f"camera file {folder}/{name!r} cannot be addressed safely (its name contains a path "
                    "separator); left on the camera, not downloaded")
             self._set_state(self._snap["state"], msg, fault="name")
             raise CameraError(msg)
-        expected = None
-        try:
-            info = self._guard(gen, "file_get_info", cam.file_get_info, folder, name)
-            if info.file.fields & gp.GP_FILE_INFO_SIZE:
-                expected = int(info.file.size)
-        except gp.GPhoto2Error:
-            pass
+        stamp = self._stamp(gen, cam, folder, name)
+        expected = stamp[0]
         # a big RAW over a slow link (Wi-Fi) is not a hung camera: allow 1 MB/s on top
         limit = self.hang_timeout + (expected or 0) / MIN_THROUGHPUT
         camfile = self._guard(gen, "file_get", cam.file_get, folder, name, gp.GP_FILE_TYPE_NORMAL, limit=limit)
@@ -835,8 +883,7 @@ class CameraService:
         out: list[CapturedFile] = []
         if kind.kind == "jpeg" and not self.options.keep_jpeg:
             log.info("camera: dropping JPEG %s/%s (keep_jpeg off)", folder, name)
-            with self._lock:
-                self._seen.add((folder, name))
+            self._record.taken(self._cam_id, folder, name, stamp, how="dropped")
         else:
             info = FileInfo(folder, safe_name(name), kind, shot, source)
             try:
@@ -845,6 +892,7 @@ class CameraService:
                 log.exception("camera: namer failed for %s/%s", folder, name)
                 rel = safe_relpath(default_namer(info))
                 self._set_state(self._snap["state"], f"naming failed ({exc}); kept the camera's name {rel}")
+            self._record.pending(self._cam_id, folder, name, stamp, self.incoming / rel, data)
             try:
                 path = write_atomic_no_clobber(data, self.incoming / rel)
             except OSError as exc:
@@ -853,8 +901,7 @@ class CameraService:
                 msg = f"cannot write {self.incoming / rel}: {exc.strerror or exc}; the file stays on the camera"
                 self._set_state(self._snap["state"], msg, fault="write")
                 raise CameraError(msg) from None
-            with self._lock:
-                self._seen.add((folder, name))
+            self._record.taken(self._cam_id, folder, name, stamp)
             cfile = CapturedFile(path, f"{folder}/{name}", kind.kind, len(data), shot, source, time.time(),
                                  self._snap["model"])
             out.append(cfile)
@@ -871,8 +918,7 @@ class CameraService:
         if not self.options.keep_on_card:
             try:
                 self._guard(gen, "file_delete", cam.file_delete, folder, name)
-                with self._lock:
-                    self._seen.discard((folder, name))
+                self._record.forget(self._cam_id, folder, name)
             except gp.GPhoto2Error as exc:
                 log.warning("camera: could not delete %s/%s after download: %s", folder, name, exc)
         return out

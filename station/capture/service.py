@@ -56,7 +56,7 @@ class CaptureService:
         self.camera = CameraService(
             self.incoming, port, options=options, namer=self._namer, on_captured=self._on_captured,
             on_state=self._on_state, before_connect=before_connect, before_capture=before_capture,
-            session_limit=session_limit,
+            session_limit=session_limit, record=Path(paths["state"]) / "camera-files.jsonl",
         )
         self.pedal = None
         pcfg = _get(cfg, "pedal")

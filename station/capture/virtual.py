@@ -27,6 +27,7 @@ from pathlib import Path
 
 SESSION_LIMIT = 20
 SERVED_NAME = "frame.jpg"
+SERVED_MTIME = 1_767_225_600  # 2026-01-01: the served frame's fixed time (see serve())
 
 
 def _iolibs_dir(virtual: bool) -> Path:
@@ -57,6 +58,7 @@ def enable(folder: str | os.PathLike | None = None) -> Path:
     served = folder / SERVED_NAME
     if not served.exists():
         served.write_bytes(b"\xff\xd8\xff\xd9")  # a minimal JPEG placeholder
+        os.utime(served, (SERVED_MTIME, SERVED_MTIME))
     os.environ["VCAMERADIR"] = str(folder)
     use_virtual(True)
     return folder
@@ -111,6 +113,10 @@ class VirtualCamera:
         padded = self.pad(bytes(data))
         tmp = self.folder / ".frame.tmp"
         tmp.write_bytes(padded)
+        # One file on the card, as the station's card record sees it: one size (the padding)
+        # and one time.  A new time would make it look like another file of that name
+        # (a reformatted card) and have it downloaded at the next reconnect.
+        os.utime(tmp, (SERVED_MTIME, SERVED_MTIME))
         os.replace(tmp, self.folder / SERVED_NAME)
         self.served.append(padded)
         return padded

@@ -1,0 +1,192 @@
+"""The card record (station/capture/cardrecord.py): what the station already took from each
+camera's card, across restarts.  Pure tests of the file format first, then the camera service
+on the PTP/IP emulator (real libgphoto2) across 'restarts' that share a state folder."""
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from station.capture.cardrecord import CardRecord, fingerprint, same_file  # noqa: E402
+
+CAM = "PTP/IP Camera#0001"
+
+
+def test_same_file_compares_only_what_both_sides_know():
+    assert same_file((100, 5), (100, 5))
+    assert not same_file((100, 5), (101, 5))
+    assert not same_file((100, 5), (100, 6))
+    assert same_file((100, None), (100, 6))
+    assert same_file((None, None), (7, 8))
+
+
+def test_record_survives_a_restart_and_keeps_cameras_apart(tmp_path):
+    path = tmp_path / "state" / "camera-files.jsonl"
+    r = CardRecord(path)
+    assert not r.knows(CAM)
+    r.baseline(CAM, [("/DCIM", "OLD_0001.NEF", (10, 1))])
+    r.taken(CAM, "/DCIM", "DSC_0001.NEF", (20, 2))
+    r.taken("Other#9", "/DCIM", "DSC_0001.NEF", (30, 3))
+    r.taken(CAM, "/DCIM", "DSC_0002.NEF", (20, 4))
+    r.forget(CAM, "/DCIM", "DSC_0002.NEF")  # deleted from the card after the download
+    r.close()
+
+    r2 = CardRecord(path)
+    assert r2.knows(CAM) and r2.knows("Other#9") and not r2.knows("Third#1")
+    assert r2.is_taken(CAM, "/DCIM", "OLD_0001.NEF", (10, 1))
+    assert r2.is_taken(CAM, "/DCIM", "DSC_0001.NEF", (20, 2))
+    assert not r2.is_taken(CAM, "/DCIM", "DSC_0001.NEF", (20, 99)), "a reused name with another time is new"
+    assert not r2.is_taken(CAM, "/DCIM", "DSC_0002.NEF")
+    assert r2.is_taken("Other#9", "/DCIM", "DSC_0001.NEF", (30, 3))
+    assert not r2.is_taken("Other#9", "/DCIM", "OLD_0001.NEF")
+
+
+def test_a_camera_with_an_empty_card_is_still_known_after_a_restart(tmp_path):
+    path = tmp_path / "rec.jsonl"
+    CardRecord(path).baseline(CAM, [])
+    assert CardRecord(path).knows(CAM)
+
+
+def test_a_torn_last_line_is_ignored(tmp_path):
+    path = tmp_path / "rec.jsonl"
+    r = CardRecord(path)
+    r.taken(CAM, "/D", "A.NEF", (1, 1))
+    r.close()
+    with open(path, "a") as fh:
+        fh.write('{"op": "taken", "cam": "PTP/IP Camera#0001", "f": "/D", "n": "B.N')  # killed mid-write
+    r2 = CardRecord(path)
+    assert r2.is_taken(CAM, "/D", "A.NEF") and not r2.has_name(CAM, "/D", "B.NEF")
+    r2.taken(CAM, "/D", "C.NEF", (3, 3))  # and appending goes on from a fresh line
+    r2.close()
+    assert CardRecord(path).is_taken(CAM, "/D", "C.NEF")
+
+
+@pytest.mark.parametrize("placed_as", ["DSC_0005.NEF", "DSC_0005-2.NEF", None, "DSC_0005.NEF-other"])
+def test_a_download_pending_at_a_kill_counts_only_if_its_bytes_are_in_place(tmp_path, placed_as):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    data = bytes(range(256)) * 1000
+    path = tmp_path / "rec.jsonl"
+    r = CardRecord(path)
+    r.baseline(CAM, [])
+    r.pending(CAM, "/D", "DSC_0005.NEF", (len(data), 7), incoming / "DSC_0005.NEF", data)
+    r.close()  # killed here: the file may or may not have been linked in
+    if placed_as == "DSC_0005.NEF-other":
+        (incoming / "DSC_0005.NEF").write_bytes(data[:-1] + b"x")  # another frame of that name
+    elif placed_as:
+        (incoming / placed_as).write_bytes(data)
+    r2 = CardRecord(path)
+    assert r2.is_taken(CAM, "/D", "DSC_0005.NEF", (len(data), 7)) == (placed_as in ("DSC_0005.NEF", "DSC_0005-2.NEF"))
+
+
+def test_fingerprint_sees_a_change_anywhere_sampled_and_the_length():
+    data = bytearray(b"\x01" * 500_000)
+    fp = fingerprint(bytes(data))
+    for pos in (0, 250_000, 499_999):
+        d = bytearray(data)
+        d[pos] ^= 0xFF
+        assert fingerprint(bytes(d)) != fp, pos
+    assert fingerprint(bytes(data) + b"\x01") != fp
+
+
+def test_the_record_is_compacted_when_it_grows(tmp_path):
+    path = tmp_path / "rec.jsonl"
+    r = CardRecord(path)
+    r.baseline(CAM, [])
+    for i in range(300):  # a camera that deletes each file after the download
+        r.taken(CAM, "/D", f"F{i}.NEF", (i, i))
+        r.forget(CAM, "/D", f"F{i}.NEF")
+    r.taken(CAM, "/D", "KEEP.NEF", (1, 2))
+    r.close()
+    before = len(path.read_text().splitlines())
+    r2 = CardRecord(path)
+    after = path.read_text().splitlines()
+    assert before > 600 and len(after) < 10, (before, len(after))
+    assert r2.is_taken(CAM, "/D", "KEEP.NEF", (1, 2)) and not r2.has_name(CAM, "/D", "F3.NEF")
+    assert all(json.loads(x) for x in after)
+
+
+# ----------------------------------------------------------- the camera service, real libgphoto2
+def _service(incoming, cam, record):
+    from station.capture.camera import CameraService, CaptureOptions
+
+    s = CameraService(incoming, cam.address, options=CaptureOptions(capture_timeout=5, busy_delay=0.05),
+                      hang_timeout=3, backoff=(0.1, 0.5), record=record)
+    s.start()
+    assert s.wait_ready(20), s.snapshot()
+    return s
+
+
+def _files(folder):
+    return sorted(p.read_bytes() for p in folder.iterdir() if p.is_file())
+
+
+def _wait_files(folder, n, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while len(_files(folder)) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # nothing more arrives
+
+
+def test_a_reformatted_card_reusing_names_is_downloaded_and_old_photos_are_not(tmp_path):
+    pytest.importorskip("gphoto2")
+    from ptpip_emulator import EmulatedCamera
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    record = tmp_path / "state" / "camera-files.jsonl"
+    cam = EmulatedCamera().start()
+    try:
+        cam.press_shutter()  # a holiday photo on the card before the station ever met this camera
+        s = _service(incoming, cam, record)
+        s.capture().result(20)  # DSC_0002
+        s.stop()
+        cam.format_card()  # the card is reformatted while the station is down: numbering restarts
+        time.sleep(1.1)  # (the camera's clock has 1 s resolution)
+        cam.press_shutter()  # DSC_0001 again, a different photo
+        cam.press_shutter()  # DSC_0002 again
+        s = _service(incoming, cam, record)
+        _wait_files(incoming, 3)
+        s.capture().result(20)  # DSC_0003
+        s.stop()
+        made = [f.data for f in cam.captured]
+        names = [f.name for f in cam.captured]
+    finally:
+        cam.stop()
+    assert names == ["DSC_0001.DNG", "DSC_0002.DNG", "DSC_0001.DNG", "DSC_0002.DNG", "DSC_0003.DNG"]
+    assert len(set(made)) == 5
+    assert _files(incoming) == sorted(made[1:]), sorted(p.name for p in incoming.iterdir())
+
+
+def test_another_camera_gets_its_own_baseline(tmp_path):
+    pytest.importorskip("gphoto2")
+    from ptpip_emulator import EmulatedCamera
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    record = tmp_path / "state" / "camera-files.jsonl"
+    first = EmulatedCamera(serial="0001").start()
+    try:
+        s = _service(incoming, first, record)
+        s.capture().result(20)
+        s.stop()
+        got_first = [f.data for f in first.captured]
+    finally:
+        first.stop()
+    second = EmulatedCamera(serial="0002").start()  # the station's body is swapped for another
+    try:
+        for _ in range(3):
+            second.press_shutter()  # its card is full of someone's photos
+        s = _service(incoming, second, record)
+        time.sleep(1.0)
+        s.capture().result(20)
+        s.stop()
+        made = [f.data for f in second.captured]
+    finally:
+        second.stop()
+    assert _files(incoming) == sorted(got_first + made[3:])
+    lines = [json.loads(x) for x in record.read_text().splitlines()]
+    assert {x["cam"] for x in lines if x["op"] == "camera"} == {"PTP/IP Camera#0001", "PTP/IP Camera#0002"}
