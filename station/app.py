@@ -207,14 +207,23 @@ class App:
 
     # -- life cycle ------------------------------------------------------------------------
     def _on_result(self, job, res) -> None:
+        if not res.get("ok") and res.get("reason") in ("decoder crashed", "timed out"):
+            # a worker killed mid-write leaves its dot-temporary beside the output: remove it now,
+            # not at the next daemon start
+            self._clean_temporaries({os.path.dirname(str(p)) for p in (job.outputs or {}).values()})
         self.processor.on_result(job, res)
         self.publish({"type": "queue", "queue": self.queue.counts()})
 
-    def _clean_temporaries(self) -> None:
+    def _clean_temporaries(self, folders=None) -> None:
         """Remove the dot-temporaries our writers leave when killed mid-write
-        (`.<name>.<pid>.tmp` under the output folder; only ours, only dead pids)."""
+        (`.<name>.<pid>.tmp` under the output folder, or only in `folders`; only
+        ours, only dead pids)."""
         pat = re.compile(r"^\..+\.(\d+)\.tmp$")
-        for dirpath, _, files in os.walk(self.cfg["paths"]["output"]):
+        if folders is None:
+            walk = ((d, f) for d, _, f in os.walk(self.cfg["paths"]["output"]))
+        else:
+            walk = ((d, os.listdir(d)) for d in folders if d and os.path.isdir(d))
+        for dirpath, files in walk:
             for name in files:
                 m = pat.match(name)
                 if not m or _pid_alive(int(m.group(1))):

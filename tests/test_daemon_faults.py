@@ -203,3 +203,20 @@ def test_master_in_progress_does_not_block_the_next_preview(daemon_factory, dng_
     assert other.returncode == 1 and "another daemon" in other.stderr, other.stderr
     assert d.status()["pid"] == d.proc.pid
     d.stop(signal.SIGKILL)  # (a clean stop would wait for the hung master's deadline)
+
+
+def test_a_worker_killed_mid_write_leaves_no_temporary(daemon_factory, dng_bytes):
+    """Soak finding 6: a worker kill -9'd while writing an output left its dot-temporary in
+    output/ until the next daemon start.  The daemon now removes it when the frame fails."""
+    d = daemon_factory(env_extra={"STATION_FAULT_KILL_WRITING": "preview:dies*.dng"},
+                       config={"watcher": {"rescan_interval": 0}})
+    d.start()
+    _drop(d, "dies.dng", dng_bytes(0))
+    d.wait_for(lambda: d.done(["dies.dng"], ("failed",)), 60, "frame killed mid-write failed")
+    assert d.frames()["dies.dng"]["reason"] == "decoder crashed"
+    d.wait_for(lambda: not [p for p in d.output.rglob(".*") if p.is_file()], 10, "temporary removed")
+    assert "removed a temporary left by a killed writer: .dies" in d.log_text()
+    _drop(d, "next.dng", dng_bytes(1))
+    d.wait_for(lambda: d.done(["next.dng"]), 60, "the next frame is fine")
+    assert d.proc.poll() is None
+    assert d.stop() == 0

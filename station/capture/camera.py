@@ -650,6 +650,9 @@ class CameraService:
         want = {"card": "Memory card", "ram": "Internal RAM"}.get(self.options.capture_target, self.options.capture_target)
         try:
             widget = self._guard(gen, "get_config", cam.get_single_config, "capturetarget")
+            if widget is None:  # the camera has no such setting (the PTP/IP emulator): nothing to set
+                log.info("camera: no capture target setting on this camera; left as it is")
+                return
             widget.set_value(want)
             self._guard(gen, "set_config", cam.set_single_config, "capturetarget", widget)
         except _Stale:

@@ -15,7 +15,8 @@ job {"id", "ok": True, "written": {kind: path}, "skipped": [kinds],
 Test hooks (environment, fnmatch globs on the file name; for the fault
 tests only): STATION_FAULT_KILL (the worker SIGKILLs itself mid-frame),
 STATION_FAULT_HANG (the worker hangs), STATION_FAULT_ENOSPC (writing an
-output fails with ENOSPC).
+output fails with ENOSPC), STATION_FAULT_KILL_WRITING (the worker SIGKILLs
+itself halfway through writing an output).
 """
 from __future__ import annotations
 
@@ -122,6 +123,13 @@ def main(conn, settings: dict) -> None:
     def enospc_atomic_write(path, data_writer, overwrite=False):
         raise OutputError(path, write._reason(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
 
+    def killed_atomic_write(path, data_writer, overwrite=False):
+        def half_then_die(fh):  # killed mid-write: the dot-temporary stays behind
+            fh.write(b"II*\x00partial")
+            fh.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_atomic_write(path, half_then_die, overwrite)
+
     while True:
         try:
             msg = conn.recv()
@@ -160,6 +168,8 @@ def main(conn, settings: dict) -> None:
                     preview_size=settings.get("preview_size", 1600),
                 )
                 write.atomic_write = (enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
+                                      else killed_atomic_write if _fault(name, "STATION_FAULT_KILL_WRITING",
+                                                                         msg.get("stage"))
                                       else real_atomic_write)
                 try:
                     res = None
