@@ -282,6 +282,7 @@ class App:
         """Find files the observer missed (or that arrived while we were down)."""
         incoming = Path(self.cfg["paths"]["incoming"])
         now = time.time()
+        mono = time.monotonic()  # the tracker's clock: a wall clock step must not make a growing file look still
         n = 0
         for path, size, mtime in scan(incoming, under):
             rel = path.relative_to(incoming).as_posix()
@@ -293,7 +294,7 @@ class App:
                     self.processor.submit(path, row["t_complete"] or now)  # known complete: resume
                     n += 1
                 continue  # done or failed with this very content
-            n += self.tracker.found(str(path), now, size, mtime)
+            n += self.tracker.found(str(path), mono, size, mtime)
         if startup:  # frames left unfinished whose RAW has gone meanwhile
             for state in ("seen", "preview_written"):
                 for row in self.journal.frames(state):
@@ -358,9 +359,13 @@ class App:
         try:
             while not self._stop.is_set():
                 self._handle_inbox(0.1)
-                for path, t_complete in self.tracker.poll(time.time(), _stat):
+                mono = time.monotonic()
+                for path, t_complete in self.tracker.poll(mono, _stat):
                     try:
-                        self.processor.submit(Path(path), t_complete)
+                        # the tracker and the watcher run on the monotonic clock (soak finding 6:
+                        # a forward step of the wall clock took a slow writer's file mid-write);
+                        # the journal keeps wall-clock times
+                        self.processor.submit(Path(path), time.time() - (mono - t_complete))
                     except Exception:
                         log.exception("could not take %s", path)
                 now = time.monotonic()

@@ -69,3 +69,30 @@ def test_camera_frame_made_while_the_station_was_down_is_downloaded_at_the_next_
     got = sorted(p.read_bytes() for p in incoming.iterdir() if p.is_file())
     assert len(made) == 2
     assert got == made, sorted(p.name for p in incoming.iterdir())
+
+
+def test_a_wall_clock_step_does_not_take_a_file_still_being_written(daemon_factory, dng_bytes, tmp_path):
+    """Finding 6 (fixed; soak seed 5, roll00/w00036.dng "file changed after it was processed"):
+    the stability windows ran on the wall clock, so a forward step (NTP, a wrong RTC corrected)
+    while a slow writer paused made its half-written file look still for long enough, and it was
+    taken mid-write.  The tracker now runs on the monotonic clock."""
+    clock = tmp_path / "clock"
+    clock.write_text("0")
+    d = daemon_factory(env_extra={"STATION_FAULT_CLOCK_FILE": str(clock)},
+                       config={"watcher": {"rescan_interval": 0, "stable_seconds": 1.0}})
+    d.start()
+    data = dng_bytes(0)
+    p = d.incoming / "slow.dng"
+    with open(p, "wb") as fh:
+        fh.write(data[: len(data) // 2])
+        fh.flush()
+        time.sleep(0.5)
+        clock.write_text(str(86400))  # the daemon's wall clock jumps a day ahead mid-write
+        time.sleep(2.0)  # the writer pauses (longer than the daemon's 0.2 s clock re-read)
+        fh.write(data[len(data) // 2:])
+    d.wait_for(lambda: d.done(["slow.dng"], ("master_written", "failed")), 60, "slow.dng finished")
+    row = d.frames()["slow.dng"]
+    assert row["state"] == "master_written", row
+    assert row["size"] == len(data), "the journal recorded a partial file"
+    assert p.read_bytes() == data
+    assert d.stop() == 0

@@ -34,7 +34,7 @@ class _Handler(FileSystemEventHandler):
                 return
         except ValueError:  # outside root
             return
-        self.inbox.put((kind, str(p), time.time()))
+        self.inbox.put((kind, str(p), time.monotonic()))
 
     def on_any_event(self, event) -> None:
         if isinstance(event, FileClosedEvent):
@@ -44,7 +44,7 @@ class _Handler(FileSystemEventHandler):
             self._put("moved", event.dest_path)
         elif isinstance(event, (DirMovedEvent, DirCreatedEvent)):
             # a folder moved in (a whole roll): rescan it
-            self.inbox.put(("rescan", os.fsdecode(getattr(event, "dest_path", "") or event.src_path), time.time()))
+            self.inbox.put(("rescan", os.fsdecode(getattr(event, "dest_path", "") or event.src_path), time.monotonic()))
         elif isinstance(event, FileCreatedEvent):
             # inotify reports a file moved in from outside the watched tree as created
             self._put("created", event.src_path)
