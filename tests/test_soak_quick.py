@@ -15,10 +15,7 @@ def test_quick_soak_loses_nothing(tmp_path):
     frames = int(os.environ.get("STATION_SOAK_QUICK_FRAMES", "36"))
     per_kind = int(os.environ.get("STATION_SOAK_QUICK_PER_KIND", "3"))
     res = Soak(tmp_path / "soak", frames=frames, seed=int(os.environ.get("STATION_SOAK_SEED", "7")),
-               faults_per_kind=per_kind,
-               # a USB-style drop right after a restart hits finding 1 (test_soak_camera_baseline.py,
-               # strict xfail); the quick suite keeps it out so that it stays green on that known bug
-               settle_camera=True).run()
+               faults_per_kind=per_kind).run()
     print("\nquick soak:", res.figures())
     assert res.problems == []
     assert all(res.faults[k] == per_kind for k in KINDS), res.faults

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-tmpfs", action="store_true", help="inject ENOSPC instead of filling a tmpfs")
     ap.add_argument("--settle-camera", action="store_true",
                     help="after a daemon restart, wait for the camera before the next fault "
-                         "(avoids the known first-listing bug, tests/test_soak_camera_baseline.py)")
+                         "(a gentler run; it kept finding 1 out before the card record fixed it)")
     ap.add_argument("--kill-in-capture", type=float, default=0.0,
                     help="share of daemon kills fired while a camera download is in flight")
     ap.add_argument("--json", action="store_true")

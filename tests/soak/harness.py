@@ -111,6 +111,7 @@ class SoakResult:
     problems: list = field(default_factory=list)
     wall_s: float = 0.0
     disk: str = ""
+    disk_free_mb: tuple = ()  # output disk free (MB) before the operator's retry, and at the ledger
 
     def figures(self) -> dict:
         r = lambda x: None if x is None else round(x, 2)  # noqa: E731
@@ -127,7 +128,8 @@ class SoakResult:
             "daemon alive at end": self.daemon_alive, "clean exit status": self.clean_exit,
             "latency complete->preview p50/p99 s": (r(pct(self.lat_preview, 50)), r(pct(self.lat_preview, 99))),
             "latency complete->master p50/p99 s": (r(pct(self.lat_master, 50)), r(pct(self.lat_master, 99))),
-            "latency samples": len(self.lat_preview), "output disk": self.disk, "wall s": round(self.wall_s, 1),
+            "latency samples": len(self.lat_preview), "output disk": self.disk,
+            "output disk free MB (before retry, at ledger)": self.disk_free_mb, "wall s": round(self.wall_s, 1),
             "problems": len(self.problems),
         }
 
@@ -396,6 +398,13 @@ class Soak:
             self.clock_file.write_text(str(self.clock_off))
         self.faults[kind] += 1
 
+    def _free_mb(self):
+        try:
+            st = os.statvfs(self.outfs)
+        except OSError:
+            return None
+        return round(st.f_bavail * st.f_frsize / 1e6, 1)
+
     def _fill_disk(self):
         if not self.mounted:
             # no tmpfs here: the next written frame is named so the writer's injected ENOSPC hits it
@@ -516,6 +525,7 @@ class Soak:
     def _finish(self):
         res = self.res
         jr = self._wait_terminal()
+        free_before = self._free_mb()
         # good frames failed by an injected fault: retried as an operator would
         again = [r for r, f in self.frames.items() if f.good and jr.get(r, {}).get("state") == "failed"
                  and any(w in (jr[r].get("reason") or "") for w in FAULT_REASONS)]
@@ -532,6 +542,7 @@ class Soak:
             time.sleep(1.0)
             jr = self._wait_terminal()
         res.retried = len(again)
+        res.disk_free_mb = (free_before, self._free_mb())
         self._count_camera()
         res.daemon_alive = self.d.proc.poll() is None
         self._ledger(jr)
