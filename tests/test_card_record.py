@@ -21,6 +21,11 @@ def test_same_file_compares_only_what_both_sides_know():
     assert not same_file((100, 5), (100, 6))
     assert same_file((100, None), (100, 6))
     assert same_file((None, None), (7, 8))
+    # a daylight-saving change shifts every reported time by whole hours: the same files
+    assert same_file((100, 5000), (100, 5000 + 3600)) and same_file((100, 5000), (100, 5000 - 1800))
+    assert not same_file((100, 5000), (100, 5000 + 3601))
+    assert not same_file((None, 5000), (None, 5000 + 3600)), "a shift alone, with no size to back it, is another file"
+    assert not same_file((100, 5000), (100, 5000 + 16 * 3600))
 
 
 def test_record_survives_a_restart_and_keeps_cameras_apart(tmp_path):

@@ -44,9 +44,17 @@ def same_file(recorded: Stamp, now: Stamp) -> bool:
     """True if a card file with stamp `now` is the one recorded with `recorded`.
 
     Only fields known on both sides are compared; with none to compare, a file
-    of the same folder and name counts as the same file (never a duplicate)."""
-    for a, b in zip(recorded, now):
-        if a is not None and b is not None and a != b:
+    of the same folder and name counts as the same file (never a duplicate).
+    Cameras store local time without a zone and libgphoto2 converts it with the
+    station's zone, so after a daylight-saving change (or a new TZ) every file
+    reports a time shifted by whole quarter hours: with the same known size,
+    such a shift (up to 15 h) is the same file, not a reformatted card."""
+    (s0, t0), (s1, t1) = recorded, now
+    if s0 is not None and s1 is not None and s0 != s1:
+        return False
+    if t0 is not None and t1 is not None and t0 != t1:
+        dt = abs(t1 - t0)
+        if not (s0 is not None and s0 == s1 and dt % 900 == 0 and dt <= 15 * 3600):
             return False
     return True
 
