@@ -280,6 +280,9 @@ class LiveViewWatcher:
             except Exception as exc:
                 self.stats["errors"] += 1
                 self.stats["last_error"] = str(exc)
+                if getattr(exc, "permanent", False):  # e.g. a camera with no live view: stop asking
+                    log.error("live view: %s; auto-capture is off", exc)
+                    return
                 log.warning("live view: no preview (%s); retrying in %.1f s", exc, backoff)
                 self.detector.reset()
                 if self._stop.wait(backoff):

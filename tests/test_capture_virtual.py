@@ -58,3 +58,32 @@ def test_virtual_session_limit_reinitialises_without_losing_frames(vcam, tmp_pat
         assert svc.snapshot()["faults"] == {}
     finally:
         svc.stop()
+
+
+def test_a_camera_without_live_view_says_so_and_auto_capture_stops(vcam, tmp_path):
+    """libgphoto2's virtual camera has no capture_preview: the request fails with a permanent
+    NoLiveViewError naming the camera, the camera stays usable, and the live-view watcher
+    (auto-capture on a manual carrier) stops instead of asking again every few seconds."""
+    from station.capture.camera import NoLiveViewError
+    from station.settle import LiveViewWatcher
+
+    svc = start(vcam, tmp_path)
+    try:
+        with pytest.raises(NoLiveViewError, match="no live view") as ei:
+            svc.preview().result(10)
+        assert ei.value.permanent and "D750" in str(ei.value)  # the virtual camera calls itself a D750
+        again = svc.preview()
+        assert again.done(), "known: refused at once, no round trip to the camera"
+        with pytest.raises(NoLiveViewError):
+            again.result(0)
+        assert len(svc.capture().result(10)) == 1  # the camera still shoots
+        assert svc.snapshot()["state"] == "ready"
+
+        shots = []
+        w = LiveViewWatcher(svc.preview, lambda: shots.append(1), interval=0.05)
+        w.start()
+        w._thread.join(10)
+        assert not w.running and "no live view" in w.snapshot()["last_error"]
+        assert w.snapshot()["errors"] == 1 and shots == []
+    finally:
+        svc.stop()

@@ -195,3 +195,64 @@ def test_another_camera_gets_its_own_baseline(tmp_path):
     assert _files(incoming) == sorted(got_first + made[3:])
     lines = [json.loads(x) for x in record.read_text().splitlines()]
     assert {x["cam"] for x in lines if x["op"] == "camera"} == {"PTP/IP Camera#0001", "PTP/IP Camera#0002"}
+
+
+def test_a_recovery_cut_by_the_link_is_finished_after_the_reconnect(tmp_path):
+    """The download of a frame made while the station was down drops the link: the scan is a
+    fault (reconnect), not a silent "nothing recovered", and the next scan takes the frame once."""
+    pytest.importorskip("gphoto2")
+    from ptpip_emulator import EmulatedCamera
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    record = tmp_path / "state" / "camera-files.jsonl"
+    cam = EmulatedCamera().start()
+    try:
+        s = _service(incoming, cam, record)
+        s.capture().result(20)
+        s.stop()
+        cam.press_shutter()  # made while the station is down
+        cam.fail_next("drop", "GetObject", 1)  # its recovery is cut once
+        s = _service(incoming, cam, record)
+        _wait_files(incoming, 2)
+        snap = s.snapshot()
+        s.stop()
+        made = sorted(f.data for f in cam.captured)
+    finally:
+        cam.stop()
+    assert _files(incoming) == made
+    assert snap["reconnects"] >= 1
+
+
+def test_a_card_file_that_keeps_failing_stops_forcing_reconnects_and_is_retried_when_idle(tmp_path, monkeypatch,
+                                                                                         caplog):
+    pytest.importorskip("gphoto2")
+    from ptpip_emulator import EmulatedCamera
+
+    from station.capture import camera as camera_mod
+
+    monkeypatch.setattr(camera_mod, "RESCAN_S", 1.0)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    record = tmp_path / "state" / "camera-files.jsonl"
+    cam = EmulatedCamera().start()
+    try:
+        s = _service(incoming, cam, record)
+        s.capture().result(20)
+        s.stop()
+        cam.press_shutter()
+        cam.fail_next("drop", "GetObject", camera_mod.MAX_FILE_FAILURES)  # its recovery fails 3 times over
+        s = _service(incoming, cam, record)
+        deadline = time.monotonic() + 20
+        while s.snapshot()["faults"].get("download", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert s.snapshot()["faults"].get("download") == 1, s.snapshot()
+        assert "DSC_0002.DNG failed to download 3 times" in caplog.text
+        assert len(s.capture().result(20)) == 1  # meanwhile the camera shoots as usual
+        _wait_files(incoming, 3)  # and the idle re-scan takes the stubborn file
+        s.stop()
+        made = sorted(f.data for f in cam.captured)
+    finally:
+        cam.stop()
+    assert len(made) == 3
+    assert _files(incoming) == made

@@ -61,6 +61,10 @@ GP_ERROR_IO_USB_FIND = -52
 GP_ERROR_MODEL_NOT_FOUND = -105
 GP_ERROR_CAMERA_BUSY = -110
 GP_ERROR_FILE_NOT_FOUND = -108
+GP_ERROR_NOT_SUPPORTED = -6
+
+MAX_FILE_FAILURES = 3  # a card listing or one file's recovery failing this often is not the link
+RESCAN_S = 30.0  # seconds between idle re-scans of a card that a scan could not finish
 
 GVFS_HINT = (
     "the camera is claimed by another program (gphoto2 error -53, could not claim the USB device). "
@@ -124,6 +128,12 @@ class CaptureTimeoutError(CameraDisconnectedError):
 
 class ServiceStoppedError(CameraError):
     pass
+
+
+class NoLiveViewError(CameraError):
+    """The camera gives no live view through libgphoto2: asking again will not help."""
+
+    permanent = True
 
 
 class _Stale(BaseException):
@@ -285,6 +295,11 @@ class CameraService:
         self._record = record if isinstance(record, CardRecord) else CardRecord(record)
         self._cam_id = port or "auto"  # the camera's identity in the record (model#serial), set on connect
         self._baseline_done = False  # the card was scanned once by this process
+        self._no_live_view: str | None = None  # why the connected camera gives no live view
+        self._scan_due = False  # a card scan left files behind: scan again when idle, every RESCAN_S
+        self._next_scan = 0.0
+        self._list_failures = 0  # card listings failed in a row
+        self._dl_failures: dict[tuple[str, str], int] = {}  # recovery downloads failed, per card file
         self._shot = 0
         self._last_capture = (0, -1e9)  # (shot, monotonic end) of the last triggered capture
         self._session_captures = 0
@@ -364,6 +379,28 @@ class CameraService:
                 return fut
             fut.set_running_or_notify_cancel()
             self._queue.put(("capture", fut, time.time()))
+        return fut
+
+    def preview(self) -> cf.Future:
+        """One live-view frame; the Future's result is its bytes (JPEG on every camera
+        libgphoto2 gives live view for).  Taken on the owner thread with
+        `capture_preview`, in turn with captures; nothing is written to the card.
+        Fails at once with NoCameraError when no camera is connected, and with
+        NoLiveViewError (`.permanent`) when the camera has no live view."""
+        fut: cf.Future = cf.Future()
+        with self._lock:
+            state = self._snap["state"]
+            if self._stop.is_set():
+                fut.set_exception(ServiceStoppedError("camera service is not running"))
+                return fut
+            if state not in ("ready", "busy"):
+                fut.set_exception(NoCameraError(f"no camera connected ({state})"))
+                return fut
+            if self._no_live_view:
+                fut.set_exception(NoLiveViewError(self._no_live_view))
+                return fut
+            fut.set_running_or_notify_cancel()
+            self._queue.put(("preview", fut, time.time()))
         return fut
 
     def capture_sync(self, timeout: float | None = None) -> list[CapturedFile]:
@@ -607,6 +644,7 @@ class CameraService:
         with self._lock:
             self._snap["model"] = model
             self._cam_id = ident
+            self._no_live_view = None  # (another camera may be on the port now)
             self._session_captures = 0
         if self.options.capture_target:
             self._set_capture_target(gen, cam)
@@ -670,11 +708,27 @@ class CameraService:
             out += self._list_all(gen, cam, folder.rstrip("/") + "/" + subs.get_name(i))
         return out
 
-    def _scan(self, gen, cam) -> list[CapturedFile]:
+    def _scan(self, gen, cam, periodic: bool = False) -> list[CapturedFile]:
+        """List the card; download what the record says was never taken.
+
+        A file whose download keeps failing (MAX_FILE_FAILURES times) is not the link's fault:
+        it stops forcing reconnects and is tried once per idle re-scan (every RESCAN_S) instead."""
         if not self.scan_on_connect:
             self._baseline_done = True
             return []
-        files = self._list_all(gen, cam)
+        gp = _gp()
+        try:
+            files = self._list_all(gen, cam)
+            self._list_failures = 0
+        except gp.GPhoto2Error as exc:
+            self._list_failures += 1
+            if self._list_failures >= MAX_FILE_FAILURES:  # a camera that cannot list: keep it usable
+                log.error("camera: the card listing failed %d times in a row (%s); tried again in %g s",
+                          self._list_failures, describe_gp_error(exc, self.port), RESCAN_S)
+                self._scan_due = True
+                self._next_scan = time.monotonic() + RESCAN_S
+                return []
+            raise self._fault(exc, "the card listing") from None
         ident, rec = self._cam_id, self._record
         if not rec.knows(ident):
             rec.baseline(ident, [(folder, name, self._stamp(gen, cam, folder, name)) for folder, name in files])
@@ -684,6 +738,7 @@ class CameraService:
             self._baseline_done = True
             return []
         self._baseline_done = True
+        self._scan_due = False
         recovered = []
         for folder, name in files:
             if rec.has_name(ident, folder, name):
@@ -691,8 +746,33 @@ class CameraService:
                     continue
                 log.info("camera: %s/%s is not the file of that name taken before (a reformatted card?)",
                          folder, name)
+            key = (folder, name)
+            stubborn = self._dl_failures.get(key, 0) >= MAX_FILE_FAILURES
+            if stubborn and not periodic:
+                self._scan_due = True
+                continue
             log.info("camera: recovering %s/%s (made but not downloaded before the fault or restart)", folder, name)
-            recovered += self._download(gen, cam, folder, name, self._next_shot(), "recovered")
+            try:
+                recovered += self._download(gen, cam, folder, name, self._next_shot(), "recovered")
+            except CameraError as exc:
+                # a name that cannot be addressed (recorded, skipped from now on) or incoming/ not
+                # writable (not recorded: the periodic re-scan tries again); the next file
+                log.warning("camera: %s", exc)
+                self._scan_due = True
+                self._next_scan = time.monotonic() + RESCAN_S
+                continue
+            except gp.GPhoto2Error as exc:
+                n = self._dl_failures[key] = self._dl_failures.get(key, 0) + 1
+                if n < MAX_FILE_FAILURES:  # most likely the link: reconnect, and this scan runs again
+                    raise self._fault(exc, f"recovering {folder}/{name}") from None
+                msg = (f"camera file {folder}/{name} failed to download {n} times ({describe_gp_error(exc, self.port)}); "
+                       f"left on the card, tried again every {RESCAN_S:g} s")
+                log.error("camera: %s", msg)
+                self._set_state(self._snap["state"], msg, fault="download")
+                self._scan_due = True
+                self._next_scan = time.monotonic() + RESCAN_S
+                continue
+            self._dl_failures.pop(key, None)
         return recovered
 
     def _next_shot(self) -> int:
@@ -707,6 +787,10 @@ class CameraService:
             item = None
         if item is None:
             if self._stop.is_set():
+                return
+            if self._scan_due and time.monotonic() >= self._next_scan:
+                self._next_scan = time.monotonic() + RESCAN_S
+                self._scan(gen, cam, periodic=True)  # files an earlier scan left (callbacks fire as they land)
                 return
             t0 = time.monotonic()
             got_event = self._poll(gen, cam)
@@ -726,6 +810,9 @@ class CameraService:
         what, fut, t_req = item
         if what == "reconnect":
             raise _Reconnect("reconnect requested", planned=True)
+        if what == "preview":
+            self._preview(gen, cam, fut)
+            return
         if what == "capture":
             if self.session_limit and self._session_captures >= self.session_limit:
                 self._requeue_front(item)  # served first on the fresh session
@@ -755,6 +842,31 @@ class CameraService:
             if not fut.done():
                 fut.set_result(files)
             self._set_state("ready")
+
+    def _preview(self, gen, cam, fut: cf.Future) -> None:
+        gp = _gp()
+        try:
+            camfile = self._guard(gen, "capture_preview", cam.capture_preview)
+            data = bytes(memoryview(camfile.get_data_and_size()))
+            del camfile
+        except gp.GPhoto2Error as exc:
+            if exc.code == GP_ERROR_NOT_SUPPORTED:
+                msg = (f"{self._snap['model'] or 'this camera'} gives no live view through libgphoto2 "
+                       "(capture_preview is not supported); use the pedal")
+                with self._lock:
+                    self._no_live_view = msg
+                err: CameraError = NoLiveViewError(msg)
+            elif exc.code == GP_ERROR_CAMERA_BUSY:
+                err = CameraBusyError(describe_gp_error(exc, self.port))
+            else:
+                if not fut.done():
+                    fut.set_exception(CameraDisconnectedError(f"live view: {describe_gp_error(exc, self.port)}"))
+                raise self._fault(exc, "capture_preview") from None
+            if not fut.done():
+                fut.set_exception(err)
+            return
+        if not fut.done():
+            fut.set_result(data)
 
     def _requeue_front(self, item) -> None:
         items = []

@@ -522,10 +522,26 @@ class Soak:
             self._teardown()
         return self.res
 
+    def _adopt_recovered(self) -> None:
+        """Camera frames downloaded although their capture call failed (recovered after a dropped
+        link): the harness learns of them only here, from the emulator's own list."""
+        inc = self.d.incoming
+        by_sha: dict[str, list[str]] = {}
+        for r in self._incoming_raws():
+            by_sha.setdefault(sha((inc / r).read_bytes()), []).append(r)
+        for fr in self.emu.captured:
+            h = sha(fr.data)
+            got = by_sha.get(h, [])
+            if got and not any(r in self.frames for r in got):
+                self.frames[got[0]] = Frame(got[0], "camera", True, h, "recovered")
+
     def _finish(self):
         res = self.res
         jr = self._wait_terminal()
         free_before = self._free_mb()
+        # a recovered camera frame failed by a full disk is retried like any other (soak seed 5
+        # counted DSC_0120 lost: the harness did not know the frame when it chose what to retry)
+        self._adopt_recovered()
         # good frames failed by an injected fault: retried as an operator would
         again = [r for r, f in self.frames.items() if f.good and jr.get(r, {}).get("state") == "failed"
                  and any(w in (jr[r].get("reason") or "") for w in FAULT_REASONS)]
@@ -569,8 +585,7 @@ class Soak:
                 P.append(f"camera frame {fr.name} never reached incoming/")
                 continue
             owner = next((r for r in got if r in self.frames), None)
-            if owner is None:
-                # downloaded (e.g. recovered after a dropped link) though the capture call failed
+            if owner is None:  # (_adopt_recovered ran before the retry; a frame that came later)
                 owner = got[0]
                 self.frames[owner] = Frame(owner, "camera", True, sha(fr.data), "recovered")
             if len(got) > 1:
