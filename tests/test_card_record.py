@@ -129,6 +129,19 @@ def _files(folder):
     return sorted(p.read_bytes() for p in folder.iterdir() if p.is_file())
 
 
+@pytest.fixture
+def rig(tmp_path):
+    """(incoming folder, card record path, a PTP/IP emulator camera)."""
+    pytest.importorskip("gphoto2")
+    from ptpip_emulator import EmulatedCamera
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    cam = EmulatedCamera().start()
+    yield incoming, tmp_path / "state" / "camera-files.jsonl", cam
+    cam.stop()
+
+
 def _wait_files(folder, n, timeout=10.0):
     deadline = time.monotonic() + timeout
     while len(_files(folder)) < n and time.monotonic() < deadline:
@@ -136,14 +149,8 @@ def _wait_files(folder, n, timeout=10.0):
     time.sleep(0.5)  # nothing more arrives
 
 
-def test_a_reformatted_card_reusing_names_is_downloaded_and_old_photos_are_not(tmp_path):
-    pytest.importorskip("gphoto2")
-    from ptpip_emulator import EmulatedCamera
-
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
-    record = tmp_path / "state" / "camera-files.jsonl"
-    cam = EmulatedCamera().start()
+def test_a_reformatted_card_reusing_names_is_downloaded_and_old_photos_are_not(rig):
+    incoming, record, cam = rig
     try:
         cam.press_shutter()  # a holiday photo on the card before the station ever met this camera
         s = _service(incoming, cam, record)
@@ -197,16 +204,10 @@ def test_another_camera_gets_its_own_baseline(tmp_path):
     assert {x["cam"] for x in lines if x["op"] == "camera"} == {"PTP/IP Camera#0001", "PTP/IP Camera#0002"}
 
 
-def test_a_recovery_cut_by_the_link_is_finished_after_the_reconnect(tmp_path):
+def test_a_recovery_cut_by_the_link_is_finished_after_the_reconnect(rig):
     """The download of a frame made while the station was down drops the link: the scan is a
     fault (reconnect), not a silent "nothing recovered", and the next scan takes the frame once."""
-    pytest.importorskip("gphoto2")
-    from ptpip_emulator import EmulatedCamera
-
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
-    record = tmp_path / "state" / "camera-files.jsonl"
-    cam = EmulatedCamera().start()
+    incoming, record, cam = rig
     try:
         s = _service(incoming, cam, record)
         s.capture().result(20)
@@ -224,18 +225,12 @@ def test_a_recovery_cut_by_the_link_is_finished_after_the_reconnect(tmp_path):
     assert snap["reconnects"] >= 1
 
 
-def test_a_card_file_that_keeps_failing_stops_forcing_reconnects_and_is_retried_when_idle(tmp_path, monkeypatch,
+def test_a_card_file_that_keeps_failing_stops_forcing_reconnects_and_is_retried_when_idle(rig, monkeypatch,
                                                                                          caplog):
-    pytest.importorskip("gphoto2")
-    from ptpip_emulator import EmulatedCamera
-
     from station.capture import camera as camera_mod
 
     monkeypatch.setattr(camera_mod, "RESCAN_S", 1.0)
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
-    record = tmp_path / "state" / "camera-files.jsonl"
-    cam = EmulatedCamera().start()
+    incoming, record, cam = rig
     try:
         s = _service(incoming, cam, record)
         s.capture().result(20)

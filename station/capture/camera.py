@@ -366,6 +366,18 @@ class CameraService:
 
         Refused at once (the Future already holds NoCameraError) when no camera
         is connected: a trigger must never be queued to fire minutes later."""
+        return self._request("capture")
+
+    def preview(self) -> cf.Future:
+        """One live-view frame; the Future's result is its bytes (JPEG on every camera
+        libgphoto2 gives live view for).  Taken on the owner thread with
+        `capture_preview`, in turn with captures; nothing is written to the card.
+        Fails at once with NoCameraError when no camera is connected, and with
+        NoLiveViewError (`.permanent`) when the camera has no live view."""
+        return self._request("preview")
+
+    def _request(self, what: str) -> cf.Future:
+        """Queue a request for the owner thread, or fail its Future at once."""
         fut: cf.Future = cf.Future()
         with self._lock:
             state = self._snap["state"]
@@ -377,30 +389,11 @@ class CameraService:
                 msg = f"no camera connected ({state}" + (f"; last error: {err}" if err else "") + ")"
                 fut.set_exception(NoCameraError(msg))
                 return fut
-            fut.set_running_or_notify_cancel()
-            self._queue.put(("capture", fut, time.time()))
-        return fut
-
-    def preview(self) -> cf.Future:
-        """One live-view frame; the Future's result is its bytes (JPEG on every camera
-        libgphoto2 gives live view for).  Taken on the owner thread with
-        `capture_preview`, in turn with captures; nothing is written to the card.
-        Fails at once with NoCameraError when no camera is connected, and with
-        NoLiveViewError (`.permanent`) when the camera has no live view."""
-        fut: cf.Future = cf.Future()
-        with self._lock:
-            state = self._snap["state"]
-            if self._stop.is_set():
-                fut.set_exception(ServiceStoppedError("camera service is not running"))
-                return fut
-            if state not in ("ready", "busy"):
-                fut.set_exception(NoCameraError(f"no camera connected ({state})"))
-                return fut
-            if self._no_live_view:
+            if what == "preview" and self._no_live_view:
                 fut.set_exception(NoLiveViewError(self._no_live_view))
                 return fut
             fut.set_running_or_notify_cancel()
-            self._queue.put(("preview", fut, time.time()))
+            self._queue.put((what, fut, time.time()))
         return fut
 
     def capture_sync(self, timeout: float | None = None) -> list[CapturedFile]:
