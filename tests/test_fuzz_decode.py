@@ -102,6 +102,7 @@ def test_fuzz_mutated_raws_never_hang_or_crash_unreported(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a long run by design (the 300 s default is for the quick suite)
 def test_fuzz_soak(tmp_path):
     shared = Path(__file__).resolve().parents[2] / "shared"
     n = int(os.environ.get("STATION_FUZZ_SOAK_CASES", "1200"))

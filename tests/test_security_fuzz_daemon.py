@@ -34,6 +34,7 @@ def test_fuzz_through_the_daemon(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a long run by design (the 300 s default is for the quick suite)
 def test_fuzz_through_the_daemon_soak(tmp_path):
     n = int(os.environ.get("STATION_FUZZ_DAEMON_SOAK_CASES", "1000"))
     res = fuzz_daemon(tmp_path, n, seed=int(os.environ.get("STATION_SOAK_SEED", "1")),

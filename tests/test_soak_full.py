@@ -9,6 +9,7 @@ from soak.harness import KINDS, Soak
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a long run by design (the 300 s default is for the quick suite)
 def test_full_soak(tmp_path):
     frames = int(os.environ.get("STATION_SOAK_FRAMES", "520"))  # ~15 triggers are refused after drops: >= 500 arrive
     per_kind = int(os.environ.get("STATION_SOAK_PER_KIND", str(max(1, frames // 10))))
