@@ -163,12 +163,16 @@ def test_a_reformatted_card_reusing_names_is_downloaded_and_old_photos_are_not(r
         s = _service(incoming, cam, record)
         _wait_files(incoming, 3)
         s.capture().result(20)  # DSC_0003
+        snap = s.snapshot()
         s.stop()
         made = [f.data for f in cam.captured]
         names = [f.name for f in cam.captured]
     finally:
         cam.stop()
     assert names == ["DSC_0001.DNG", "DSC_0002.DNG", "DSC_0001.DNG", "DSC_0002.DNG", "DSC_0003.DNG"]
+    # the operator can see what the record holds (`station status`): three names, the reused
+    # ones now standing for the files made after the reformat
+    assert snap["card_record"] == {"camera": "PTP/IP Camera#0001", "known": True, "files": 3, "path": str(record)}
     assert len(set(made)) == 5
     assert _files(incoming) == sorted(made[1:]), sorted(p.name for p in incoming.iterdir())
 
@@ -251,3 +255,24 @@ def test_a_card_file_that_keeps_failing_stops_forcing_reconnects_and_is_retried_
         cam.stop()
     assert len(made) == 3
     assert _files(incoming) == made
+
+
+def test_the_daemon_keeps_the_record_in_its_state_folder_and_status_shows_it(daemon_factory):
+    """The real daemon on libgphoto2's virtual camera: the record lives in <state>/camera-files.jsonl
+    and `station status` has a `card` line for it."""
+    import subprocess
+
+    pytest.importorskip("gphoto2")
+    d = daemon_factory(config={"camera": {"port": "virtual"}, "watcher": {"rescan_interval": 0}})
+    d.start()
+    d.wait_for(lambda: (d.status().get("camera") or {}).get("state") == "ready", 60, "camera ready")
+    cam = d.status()["camera"]
+    rec = cam["card_record"]
+    assert rec["known"] and rec["camera"].startswith("Nikon DSC D750#")  # the virtual camera's name
+    assert rec["path"] == str(d.state / "camera-files.jsonl") and (d.state / "camera-files.jsonl").exists()
+    out = subprocess.run([sys.executable, "-m", "station", "status", "--state", str(d.state)], env=d.env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    card = [ln for ln in out.stdout.splitlines() if ln.startswith("card ")]
+    assert card and rec["camera"] in card[0] and "camera-files.jsonl" in card[0], out.stdout
+    assert d.stop() == 0

@@ -347,7 +347,12 @@ class CameraService:
         with self._lock:
             snap = dict(self._snap)
             snap["faults"] = dict(snap["faults"])
-            return snap
+            ident = self._cam_id
+        # what the card record holds for this camera (why old photos were not downloaded, etc.)
+        rec = self._record
+        snap["card_record"] = {"camera": ident, "known": rec.knows(ident), "files": rec.count(ident),
+                               "path": str(rec.path) if rec.path else None}
+        return snap
 
     @property
     def state(self) -> str:

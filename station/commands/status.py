@@ -66,6 +66,11 @@ def run(args) -> int:
         print(f"latency  complete→{stage}: p50 {_fmt(l['p50'])}  p90 {_fmt(l['p90'])}  p99 {_fmt(l['p99'])}  (n={l['n']})")
     cam = snap.get("camera") or {}
     print(f"camera   {cam.get('state')}" + (f" ({cam['port']})" if cam.get("port") else ""))
+    rec = cam.get("card_record")
+    if rec and rec.get("path"):
+        print(f"card     {rec['camera']}: {rec['files']} card files already taken or recorded"
+              + ("" if rec.get("known") else " (not met yet: its card will be recorded, not downloaded)")
+              + f" ({rec['path']})")
     for w in snap.get("workers", []):
         job = w.get("job")
         print(f"worker   {w['index']} pid {w['pid']} {'alive' if w['alive'] else 'DOWN'} {'/'.join(w['stages'])}"
