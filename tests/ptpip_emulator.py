@@ -573,3 +573,15 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def camera_service(incoming, cam, record):
+    """A started CameraService on emulator `cam` (fast fault settings), with its card record at
+    `record`; a second call with the same record is the station after a restart."""
+    from station.capture.camera import CameraService, CaptureOptions
+
+    s = CameraService(incoming, cam.address, options=CaptureOptions(capture_timeout=5, busy_delay=0.05),
+                      hang_timeout=3, backoff=(0.1, 0.5), record=record)
+    s.start()
+    assert s.wait_ready(20), s.snapshot()
+    return s

@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from ptpip_emulator import camera_service  # noqa: E402
 from station.capture.cardrecord import CardRecord, fingerprint, same_file  # noqa: E402
 
 CAM = "PTP/IP Camera#0001"
@@ -115,16 +116,6 @@ def test_the_record_is_compacted_when_it_grows(tmp_path):
 
 
 # ----------------------------------------------------------- the camera service, real libgphoto2
-def _service(incoming, cam, record):
-    from station.capture.camera import CameraService, CaptureOptions
-
-    s = CameraService(incoming, cam.address, options=CaptureOptions(capture_timeout=5, busy_delay=0.05),
-                      hang_timeout=3, backoff=(0.1, 0.5), record=record)
-    s.start()
-    assert s.wait_ready(20), s.snapshot()
-    return s
-
-
 def _files(folder):
     return sorted(p.read_bytes() for p in folder.iterdir() if p.is_file())
 
@@ -153,14 +144,14 @@ def test_a_reformatted_card_reusing_names_is_downloaded_and_old_photos_are_not(r
     incoming, record, cam = rig
     try:
         cam.press_shutter()  # a holiday photo on the card before the station ever met this camera
-        s = _service(incoming, cam, record)
+        s = camera_service(incoming, cam, record)
         s.capture().result(20)  # DSC_0002
         s.stop()
         cam.format_card()  # the card is reformatted while the station is down: numbering restarts
         time.sleep(1.1)  # (the camera's clock has 1 s resolution)
         cam.press_shutter()  # DSC_0001 again, a different photo
         cam.press_shutter()  # DSC_0002 again
-        s = _service(incoming, cam, record)
+        s = camera_service(incoming, cam, record)
         _wait_files(incoming, 3)
         s.capture().result(20)  # DSC_0003
         snap = s.snapshot()
@@ -186,7 +177,7 @@ def test_another_camera_gets_its_own_baseline(tmp_path):
     record = tmp_path / "state" / "camera-files.jsonl"
     first = EmulatedCamera(serial="0001").start()
     try:
-        s = _service(incoming, first, record)
+        s = camera_service(incoming, first, record)
         s.capture().result(20)
         s.stop()
         got_first = [f.data for f in first.captured]
@@ -196,7 +187,7 @@ def test_another_camera_gets_its_own_baseline(tmp_path):
     try:
         for _ in range(3):
             second.press_shutter()  # its card is full of someone's photos
-        s = _service(incoming, second, record)
+        s = camera_service(incoming, second, record)
         time.sleep(1.0)
         s.capture().result(20)
         s.stop()
@@ -213,12 +204,12 @@ def test_a_recovery_cut_by_the_link_is_finished_after_the_reconnect(rig):
     fault (reconnect), not a silent "nothing recovered", and the next scan takes the frame once."""
     incoming, record, cam = rig
     try:
-        s = _service(incoming, cam, record)
+        s = camera_service(incoming, cam, record)
         s.capture().result(20)
         s.stop()
         cam.press_shutter()  # made while the station is down
         cam.fail_next("drop", "GetObject", 1)  # its recovery is cut once
-        s = _service(incoming, cam, record)
+        s = camera_service(incoming, cam, record)
         _wait_files(incoming, 2)
         snap = s.snapshot()
         s.stop()
@@ -236,12 +227,12 @@ def test_a_card_file_that_keeps_failing_stops_forcing_reconnects_and_is_retried_
     monkeypatch.setattr(camera_mod, "RESCAN_S", 1.0)
     incoming, record, cam = rig
     try:
-        s = _service(incoming, cam, record)
+        s = camera_service(incoming, cam, record)
         s.capture().result(20)
         s.stop()
         cam.press_shutter()
         cam.fail_next("drop", "GetObject", camera_mod.MAX_FILE_FAILURES)  # its recovery fails 3 times over
-        s = _service(incoming, cam, record)
+        s = camera_service(incoming, cam, record)
         deadline = time.monotonic() + 20
         while s.snapshot()["faults"].get("download", 0) < 1 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -15,31 +15,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ptpip_emulator import EmulatedCamera  # noqa: E402
+from ptpip_emulator import EmulatedCamera, camera_service  # noqa: E402
 
 pytest.importorskip("gphoto2")
 
 
 def test_link_drop_during_first_listing_downloads_nothing_twice(tmp_path):
-    from station.capture.camera import CameraService, CaptureOptions
-
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     cam = EmulatedCamera().start()
     try:
-        def service():
-            s = CameraService(incoming, cam.address, options=CaptureOptions(capture_timeout=5, busy_delay=0.05),
-                              hang_timeout=3, backoff=(0.1, 0.5), record=tmp_path / "state" / "camera-files.jsonl")
-            s.start()
-            assert s.wait_ready(20), s.snapshot()
-            return s
-
-        s = service()  # the first daemon: five frames
+        s = camera_service(incoming, cam, tmp_path / "state" / "camera-files.jsonl")  # the first daemon: five frames
         for _ in range(5):
             s.capture().result(20)
         s.stop()
         cam.fail_next("drop", "GetObjectInfo", 1, after=4)  # the restarted daemon's first listing
-        s = service()
+        s = camera_service(incoming, cam, tmp_path / "state" / "camera-files.jsonl")
         time.sleep(2.0)  # reconnects after the drop
         s.capture().result(20)
         s.stop()

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ptpip_emulator import EmulatedCamera  # noqa: E402
+from ptpip_emulator import EmulatedCamera, camera_service  # noqa: E402
 
 
 def test_rescan_waits_for_a_growing_file_whatever_the_clock_skew():
@@ -40,24 +40,15 @@ def test_camera_frame_made_while_the_station_was_down_is_downloaded_at_the_next_
     --settle-camera).  The restarted service (same state folder) knows what it took before and
     downloads the rest, exactly once."""
     pytest.importorskip("gphoto2")
-    from station.capture.camera import CameraService, CaptureOptions
-
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     cam = EmulatedCamera().start()
     try:
-        def service():
-            s = CameraService(incoming, cam.address, options=CaptureOptions(capture_timeout=5, busy_delay=0.05),
-                              hang_timeout=3, backoff=(0.1, 0.5), record=tmp_path / "state" / "camera-files.jsonl")
-            s.start()
-            assert s.wait_ready(20), s.snapshot()
-            return s
-
-        s = service()
+        s = camera_service(incoming, cam, tmp_path / "state" / "camera-files.jsonl")
         s.capture().result(20)
         s.stop()  # the station is down...
         cam.press_shutter()  # ...when a frame is made
-        s = service()
+        s = camera_service(incoming, cam, tmp_path / "state" / "camera-files.jsonl")
         deadline = time.monotonic() + 10
         while len([p for p in incoming.iterdir() if p.is_file()]) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
