@@ -9,6 +9,9 @@ Plug-in API for other services (camera, web page, pedal, ...):
     app.register_command(name, fn)         # fn(**kw) -> JSON-able; overrides built-ins
     app.command(name, **kw) -> JSON-able   # what the control socket and the web page call;
                                            # raises CommandError (one-line message)
+    app.command("reinvert", path=KEY, reason=TEXT)  # re-render one frame from its RAW with the
+                                           # current settings, replacing its outputs
+                                           # (`Processor.rerender`, callable directly too)
     app.snapshot() -> dict                 # JSON-able state (see `snapshot`)
     app.subscribe(callback) -> unsubscribe # callback(event: dict), called on one
                                            # dispatcher thread, never under a lock
@@ -138,6 +141,14 @@ class App:
                 raise CommandError("retry: paths must be a list of frame paths")
             done = self.processor.retry(paths or None)
             return {"requeued": done}
+        if name == "reinvert":
+            key = kw.get("path") or kw.get("frame") or kw.get("key")
+            if not isinstance(key, str) or not key:
+                raise CommandError("reinvert: which frame? (path: the frame's path in the incoming folder)")
+            try:
+                return self.processor.rerender(key, str(kw.get("reason") or "re-invert asked"))
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
         if name == "capture":
             cam = self.service("camera")
             if cam is None or not hasattr(cam, "capture"):
@@ -151,7 +162,7 @@ class App:
         if name == "frames":
             limit = int(kw.get("limit", 100))
             return [frame_view(r) for r in self.journal.frames(limit=limit, newest_first=True)]
-        known = sorted({"status", "ping", "retry", "capture", "roll_new", "frames", *self._commands})
+        known = sorted({"status", "ping", "retry", "reinvert", "capture", "roll_new", "frames", *self._commands})
         raise CommandError(f"unknown command {name!r} (known: {', '.join(known)})")
 
     def camera_state(self):

@@ -35,14 +35,18 @@ CREATE TABLE IF NOT EXISTS frames (
     t_seen REAL, t_complete REAL, t_preview REAL, t_master REAL,
     lat_preview REAL, lat_master REAL,
     preview TEXT, tiff TEXT, jpeg TEXT,  -- output paths
-    updated REAL
+    updated REAL,
+    rerender TEXT,                  -- why a re-render was asked; NULL once the master is rewritten
+    checks TEXT                     -- the frame checks' findings, JSON list (NULL: not checked)
 );
 CREATE INDEX IF NOT EXISTS frames_state ON frames(state);
 """
 
 FIELDS = ("id", "path", "roll", "size", "mtime", "sha256", "state", "reason", "stage", "attempts",
           "t_seen", "t_complete", "t_preview", "t_master", "lat_preview", "lat_master",
-          "preview", "tiff", "jpeg", "updated")
+          "preview", "tiff", "jpeg", "updated", "rerender", "checks")
+# columns added after the first release: (name, SQL type) added to an older journal on open
+ADDED = (("rerender", "TEXT"), ("checks", "TEXT"))
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -65,6 +69,10 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(frames)")}
+            for col, typ in ADDED:
+                if col not in have:
+                    self._db.execute(f"ALTER TABLE frames ADD COLUMN {col} {typ}")
 
     def close(self) -> None:
         with self._lock:
@@ -140,6 +148,7 @@ class Journal:
                 else:
                     self._db.execute(
                         "UPDATE frames SET roll=?, size=?, mtime=?, sha256=NULL, state='seen', reason=NULL, stage=NULL,"
+                        " rerender=NULL, checks=NULL,"
                         " t_seen=?, t_complete=?, t_preview=NULL, t_master=NULL, lat_preview=NULL, lat_master=NULL,"
                         " preview=?, tiff=?, jpeg=?, updated=? WHERE path=?",
                         (roll, size, mtime, now, t_complete, outputs.get("preview"), outputs.get("tiff"),
@@ -173,8 +182,20 @@ class Journal:
         with self._lock:
             self._db.execute(
                 "UPDATE frames SET state='master_written', sha256=COALESCE(?, sha256), t_master=?,"
-                " lat_master=MAX(0, ? - t_complete), reason=NULL, stage=NULL, updated=? WHERE path=?",
+                " lat_master=MAX(0, ? - t_complete), reason=NULL, stage=NULL, rerender=NULL, updated=? WHERE path=?",
                 (sha256, t, t, t, path))
+        return self.get(path)
+
+    def rerender(self, path: str, reason: str, t: float | None = None) -> dict | None:
+        """Send a frame through the pipeline again (`Processor.rerender`): state `seen`,
+        `rerender` = the reason until its master is rewritten (so a restart resumes it),
+        the latencies measured from now.  None if there is no such frame."""
+        t = t or time.time()
+        with self._lock:
+            self._db.execute(
+                "UPDATE frames SET state='seen', reason=NULL, stage=NULL, rerender=?, t_complete=?, t_preview=NULL,"
+                " t_master=NULL, lat_preview=NULL, lat_master=NULL, updated=? WHERE path=?",
+                (reason or "re-render", t, t, path))
         return self.get(path)
 
     def failed(self, path: str, reason: str, stage: str | None = None) -> dict | None:

@@ -11,6 +11,9 @@ same file is harmless).  It consults the journal:
 - `failed`: nothing, unless the file changed since (then it is new content)
   or `retry` asked for it.
 Frames are queued at most once per stage (JobQueue's key set).
+
+`Processor.rerender(key, reason)` sends a frame that was already processed
+through the pipeline again and replaces its outputs (see its docstring).
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ class Processor:
         self.state = Path(cfg["paths"]["state"])
         self.last_positive: str | None = None
         self.last_frame: dict | None = None
+        self._rerender_after: dict[str, str] = {}  # frame in progress -> reason of a re-render asked meanwhile
 
     # -- naming ----------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -103,22 +107,25 @@ class Processor:
             log.info("seen %s", rel)
             self._emit(rel)
         state = row["state"]
+        over = bool(row.get("rerender"))  # a re-render in progress (also after a restart): replace outputs
         if state == "seen":
-            return self._queue_first(rel, path, outputs, row["t_complete"] or t_complete)
+            return self._queue_first(rel, path, outputs, row["t_complete"] or t_complete, over)
         if state == "preview_written":
             if not self.master_kinds:
                 return "done"
             self.queue.put(MASTER, rel, str(path), {k: outputs[k] for k in self.master_kinds},
-                           row["t_complete"] or t_complete, order=row["id"])
+                           row["t_complete"] or t_complete, order=row["id"], overwrite=over)
             return "master"
         return state  # master_written / failed: nothing to do
 
-    def _queue_first(self, rel, path, outputs, t_complete) -> str:
+    def _queue_first(self, rel, path, outputs, t_complete, overwrite: bool = False) -> str:
         row = self.journal.get(rel)
         if self.preview_kinds:
-            self.queue.put(PREVIEW, rel, str(path), {k: outputs[k] for k in self.preview_kinds}, t_complete, order=row["id"])
+            self.queue.put(PREVIEW, rel, str(path), {k: outputs[k] for k in self.preview_kinds}, t_complete,
+                           order=row["id"], overwrite=overwrite)
             return "preview"
-        self.queue.put(MASTER, rel, str(path), {k: outputs[k] for k in self.master_kinds}, t_complete, order=row["id"])
+        self.queue.put(MASTER, rel, str(path), {k: outputs[k] for k in self.master_kinds}, t_complete,
+                       order=row["id"], overwrite=overwrite)
         return "master"
 
     def _clash(self, rel: str, outputs: dict) -> str | None:
@@ -134,6 +141,67 @@ class Processor:
             log.info("retry %s", rel)
             self.submit(self.incoming / rel, time.time())
         return done
+
+    def rerender(self, key: str, reason: str = "re-render") -> dict:
+        """Make a frame's positives again from its RAW with the current settings.
+
+        `key`: the frame's journal path (relative to the incoming folder) or the RAW's
+        absolute path under it.  `reason`: one line for the log and the journal (e.g.
+        "roll analysis settled", "print settings changed").
+
+        The preview, then the master, are re-made by the worker processes (the roll's
+        calibrated base, the current inverter), each REPLACING the frame's existing output
+        atomically (dot-temporary, then rename over it): the old file stays whole until
+        the new one is complete, and stays if the re-render fails.  Only the station's
+        own outputs of this frame are replaced (the paths the journal records for it,
+        under the output folder); the RAW is only read.  The journal goes back to `seen`
+        with `rerender` = reason (cleared when the master is written; a daemon restarted
+        meanwhile resumes the re-render), and the frame's events are published as for a
+        new frame, so the page shows it going through again.
+
+        A frame being processed right now is re-rendered once its current job is done.
+        Returns {"frame", "queued": "preview" | "master" | "after the current job"};
+        raises ValueError (one line) for an unknown frame, a RAW that is gone, or an
+        output that belongs to another frame.  Thread-safe (called from the control
+        socket, the web page, and other services: roll analysis, print settings).
+        """
+        rel = self.rel(Path(key)) if Path(key).is_absolute() else str(key)
+        row = self.journal.get(rel)
+        if row is None:
+            raise ValueError(f"re-render: no frame {rel!r} in the journal")
+        src = self.incoming / rel
+        if not src.is_file():
+            raise ValueError(f"re-render: {rel}: the RAW is no longer in the incoming folder")
+        outputs = self.outputs_for(rel)
+        out_root = Path(self.output).resolve()
+        for kind, out in outputs.items():
+            p = Path(out).resolve()
+            if not p.is_relative_to(out_root) or p == src.resolve():
+                raise ValueError(f"re-render: {rel}: output {out} is not under the output folder (not overwriting)")
+        clash = self._clash(rel, outputs)
+        if clash:
+            raise ValueError(f"re-render: {rel}: {clash}")
+        if self.queue.busy(rel):
+            self._rerender_after[rel] = reason
+            log.info("re-render %s (%s): after the job in progress", rel, reason)
+            return {"frame": rel, "queued": "after the current job"}
+        self.journal.rerender(rel, reason)
+        self.journal.update(rel, preview=outputs.get("preview"), tiff=outputs.get("tiff"), jpeg=outputs.get("jpeg"))
+        self._bases.pop(rel, None)
+        log.info("re-render %s (%s)", rel, reason)
+        self._emit(rel)
+        return {"frame": rel, "queued": self.submit(src, time.time())}
+
+    def _rerender_pending(self, job: Job) -> None:
+        """The frame's last job is done: a re-render asked while it ran starts now."""
+        reason = self._rerender_after.pop(job.key, None)
+        if reason is not None:
+            self.queue.done(job)  # (the pool calls it again after on_result: harmless)
+            rel = job.key
+            try:
+                self.rerender(rel, reason)
+            except ValueError as exc:
+                log.error("%s", exc)
 
     # -- results -------------------------------------------------------------------
     def base_for(self, job: Job):
@@ -174,6 +242,7 @@ class Processor:
         if not res.get("ok"):
             self._bases.pop(rel, None)
             self._fail(rel, res.get("reason") or "unknown error", job.stage)
+            self._rerender_pending(job)
             return
         if job.stage == PREVIEW:
             if res.get("base") is not None:
@@ -188,9 +257,10 @@ class Processor:
             if self.master_kinds:
                 outputs = self.outputs_for(rel)
                 self.queue.put(MASTER, rel, job.src, {k: outputs[k] for k in self.master_kinds}, job.t_complete,
-                               order=row["id"])
+                               order=row["id"], overwrite=job.overwrite)
             else:
                 self.journal.master_written(rel, res.get("sha256"), now)
+                self._rerender_pending(job)
         else:
             self._bases.pop(rel, None)
             row = self.journal.master_written(rel, res.get("sha256"), now)
@@ -199,6 +269,7 @@ class Processor:
             log.info("master %s -> %s (%.2f s)%s", rel, ", ".join(Path(p).name for p in job.outputs.values()),
                      row["lat_master"] or 0, _timings(res))
             self._emit(rel)
+            self._rerender_pending(job)
 
     def _fail(self, rel: str, reason: str, stage: str | None) -> None:
         self.journal.failed(rel, reason, stage)

@@ -7,7 +7,9 @@ Anything that parses an untrusted file happens here, so a crash in LibRaw
 takes only this process (and its frame) with it.
 
 Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
-"half_size", "hash", "base": [r,g,b] | None} or None (exit).
+"half_size", "hash", "base": [r,g,b] | None, "overwrite": bool} or None (exit).
+With "overwrite" (a re-render) every output is made again and replaces the old
+one atomically; otherwise outputs that already exist are kept.
 Child → parent: first {"ready": True, "pid", "inverter"} once loaded, then per
 job {"id", "ok": True, "written": {kind: path}, "skipped": [kinds],
 "sha256", "base": [r,g,b], "timings"} or {"id", "ok": False, "reason", "kind"}.
@@ -150,7 +152,8 @@ def main(conn, settings: dict) -> None:
             if load_error:
                 raise StationError(None, load_error)
             outputs = {k: Path(v) for k, v in msg["outputs"].items()}
-            todo = {k: v for k, v in outputs.items() if not v.exists()}
+            overwrite = bool(msg.get("overwrite"))
+            todo = {k: v for k, v in outputs.items() if overwrite or not v.exists()}
             skipped = sorted(set(outputs) - set(todo))
             for p in todo.values():
                 p.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +161,8 @@ def main(conn, settings: dict) -> None:
                       "base": msg.get("base"), "timings": {}}
             if not Path(src).is_file():
                 raise StationError(src, "file disappeared before it was processed (deleted while queued)")
+            if overwrite and any(Path(v).resolve() == Path(src).resolve() for v in todo.values()):
+                raise StationError(src, "an output path is the RAW itself (not overwriting)")
             if todo:
                 b = msg.get("base")
                 opts = ConvertOptions(
@@ -166,6 +171,7 @@ def main(conn, settings: dict) -> None:
                     half_size=msg.get("half_size", False),
                     jpeg_quality=settings.get("jpeg_quality", 90),
                     preview_size=settings.get("preview_size", 1600),
+                    overwrite=overwrite,
                 )
                 write.atomic_write = (enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
                                       else killed_atomic_write if _fault(name, "STATION_FAULT_KILL_WRITING",

@@ -151,7 +151,7 @@ class Slot:
         jid = self._ids
         msg = {"id": jid, "stage": job.stage, "src": job.src, "outputs": job.outputs,
                "half_size": job.stage == PREVIEW, "hash": job.stage == MASTER or MASTER not in self.pool.stages_in_use,
-               "base": self.pool.base_for(job)}
+               "base": self.pool.base_for(job), "overwrite": job.overwrite}
         deadline = time.monotonic() + (self.pool.deadlines[job.stage])
         started = False
         try:

@@ -20,6 +20,7 @@ class Job:
     src: str = field(compare=False)  # absolute path of the RAW
     outputs: dict = field(compare=False, default_factory=dict)  # kind -> absolute path
     t_complete: float = field(compare=False, default=0.0)
+    overwrite: bool = field(compare=False, default=False)  # a re-render: replace the frame's own outputs
 
 
 class JobQueue:
@@ -33,14 +34,16 @@ class JobQueue:
         self._seq = itertools.count()
         self._closed = False
 
-    def put(self, stage: str, key: str, src: str, outputs: dict, t_complete: float, order: int | None = None) -> bool:
-        """Queue a job; False if the same frame+stage is already queued or in progress."""
+    def put(self, stage: str, key: str, src: str, outputs: dict, t_complete: float, order: int | None = None,
+            overwrite: bool = False) -> bool:
+        """Queue a job; False if the same frame+stage is already queued or in progress.
+        `overwrite`: the job replaces the frame's existing outputs (a re-render)."""
         with self._cv:
             if (key, stage) in self._keys or self._closed:
                 return False
             self._keys.add((key, stage))
             seq = next(self._seq) if order is None else order
-            heapq.heappush(self._heap, Job(_PRIO[stage], seq, stage, key, src, outputs, t_complete))
+            heapq.heappush(self._heap, Job(_PRIO[stage], seq, stage, key, src, outputs, t_complete, overwrite))
             self._cv.notify_all()
             return True
 
