@@ -328,8 +328,9 @@ class App:
                 st = _stat(path)
                 if st is not None:
                     # inotify: writes mean a close event will come (long safety window); a
-                    # creation with content already there is a file moved in from another
-                    # folder (no close will come: the short stability window).
+                    # creation with content already there and no write seen (a hard link, a
+                    # file system without close events) gets the short stability window.
+                    # (A file moved in from another folder arrives as "moved": complete.)
                     writer = not self.watcher.polling and (kind == "changed" or st[0] == 0)
                     self.tracker.changed(path, t, *st, expect_close=writer)
             elif kind == "gone":

@@ -1,7 +1,9 @@
 """The watchdog observer on the incoming folder, turned into tracker calls.
 
 inotify (watchdog's default Observer on Linux) gives close-after-write and
-moved-in events; the polling observer (watcher.polling: true, for network
+moved-in events (a file moved in from a folder outside the watched tree too:
+the observer runs with `generate_full_events`, so its lone MOVED_TO arrives as
+a move, not as a creation); the polling observer (watcher.polling: true, for network
 shares) gives only created/modified, so those files are taken when their
 size and mtime hold still.  Events arrive on watchdog's thread and are
 handed over through a thread-safe inbox that the daemon's main loop drains.
@@ -40,13 +42,16 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, FileClosedEvent):
             self._put("closed", event.src_path)
         elif isinstance(event, FileMovedEvent):
-            self._put("gone", event.src_path)
-            self._put("moved", event.dest_path)
+            # src_path "" = moved in from outside the watched tree (complete, like a rename
+            # inside it); dest_path "" = moved out of it
+            if event.src_path:
+                self._put("gone", event.src_path)
+            if event.dest_path:
+                self._put("moved", event.dest_path)
         elif isinstance(event, (DirMovedEvent, DirCreatedEvent)):
             # a folder moved in (a whole roll): rescan it
             self.inbox.put(("rescan", os.fsdecode(getattr(event, "dest_path", "") or event.src_path), time.monotonic()))
         elif isinstance(event, FileCreatedEvent):
-            # inotify reports a file moved in from outside the watched tree as created
             self._put("created", event.src_path)
         elif isinstance(event, FileModifiedEvent):
             self._put("changed", event.src_path)
@@ -72,7 +77,10 @@ class Watcher:
         else:
             from watchdog.observers import Observer
 
-            obs = Observer()
+            try:  # inotify: a file moved in from another folder is a move (complete), not a creation
+                obs = Observer(generate_full_events=True)
+            except TypeError:  # not inotify (another OS): its own events
+                obs = Observer()
         obs.schedule(_Handler(self.root, self.inbox), str(self.root), recursive=True)
         obs.daemon = True
         obs.start()
