@@ -11,7 +11,9 @@ A file is complete when:
   `stable_seconds`.
 
 Names that are dot-files, temporary names, or not image extensions are never
-tracked (`accept`).
+tracked (`accept`), and neither is anything in incoming/calibration/: the
+station's own folder for blank film-base shots (`station roll calibrate`, the
+page's *Calibrate base*), which are measured, never inverted.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pathlib import PurePath
 
 from station.pipeline.decode import IMAGE_EXT
 
+STATION_DIRS = ("calibration",)  # top-level folders of incoming/ that are the station's own
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".lock", "~")
 
 
@@ -29,6 +32,8 @@ def accept(path: str | os.PathLike, root: str | os.PathLike | None = None) -> bo
     dot-file or temporary name (in the file or any folder below `root`)."""
     p = PurePath(path)
     parts = p.relative_to(root).parts if root is not None else (p.name,)
+    if root is not None and len(parts) > 1 and parts[0] in STATION_DIRS:
+        return False  # calibration shots: measured by the roll, never inverted
     for part in parts:
         if part.startswith(".") or part.startswith("~") or part.startswith("#"):
             return False
