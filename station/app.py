@@ -297,7 +297,7 @@ class App:
         n = 0
         for path, size, mtime in scan(incoming, under):
             rel = path.relative_to(incoming).as_posix()
-            if self.queue.busy(rel):
+            if self.queue.busy(rel) or self.processor.waiting(rel):
                 continue
             row = self.journal.get(rel)
             if row is not None and row["size"] == size and abs((row["mtime"] or 0) - mtime) < 1e-6:
@@ -380,6 +380,10 @@ class App:
                         self.processor.submit(Path(path), time.time() - (mono - t_complete))
                     except Exception:
                         log.exception("could not take %s", path)
+                try:
+                    self.processor.tick(mono)
+                except Exception:
+                    log.exception("processor timers failed")
                 now = time.monotonic()
                 if now >= next_rescan:
                     self.rescan()

@@ -212,6 +212,11 @@ class Journal:
             self.seen(path, size=size, mtime=mtime, t_complete=t_complete or time.time())
         return self.failed(path, reason, stage)
 
+    def delete(self, path: str) -> None:
+        """Forget a frame (a camera JPEG whose RAW took its place)."""
+        with self._lock:
+            self._db.execute("DELETE FROM frames WHERE path=?", (path,))
+
     def reset_failed(self, paths: list[str] | None = None) -> list[str]:
         """Mark failed frames `seen` again (for retry); return their paths."""
         with self._lock:

@@ -1,5 +1,7 @@
-"""How files arrive (issue 14, item 4), on real watchdog and the real daemon:
-- a file moved in from another folder (one inotify MOVED_TO, no close) is complete at once."""
+"""How files arrive (issue 14, items 4 and 5), on real watchdog and the real daemon:
+- a file moved in from another folder (one inotify MOVED_TO, no close) is complete at once;
+- a writer that reopens the file and appends is still writing: no failure before the good
+  conversion."""
 import os
 import queue
 import time
@@ -41,4 +43,25 @@ def test_daemon_takes_a_moved_in_file_without_waiting_for_stability(daemon_facto
     (other / "m.dng").write_bytes(negative_bytes(tmp_path, 1))
     os.rename(other / "m.dng", d.incoming / "m.dng")  # `mv` from another folder on the same disk
     d.wait_for(lambda: d.done(["m.dng"], states=("preview_written", "master_written")), 60, "the moved-in frame")
+    assert d.stop() == 0
+
+
+def test_writer_that_reopens_and_appends_is_not_failed(daemon_factory, tmp_path):
+    errors = tmp_path / "errors.log"
+    d = daemon_factory(config={"hooks": {"error": f"echo \"$STATION_FRAME $STATION_REASON\" >> {errors}"}})
+    d.start()
+    data = negative_bytes(tmp_path, 3)
+    step = len(data) // 10 + 1
+    for i in range(0, len(data), step):  # 10 appends over ~3 s, each its own open/write/close
+        with open(d.incoming / "w.dng", "ab") as fh:
+            fh.write(data[i:i + step])
+        time.sleep(0.3)
+    d.wait_for(lambda: d.done(["w.dng"]), 90, "the appended frame")
+    time.sleep(1)
+    log = d.log_text()
+    assert "FAILED" not in log, log
+    assert not errors.exists(), errors.read_text()
+    assert log.count("preview w.dng ->") == 1 and log.count("master w.dng ->") == 1, log
+    fr = d.frames()["w.dng"]
+    assert fr["size"] == len(data) and fr["state"] == "master_written"
     assert d.stop() == 0

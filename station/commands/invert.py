@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return _usage_error(f"--base {args.base}: {exc}")
     files, failures = expand_inputs(args.inputs)
+    from station.ingest.pairs import drop_camera_jpegs  # RAW+JPEG: the RAW wins
+
+    files = drop_camera_jpegs(files, say=lambda line: print(line, file=sys.stderr))
     for path, reason in failures:
         print(f"error: {path}: {reason}", file=sys.stderr)
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite)

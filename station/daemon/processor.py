@@ -9,8 +9,20 @@ same file is harmless).  It consults the journal:
 - `preview_written`: queue the master;
 - `master_written`: nothing (done);
 - `failed`: nothing, unless the file changed since (then it is new content)
-  or `retry` asked for it.
-Frames are queued at most once per stage (JobQueue's key set).
+  or `retry` asked for it (then its own old outputs are re-made from the bytes
+  now on disk).
+Frames are queued at most once per stage (JobQueue's key set); a file that
+completes again while its frame is in progress is taken again afterwards.
+
+RAW+JPEG (`station.ingest.pairs`): a camera JPEG is never inverted when its RAW
+lies beside it.  A JPEG with no RAW yet waits `watcher.stable_seconds` for one;
+a RAW that arrives after its JPEG was converted takes the frame over (the
+JPEG's positives are removed, the RAW's written).
+
+A decode failure of a file that is still being written (it changed since it
+was taken, or changes within `watcher.stable_seconds` of the failure) is not
+a failure: the frame waits for the file's next completion.  `tick()` (called
+from the daemon's main loop) runs these timers.
 
 `Processor.rerender(key, reason)` sends a frame that was already processed
 through the pipeline again and replaces its outputs (see its docstring).
@@ -22,6 +34,7 @@ import logging
 import time
 from pathlib import Path
 
+from station.ingest import pairs
 from station.ingest.jobs import MASTER, PREVIEW, Job, JobQueue
 from station.journal import Journal
 
@@ -51,6 +64,11 @@ class Processor:
         self.last_positive: str | None = None
         self.last_frame: dict | None = None
         self._rerender_after: dict[str, str] = {}  # frame in progress -> reason of a re-render asked meanwhile
+        self.window = float(cfg["watcher"]["stable_seconds"])  # JPEG's wait for its RAW; decode-failure grace
+        self._again: dict[str, tuple] = {}  # rel -> (path, t_complete, force, wait_for_rel): completed while busy
+        self._held: dict[str, tuple] = {}  # camera JPEG rel -> (path, t_complete, until): waiting for its RAW
+        self._suspect: dict[str, dict] = {}  # rel -> decode failure held while the file may still be written
+        self._paired: set[str] = set()  # camera JPEGs already said to be set aside for their RAW
 
     # -- naming ----------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -71,23 +89,47 @@ class Processor:
         return parts[0] if len(parts) > 1 else None
 
     # -- intake ------------------------------------------------------------------
-    def submit(self, path: Path, t_complete: float, force: bool = False) -> str:
+    def submit(self, path: Path, t_complete: float, force: bool = False, hold: bool = True,
+               retry: bool = False) -> str:
         """Take a complete file.  Returns what was done (for logs and tests)."""
         path = Path(path)
         rel = self.rel(path)
         try:
             st = path.stat()
         except FileNotFoundError:
+            self._held.pop(rel, None)
             row = self.journal.get(rel)
             if row is not None and row["state"] in ("seen", "preview_written"):
                 self._fail(rel, "file disappeared before it was processed (deleted while queued)", PREVIEW)
                 return "failed"
             return "gone"
         if self.queue.busy(rel):
+            self._again[rel] = (path, t_complete, force, None)
             return "busy"
         row = self.journal.get(rel)
+        if pairs.is_camera_jpeg(path) and not retry:
+            raw = pairs.raw_sibling(path)
+            if raw is not None:
+                self._set_aside(rel, raw)
+                return "ignored"
+            if row is None and hold and self.window > 0:  # its RAW may be on its way
+                self._held.setdefault(rel, (path, t_complete, time.monotonic() + self.window))
+                return "held"
+        elif pairs.is_raw(path):
+            for jpeg in pairs.jpeg_siblings(path):
+                r = self._take_over(rel, self.rel(jpeg), path, t_complete, force)
+                if r:
+                    return r
         changed = row is not None and (row["size"] != st.st_size or abs((row["mtime"] or 0) - st.st_mtime) > 1e-6)
+        s = self._suspect.get(rel)
+        if s is not None:
+            if not changed and not force:
+                return "waiting"  # a decode failure held: the same bytes again change nothing
+            del self._suspect[rel]
         outputs = self.outputs_for(rel)
+        if row is not None and not changed and row["state"] in ("seen", "preview_written") and \
+                any(row[k] != outputs[k] for k in self.formats):
+            force = True  # a frame without its own outputs recorded is never resumed as if it had them
         if row is None or changed or force:
             if row is not None and changed and row["state"] == "master_written":
                 # the same name with new content: never overwrite the old positives
@@ -102,8 +144,13 @@ class Processor:
                 self.journal.seen(rel, size=st.st_size, mtime=st.st_mtime, t_complete=t_complete, roll=self.roll_of(rel))
                 self._fail(rel, clash, PREVIEW)
                 return "failed"
+            own = tuple(k for k in self.formats if row is not None and row[k] == outputs[k]) if retry else ()
             row = self.journal.seen(rel, size=st.st_size, mtime=st.st_mtime, t_complete=t_complete,
                                     roll=self.roll_of(rel), outputs=outputs)
+            if own and set(own) == set(self.formats):
+                # retry: this frame's own outputs are re-made from the bytes now on disk (the
+                # journal's `rerender` mark: a daemon restarted meanwhile still replaces them)
+                row = self.journal.update(rel, rerender="retry")
             log.info("seen %s", rel)
             self._emit(rel)
         state = row["state"]
@@ -128,6 +175,95 @@ class Processor:
                        order=row["id"], overwrite=overwrite)
         return "master"
 
+    # -- RAW+JPEG ------------------------------------------------------------------
+    def _set_aside(self, rel: str, raw: Path) -> None:
+        self._held.pop(rel, None)
+        if rel not in self._paired:
+            self._paired.add(rel)
+            log.info(pairs.pair_message(rel, raw, "not inverted (the RAW is; the JPEG is left as it is)"))
+
+    def waiting(self, rel: str) -> bool:
+        """True for a file the processor already holds: a camera JPEG waiting for its RAW, or
+        one set aside whose RAW is still beside it (rescans skip these)."""
+        return rel in self._held or (rel in self._paired and pairs.raw_sibling(self.incoming / rel) is not None)
+
+    def _take_over(self, rel: str, jrel: str, path: Path, t_complete: float, force: bool) -> str | None:
+        """A RAW whose camera JPEG is held, queued or done: the RAW takes the frame."""
+        if jrel in self._held:
+            self._set_aside(jrel, path)
+        jrow = self.journal.get(jrel)
+        if jrow is None:
+            return None
+        if self.queue.busy(jrel):  # the JPEG is being converted: the RAW follows it
+            self._again[rel] = (path, t_complete, force, jrel)
+            return "waiting"
+        removed = []
+        for kind in ("preview", "tiff", "jpeg"):
+            out = jrow.get(kind)
+            if out and Path(out).exists():
+                try:
+                    Path(out).unlink()
+                    removed.append(Path(out).name)
+                except OSError as exc:
+                    log.warning("%s: cannot remove %s: %s", jrel, out, exc.strerror)
+        self.journal.delete(jrel)
+        self._suspect.pop(jrel, None)
+        self._bases.pop(jrel, None)
+        self._paired.add(jrel)
+        log.info(pairs.pair_message(jrel, path, "the RAW takes its place"
+                                    + (f" (the JPEG's positives {', '.join(removed)} removed)" if removed else "")))
+        return None
+
+    # -- timers (the daemon's main loop) --------------------------------------------
+    def tick(self, now: float | None = None) -> None:
+        """Re-take files that completed while busy, release camera JPEGs whose RAW did not
+        come, and report decode failures whose file held still."""
+        now = time.monotonic() if now is None else now
+        for rel, (path, t_complete, force, wait) in list(self._again.items()):
+            if self.queue.busy(rel) or (wait and self.queue.busy(wait)):
+                continue
+            del self._again[rel]
+            self.submit(path, t_complete, force=force)
+        for rel, (path, t_complete, until) in list(self._held.items()):
+            if now >= until:
+                del self._held[rel]
+                self.submit(path, t_complete, hold=False)
+        for rel, s in list(self._suspect.items()):
+            if now < s["until"] or self.queue.busy(rel):
+                continue
+            del self._suspect[rel]
+            try:
+                st = (self.incoming / rel).stat()
+                same = (st.st_size, st.st_mtime) == (s["size"], s["mtime"])
+            except OSError:
+                same = True  # gone after failing: the failure stands
+            if same:
+                self._fail(rel, s["reason"], s["stage"])
+
+    def _still_being_written(self, job: Job, res: dict) -> bool:
+        """A failed job whose file is still being written (it changed since it was taken,
+        or a decode failure that may be a partial file): not a failure yet."""
+        rel = job.key
+        row = self.journal.get(rel)
+        try:
+            st = Path(job.src).stat()
+        except OSError:
+            return False
+        if row is None:
+            return False
+        if row["size"] != st.st_size or abs((row["mtime"] or 0) - st.st_mtime) > 1e-6:
+            self._suspect.pop(rel, None)
+            log.info("%s changed while it was being converted: still being written, waiting for it", rel)
+            return True  # its next completion takes it again (see submit/_again)
+        if res.get("kind") != "DecodeError" or self.window <= 0:
+            return False
+        s = self._suspect.get(rel)
+        if s is None or (s["size"], s["mtime"]) != (st.st_size, st.st_mtime):
+            self._suspect[rel] = {"size": st.st_size, "mtime": st.st_mtime, "reason": res.get("reason") or "unknown error",
+                                  "stage": job.stage, "until": time.monotonic() + self.window}
+            log.info("%s: %s; waiting %.1f s in case it is still being written", rel, res.get("reason"), self.window)
+        return True
+
     def _clash(self, rel: str, outputs: dict) -> str | None:
         for kind, out in outputs.items():
             owner = self.journal.output_owner(kind if kind != "preview" else "preview", out)
@@ -136,10 +272,13 @@ class Processor:
         return None
 
     def retry(self, paths: list[str] | None = None) -> list[str]:
+        """Failed frames taken again from the bytes now on disk: every check is made again
+        (a name clash fails again) and the frame's own old outputs are re-made."""
         done = self.journal.reset_failed(paths)
         for rel in done:
             log.info("retry %s", rel)
-            self.submit(self.incoming / rel, time.time())
+            self._suspect.pop(rel, None)
+            self.submit(self.incoming / rel, time.time(), force=True, retry=True)
         return done
 
     def rerender(self, key: str, reason: str = "re-render") -> dict:
@@ -241,6 +380,8 @@ class Processor:
         rel = job.key
         if not res.get("ok"):
             self._bases.pop(rel, None)
+            if self._still_being_written(job, res):
+                return
             self._fail(rel, res.get("reason") or "unknown error", job.stage)
             self._rerender_pending(job)
             return
