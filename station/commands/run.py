@@ -62,6 +62,7 @@ def run(args) -> int:
         return 2
     from station.app import App
     from station.control import ControlError
+    from station.daemon.workers import WorkerConfigError
 
     try:
         app = App(cfg)
@@ -71,6 +72,9 @@ def run(args) -> int:
     _plug_in_services(app)
     try:
         return app.run()
+    except WorkerConfigError as exc:  # the model or base frame named by the config is unusable
+        print(f"station: {exc}", file=sys.stderr)
+        return 2
     except ControlError as exc:
         print(f"station: {exc}", file=sys.stderr)
         return 1

@@ -8,9 +8,11 @@ takes only this process (and its frame) with it.
 
 Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
 "half_size", "hash", "base": [r,g,b] | None, "overwrite": bool} or None (exit).
-With "overwrite" (a re-render) every output is made again and replaces the old
-one atomically; otherwise outputs that already exist are kept.
-Child → parent: first {"ready": True, "pid", "inverter"} once loaded, then per
+With "overwrite" (a re-render, or a retry of a frame with its own outputs) every output
+is made again and replaces the old one atomically; otherwise outputs that already exist
+are kept (a daemon killed after writing one: outputs are atomic, so it is complete).
+Child → parent: first {"ready": True, "pid", "inverter", "error", "error_key"} once
+loaded (error: the model or base frame cannot be used; error_key: its setting), then per
 job {"id", "ok": True, "written": {kind: path}, "skipped": [kinds],
 "sha256", "base": [r,g,b], "timings"} or {"id", "ok": False, "reason", "kind"}.
 
@@ -53,12 +55,13 @@ def _sha256(path: str) -> str:
 
 
 def _load(settings: dict):
-    """Build (inverter, base, error_reason)."""
+    """Build (inverter, base, error_reason, config_key): the key (inversion.model /
+    inversion.base) names the setting at fault, so the daemon can refuse to start."""
     from station.errors import StationError
     from station.pipeline.invert import get_inverter
 
     inverter = base = None
-    err = None
+    err = key = None
     try:
         method = settings.get("method")
         inverter = get_inverter(None if method in (None, "auto") else method, settings.get("model"))
@@ -66,15 +69,19 @@ def _load(settings: dict):
         err = f"inverter unavailable: {exc}"
     except Exception as exc:  # a broken model file must not kill the worker
         err = f"inverter unavailable: {exc.__class__.__name__}: {exc}"
+    if err is not None:
+        key = "inversion.model" if settings.get("model") else "inversion.method"
     if settings.get("base") and err is None:
         try:
             from station.pipeline.base import base_from_blank
             from station.pipeline.decode import decode
 
             base = base_from_blank(decode(settings["base"], half_size=True).rgb)
+        except StationError as exc:
+            err, key = f"film-base frame unusable: {exc}", "inversion.base"
         except Exception as exc:
-            err = f"film-base frame unusable ({settings['base']}): {exc}"
-    return inverter, base, err
+            err, key = f"film-base frame unusable ({settings['base']}): {exc}", "inversion.base"
+    return inverter, base, err, key
 
 
 def _die_with_parent() -> None:
@@ -110,7 +117,7 @@ def main(conn, settings: dict) -> None:
     from station.pipeline.base import BaseEstimate
     from station.pipeline.convert import ConvertOptions, convert_file
 
-    inverter, base, load_error = _load(settings)
+    inverter, base, load_error, error_key = _load(settings)
     if load_error is None:
         try:  # compile (or load from numba's cache) the fast kernels and bake the LUT once
             from station.pipeline.lutinvert import warm_up
@@ -118,7 +125,8 @@ def main(conn, settings: dict) -> None:
             warm_up(inverter)
         except Exception as exc:  # the slow path still works
             print(f"station worker: warm-up failed: {exc}", file=sys.stderr)
-    conn.send({"ready": True, "pid": os.getpid(), "inverter": getattr(inverter, "name", None), "error": load_error})
+    conn.send({"ready": True, "pid": os.getpid(), "inverter": getattr(inverter, "name", None), "error": load_error,
+               "error_key": error_key})
 
     real_atomic_write = write.atomic_write
 

@@ -36,6 +36,15 @@ def make_context(method: str):
     return ctx
 
 
+class WorkerConfigError(Exception):
+    """A worker could not load what the configuration names (model file, base frame)."""
+
+    def __init__(self, key: str, problem: str):
+        self.key = key
+        self.problem = problem
+        super().__init__(f"config: {key}: {problem}")
+
+
 class Slot:
     def __init__(self, index: int, pool: "WorkerPool", stages: tuple[str, ...], nice: int):
         self.index = index
@@ -51,7 +60,10 @@ class Slot:
         self.thread = threading.Thread(target=self._run, name=f"slot-{index}", daemon=True)
 
     # -- process management --------------------------------------------------
-    def start_process(self) -> None:
+    def start_process(self, strict: bool = False) -> None:
+        """Start the worker and wait until it has loaded the inverter (and the base frame).
+        strict (the daemon's start-up): a model or base frame it cannot use raises
+        WorkerConfigError (the daemon exits 2 naming the setting) instead of failing frames."""
         parent, child = self.pool.ctx.Pipe(duplex=True)
         settings = dict(self.pool.settings, nice=self.nice)
         proc = self.pool.ctx.Process(target=_entry, args=(child, settings), name=f"station-worker-{self.index}", daemon=True)
@@ -66,6 +78,9 @@ class Slot:
                 except (EOFError, OSError):
                     break
                 if msg.get("ready"):
+                    if msg.get("error") and strict:
+                        self.kill()
+                        raise WorkerConfigError(msg.get("error_key") or "inversion", msg["error"])
                     if msg.get("error"):
                         log.error("worker %d: %s (frames will fail until fixed)", self.index, msg["error"])
                     log.debug("worker %d ready (pid %d, inverter %s)", self.index, proc.pid, msg.get("inverter"))
@@ -247,7 +262,7 @@ class WorkerPool:
 
         def boot(slot):
             try:
-                slot.start_process()
+                slot.start_process(strict=True)
             except Exception as exc:
                 errors.append(exc)
 
@@ -257,7 +272,9 @@ class WorkerPool:
         for t in threads:
             t.join()
         if errors:
-            raise errors[0]
+            for s in self.slots:
+                s.kill()
+            raise next((e for e in errors if isinstance(e, WorkerConfigError)), errors[0])
         for s in self.slots:
             s.thread.start()
 

@@ -1,0 +1,38 @@
+"""Start-up checks of the real daemon (issue 14, item 7): a model or base file that cannot
+be used stops `station run` with exit 2 naming the key, before "ready"."""
+import pytest
+
+from conftest import negative_bytes
+
+
+def _run_until_exit(d, timeout=120):
+    d.start(wait_ready=False)
+    d.proc.wait(timeout)
+    d.log.close()
+    return d.proc.returncode, d.log_text()
+
+
+@pytest.mark.parametrize("key,name,content", [
+    ("model", "bad.npz", b"this is not a model file\n" * 20),
+    ("base", "notaraw.NEF", b"hello, I am a text file renamed .NEF\n" * 40),
+])
+def test_unusable_model_or_base_stops_the_daemon_with_exit_2(daemon_factory, tmp_path, key, name, content):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    inv = {"method": "mlp", key: str(bad)} if key == "model" else {"method": "classic", key: str(bad)}
+    d = daemon_factory(config={"inversion": inv})
+    rc, log = _run_until_exit(d)
+    assert rc == 2, log
+    assert f"config: inversion.{key}:" in log and name in log, log
+    assert "ready" not in log, log
+    assert "Traceback" not in log, log
+    problems = [ln for ln in log.splitlines() if ln.strip() and not ln.startswith("INFO ")]
+    assert len(problems) == 1 and problems[0].startswith("station: config: "), log  # one line
+
+
+def test_good_base_file_starts(daemon_factory, tmp_path):
+    base = tmp_path / "blank.dng"
+    base.write_bytes(negative_bytes(tmp_path, 0))
+    d = daemon_factory(config={"inversion": {"method": "classic", "base": str(base)}, "workers": {"count": 1}})
+    d.start()
+    assert d.stop() == 0
