@@ -1,5 +1,11 @@
-"""Start-up checks of the real daemon (issue 14, item 7): a model or base file that cannot
-be used stops `station run` with exit 2 naming the key, before "ready"."""
+"""Start-up checks of the real daemon (issue 14, item 7 and two Low items): a model or base
+file that cannot be used stops `station run` with exit 2 naming the key, before "ready";
+`--workers` beyond the CPU cores is capped with one line; `station status | head` ends
+quietly."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from conftest import negative_bytes
@@ -36,3 +42,26 @@ def test_good_base_file_starts(daemon_factory, tmp_path):
     d = daemon_factory(config={"inversion": {"method": "classic", "base": str(base)}, "workers": {"count": 1}})
     d.start()
     assert d.stop() == 0
+
+
+def test_workers_beyond_the_cores_are_capped_and_status_into_a_closed_pipe_is_quiet(daemon_factory):
+    cores = len(os.sched_getaffinity(0))
+    d = daemon_factory(extra_args=["--workers", "64"])
+    d.start()
+    try:
+        want = max(2, min(64, cores))
+        assert len(d.status()["workers"]) == want
+        log = d.log_text()
+        if cores < 64:
+            lines = [ln for ln in log.splitlines() if "--workers 64" in ln]
+            assert len(lines) == 1 and f"{want} workers" in lines[0] and "core" in lines[0], log
+        # `station status | head -0`: the reader is gone before the first line is written
+        r, w = os.pipe()
+        os.close(r)
+        p = subprocess.run([sys.executable, "-m", "station", "status", "--state", str(d.state)], env=d.env,
+                           stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+        os.close(w)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr == "", p.stderr
+    finally:
+        assert d.stop() == 0

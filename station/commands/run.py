@@ -56,10 +56,28 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def cap_workers(cfg: dict, flag: bool) -> None:
+    """More decoder workers than CPU cores only slows every frame down: cap them at the
+    cores (at least 2, so that one worker stays free for previews), saying so in one line."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    n = cfg["workers"]["count"]
+    limit = max(2, cores)
+    if n > limit:
+        print(f"station: {'--workers' if flag else 'workers.count:'} {n}: this machine has {cores} CPU core(s); "
+              f"using {limit} workers", file=sys.stderr)
+        cfg["workers"]["count"] = limit
+
+
 def run(args) -> int:
     cfg = load_config(args)
     if cfg is None:
         return 2
+    cap_workers(cfg, getattr(args, "workers", None) is not None)
     from station.app import App
     from station.control import ControlError
     from station.daemon.workers import WorkerConfigError

@@ -37,6 +37,20 @@ def _fmt(v):
 
 
 def run(args) -> int:
+    """`station status | head` must end quietly: a reader that goes away is not an error."""
+    import os
+
+    try:
+        rc = _run(args)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # nothing more can reach the reader, not even at exit
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _run(args) -> int:
     from station.control import ControlError, request
 
     sock = socket_path(args)
