@@ -15,8 +15,9 @@ publish (--publish both, the default, runs each on a fresh daemon):
   move    written in a folder outside incoming/, then moved in (`mv` from elsewhere:
           one inotify MOVED_TO and no close event)
 Besides complete→preview/master (the journal's latencies) it prints
-publish→preview: from the moment the file was published to its preview in the
-journal, which includes any wait before the daemon takes the file as complete.
+publish→taken (from the moment the file was published to the daemon taking it as
+complete: the journal's t_seen; the intake wait alone, whatever the decoding load)
+and publish→preview (to its preview in the journal).
 Prints the machine (CPU count, model) with the figures.
 """
 from __future__ import annotations
@@ -125,7 +126,7 @@ def run_once(args, work: Path, srcs: list, mode: str) -> dict | None:
             if len(rows) == len(names) and all(r[1] in ("master_written", "failed") for r in rows):
                 break
             time.sleep(0.2)
-        rows = db.execute("SELECT path, state, lat_preview, lat_master, reason, t_preview FROM frames ORDER BY id").fetchall()
+        rows = db.execute("SELECT path, state, lat_preview, lat_master, reason, t_preview, t_seen FROM frames ORDER BY id").fetchall()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -133,6 +134,7 @@ def run_once(args, work: Path, srcs: list, mode: str) -> dict | None:
     prev = [r[2] for r in rows if r[2] is not None]
     mast = [r[3] for r in rows if r[3] is not None]
     pub = [r[5] - published[r[0]] for r in rows if r[5] is not None and r[0] in published]
+    taken = [r[6] - published[r[0]] for r in rows if r[6] is not None and r[0] in published]
     failed = [(r[0], r[4]) for r in rows if r[1] == "failed"]
 
     def fig(v):
@@ -142,7 +144,7 @@ def run_once(args, work: Path, srcs: list, mode: str) -> dict | None:
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
         "frames": len(rows), "size": f"{w}x{h}", "workers": args.workers, "publish": mode,
         "mode": "burst" if args.burst else f"one every {args.interval:g} s",
-        "publish_preview": fig(pub), "preview": fig(prev), "master": fig(mast), "failed": failed,
+        "publish_taken": fig(taken), "publish_preview": fig(pub), "preview": fig(prev), "master": fig(mast), "failed": failed,
     }
 
 
@@ -184,7 +186,7 @@ def main() -> int:
               f"{args.workers} workers, {results[0]['mode']}")
         for r in results:
             print(f"[published by {r['publish']}]")
-            for key, label in (("publish_preview", "publish→preview: "), ("preview", "complete→preview:"),
+            for key, label in (("publish_taken", "publish→taken:   "), ("publish_preview", "publish→preview: "), ("preview", "complete→preview:"),
                                ("master", "complete→master: ")):
                 v = r[key]
                 print(f"  {label} median {v['median']:.3f} s, p90 {v['p90']:.3f} s, max {v['max']}")

@@ -29,8 +29,10 @@ through the pipeline again and replaces its outputs (see its docstring).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +45,15 @@ log = logging.getLogger("station.frames")
 SUFFIX = {"preview": ".preview.jpg", "tiff": ".tif", "jpeg": ".jpg"}
 PREVIEW_KINDS = ("preview",)
 MASTER_KINDS = ("tiff", "jpeg")
+
+
+def _locked(fn):
+    """Intake (main loop, control socket) and results (worker slots) run on different threads."""
+    @functools.wraps(fn)
+    def wrapper(self, *a, **kw):
+        with self._lock:
+            return fn(self, *a, **kw)
+    return wrapper
 
 
 class Processor:
@@ -69,6 +80,7 @@ class Processor:
         self._held: dict[str, tuple] = {}  # camera JPEG rel -> (path, t_complete, until): waiting for its RAW
         self._suspect: dict[str, dict] = {}  # rel -> decode failure held while the file may still be written
         self._paired: set[str] = set()  # camera JPEGs already said to be set aside for their RAW
+        self._lock = threading.RLock()
 
     # -- naming ----------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -89,6 +101,7 @@ class Processor:
         return parts[0] if len(parts) > 1 else None
 
     # -- intake ------------------------------------------------------------------
+    @_locked
     def submit(self, path: Path, t_complete: float, force: bool = False, hold: bool = True,
                retry: bool = False) -> str:
         """Take a complete file.  Returns what was done (for logs and tests)."""
@@ -215,6 +228,7 @@ class Processor:
         return None
 
     # -- timers (the daemon's main loop) --------------------------------------------
+    @_locked
     def tick(self, now: float | None = None) -> None:
         """Re-take files that completed while busy, release camera JPEGs whose RAW did not
         come, and report decode failures whose file held still."""
@@ -271,6 +285,7 @@ class Processor:
                 return f"output name {Path(out).name} already belongs to {owner} (not overwriting)"
         return None
 
+    @_locked
     def retry(self, paths: list[str] | None = None) -> list[str]:
         """Failed frames taken again from the bytes now on disk: every check is made again
         (a name clash fails again) and the frame's own old outputs are re-made."""
@@ -375,6 +390,7 @@ class Processor:
     def on_start(self, job: Job, slot) -> None:
         self.publish({"type": "job", "path": job.key, "stage": job.stage, "state": "started"})
 
+    @_locked
     def on_result(self, job: Job, res: dict) -> None:
         now = time.time()
         rel = job.key
