@@ -164,13 +164,24 @@ def test_full_output_disk(daemon_factory, dng_bytes, tmp_path, mode):
             subprocess.run(["umount", "-l", str(out)], capture_output=True)
 
 
-def test_unreadable_model(daemon_factory, dng_bytes, tmp_path):
-    """A model file that cannot be loaded: frames fail with the reason, the daemon keeps serving."""
+def test_model_broken_after_start_up(daemon_factory, dng_bytes, tmp_path):
+    """A model file that cannot be loaded any more when a worker is replaced (it was good at
+    start-up; a model broken from the start stops the daemon: test_daemon_startup.py): frames
+    fail with the reason, the daemon keeps serving."""
+    import shutil
+
+    from station.pipeline.invert import default_model_path
+
     model = tmp_path / "broken.npz"
-    model.write_bytes(b"PK\x03\x04 definitely not a model")
+    shutil.copy(default_model_path(), model)
     d = daemon_factory(config={"inversion": {"method": "mlp", "model": str(model)},
                                "watcher": {"rescan_interval": 0}, "workers": {"count": 1}})
     d.start()
+    model.write_bytes(b"PK\x03\x04 definitely not a model")
+    pid = d.status()["workers"][0]["pid"]
+    os.kill(pid, signal.SIGKILL)  # its replacement loads the broken file
+    d.wait_for(lambda: "definitely" in d.log_text() or "not a usable model" in d.log_text()
+               or "inverter unavailable" in d.log_text(), 60, "the replacement worker")
     _drop(d, "m1.dng", dng_bytes(0))
     d.wait_for(lambda: d.done(["m1.dng"], ("failed",)), 60, "frame failed on the model")
     reason = d.frames()["m1.dng"]["reason"]

@@ -80,7 +80,8 @@ class Slot:
                 if msg.get("ready"):
                     if msg.get("error") and strict:
                         self.kill()
-                        raise WorkerConfigError(msg.get("error_key") or "inversion", msg["error"])
+                        raise WorkerConfigError(msg.get("error_key") or "inversion",
+                                                msg["error"].removeprefix("inverter unavailable: "))
                     if msg.get("error"):
                         log.error("worker %d: %s (frames will fail until fixed)", self.index, msg["error"])
                     log.debug("worker %d ready (pid %d, inverter %s)", self.index, proc.pid, msg.get("inverter"))
