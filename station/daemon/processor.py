@@ -296,6 +296,7 @@ class Processor:
             self.submit(self.incoming / rel, time.time(), force=True, retry=True)
         return done
 
+    @_locked
     def rerender(self, key: str, reason: str = "re-render") -> dict:
         """Make a frame's positives again from its RAW with the current settings.
 
