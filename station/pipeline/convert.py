@@ -1,6 +1,7 @@
 """The engine: one RAW in, positives out.  Every caller (CLI, daemon, demo) uses it.
 
-decode → film base → density → invert → (crop) → write.  Each stage is a pure
+decode → film base → density → invert (→ print) → (crop) → write.  The print
+(printing.py) is composed into the inverter's LUT when it has one.  Each stage is a pure
 function in its own module; this file only sequences them and times them.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ class ConvertOptions:
     jpeg_quality: int = 90
     preview_size: int = 1600
     extra_meta: dict = field(default_factory=dict)
+    print: object | None = None  # printing.PrintSettings after the inversion; None = as inverted
 
 
 @dataclass
@@ -63,6 +65,9 @@ def output_meta(source_meta: dict, base: BaseEstimate, options: "ConvertOptions"
     meta["station_base_source"] = base.source
     meta["station_method"] = getattr(options.inverter, "name", "default")
     meta["station_source"] = Path(src).name
+    ps = options.print
+    if ps is not None and not ps.identity:
+        meta["station_print"] = ps.to_dict()
     return meta
 
 
@@ -79,12 +84,20 @@ def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, B
     t["normalise"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     inverter = options.inverter or get_inverter()
+    printed = False
     if options.compiled:
-        from station.pipeline.lutinvert import compiled
+        from station.pipeline.lutinvert import LutInverter, compiled
 
-        inverter = compiled(inverter)
+        inverter = compiled(inverter, print=options.print)
+        printed = isinstance(inverter, LutInverter)  # the print is composed into its LUT
     pos = inverter(D)
     t["invert"] = time.perf_counter() - t0
+    if not printed and options.print is not None and not options.print.identity:
+        from station.pipeline.printing import apply_srgb
+
+        t0 = time.perf_counter()
+        pos = apply_srgb(pos, options.print)
+        t["print"] = time.perf_counter() - t0
     if options.crop == "auto":
         from station.pipeline.crop import auto_crop
 
