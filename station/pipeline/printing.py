@@ -376,3 +376,12 @@ def from_args(args, base: PrintSettings | None = None) -> PrintSettings:
         return PrintSettings(**data)
     except PrintError as exc:
         raise PrintError(FLAG.get(exc.key, exc.key), exc.problem) from None
+
+
+def validate_print_config(obj) -> list[str]:
+    """`print:` in the station's YAML (config.PLUGIN_SECTIONS): [] or one line "print.KEY: problem"."""
+    try:
+        PrintSettings.from_dict(obj or {}, "print")
+    except PrintError as exc:
+        return [str(exc)]
+    return []
