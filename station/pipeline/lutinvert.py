@@ -200,8 +200,8 @@ def printed_lut(lut: Lut3D, print_settings) -> Lut3D:
     out = Lut3D(table=printed_table(lut.table, print_settings), lo=lut.lo, hi=lut.hi,
                 meta={**lut.meta, "print": print_settings.to_dict()})
     with _LOCK:
-        if len(_PRINTED) > 8:
-            _PRINTED.clear()
+        while len(_PRINTED) >= 2:  # a 161^3 table is 50 MB: keep the last two (a frame's master follows its preview)
+            _PRINTED.pop(next(iter(_PRINTED)))
         _PRINTED[key] = (lut, out)
     return out
 
@@ -287,6 +287,9 @@ def warm_up(inverter=None) -> float:
         D = np.linspace(0.0, 2.0, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
         inv(D)
         inv.lut.apply_u16(np.zeros((4, 3), np.uint16), lambda v: np.zeros((len(v), 3)))
+        from station.pipeline.printing import PrintSettings, printed_table
+
+        printed_table(np.zeros((2, 2, 2, 3), np.float32), PrintSettings(exposure=0.5))  # the print's table kernel
     cfa = np.zeros((16, 16), np.uint16)
     b = fastdecode.Bayer(cfa=cfa, chan=np.array([[0, 1], [1, 2]]), black=np.zeros((2, 2), np.float32),
                          white=65535.0, meta={})
