@@ -133,3 +133,60 @@ def test_set_print_rerenders_preview_then_master_and_survives_a_restart(daemon_f
     d.wait_for(lambda: (_tiff_print(tif_a) or {}).get("contrast") == 1.3, 120, "the frame back on its roll's print")
     assert not [p for p in d.output.rglob(".*") if p.is_file()]  # no temporaries left
     assert d.stop() == 0
+
+
+# -- the job flow without worker processes: which print each job carries ------------------------
+
+def _book(tmp_path):
+    from station.daemon.prints import PrintBook
+    from test_daemon_rerender import _processor
+
+    p, j, q = _processor(tmp_path)
+    return PrintBook(p.cfg, j, p), p, j, q
+
+
+def test_a_frames_print_is_kept_across_a_failure_and_a_retry(tmp_path):
+    from test_daemon_rerender import _finish
+
+    book, p, j, q = _book(tmp_path)
+    (tmp_path / "in" / "r").mkdir()
+    (tmp_path / "in" / "r" / "a.dng").write_bytes(b"raw")
+    p.submit(tmp_path / "in" / "r" / "a.dng", 1.0)
+    job = q.get(("preview",), timeout=1)
+    assert book.for_job(job) is None  # as inverted: nothing sent
+    p.on_result(job, {"ok": True})
+    q.done(job)
+    _finish(p, q, "master")
+    res = book.set_print(frame="r/a.dng", settings={"exposure": 0.7})
+    assert res["queued"] == "preview"
+    job = q.get(("preview",), timeout=1)
+    assert job.overwrite and book.for_job(job)["exposure"] == 0.7
+    p.on_result(job, {"ok": False, "reason": "decoder crashed"})  # the re-render fails
+    q.done(job)
+    assert j.get("r/a.dng")["state"] == "failed"
+    p.retry(["r/a.dng"])
+    job = q.get(("preview",), timeout=1)
+    assert book.for_job(job)["exposure"] == 0.7  # the retry prints it the same way
+    p.on_result(job, {"ok": True})
+    q.done(job)
+    # the master waits for MASTER_HOLD after a print change's preview, then carries the same print
+    job = q.get(("master",), timeout=5)
+    assert job is not None and job.overwrite and book.for_job(job)["exposure"] == 0.7
+
+
+def test_set_print_refusals_store_nothing(tmp_path):
+    import pytest
+
+    book, p, j, q = _book(tmp_path)
+    (tmp_path / "in" / "a.dng").write_bytes(b"raw")
+    p.submit(tmp_path / "in" / "a.dng", 1.0)
+    for kw, msg in (({"frame": "nope.dng"}, "no frame"), ({}, "either path"),
+                    ({"frame": "a.dng", "roll": "r"}, "either path"),
+                    ({"frame": "a.dng", "settings": {"exposure": 99}}, "print.exposure: must be between"),
+                    ({"frame": "a.dng", "settings": {"wb": "hot"}}, "print.wb"),
+                    ({"frame": "a.dng", "neutral": {"x": 2, "y": 0.5}}, "outside the picture"),
+                    ({"frame": "a.dng", "neutral": {"x": 0.5, "y": 0.5}}, "no preview yet"),
+                    ({"roll": "unknown"}, "no roll named")):
+        with pytest.raises(ValueError, match=msg):
+            book.set_print(**kw)
+    assert j.get("a.dng")["print"] is None
