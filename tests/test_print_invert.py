@@ -117,3 +117,27 @@ def test_all_paths_apply_the_same_print(neg, tmp_path):
     plain = convert_file(neg, {"tiff": tmp_path / "plain.tif"}, ConvertOptions(inverter=inv))
     assert plain.outputs
     assert np.abs(tifffile.imread(tmp_path / "plain.tif")[inner, inner] / 65535.0 - a).mean() > 0.02
+
+
+def test_a_preview_remade_with_another_print_is_not_decoded_again(neg, tmp_path, monkeypatch):
+    import os
+
+    import station.pipeline.fastdecode as fd
+    from station.pipeline.convert import ConvertOptions, convert_file
+
+    calls = []
+    real = fd.decode_fast
+    monkeypatch.setattr(fd, "decode_fast", lambda *a, **k: calls.append(a) or real(*a, **k))
+    src = tmp_path / "f.dng"
+    src.write_bytes(neg.read_bytes())
+    outs = []
+    for i, s in enumerate((None, PrintSettings(exposure=1.0), PrintSettings(temperature=4000))):
+        out = tmp_path / f"p{i}.jpg"
+        convert_file(src, {"preview": out}, ConvertOptions(half_size=True, print=s))
+        outs.append(np.asarray(Image.open(out), np.float64))
+    assert len(calls) == 1  # decoded once, printed three ways
+    assert outs[1].mean() > outs[0].mean() + 20 and outs[2][..., 2].mean() > outs[0][..., 2].mean() + 5
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file changed: decoded again
+    convert_file(src, {"preview": tmp_path / "p3.jpg"}, ConvertOptions(half_size=True))
+    assert len(calls) == 2

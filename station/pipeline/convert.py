@@ -107,6 +107,27 @@ def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, B
     return pos, base, t
 
 
+_LAST_PREVIEW: list = []  # [(key, Decoded)]: the last preview-size decode of this process
+
+
+def _decode_preview(src: Path, long_side: int | None):
+    """decode_fast, remembering the last frame: a frame re-made with another print (the page's
+    sliders) is not decoded again while its file is unchanged (same size and mtime)."""
+    from station.pipeline.fastdecode import decode_fast
+
+    try:
+        st = src.stat()
+        key = (str(src.resolve()), st.st_size, st.st_mtime_ns, long_side)
+    except OSError:
+        key = None
+    if key is not None and _LAST_PREVIEW and _LAST_PREVIEW[0][0] == key:
+        return _LAST_PREVIEW[0][1]
+    dec = decode_fast(src, long_side=long_side)
+    dec.rgb.flags.writeable = False  # shared by the next re-render: nobody may change it in place
+    _LAST_PREVIEW[:] = [(key, dec)] if key is not None else []
+    return dec
+
+
 def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOptions | None = None) -> ConvertResult:
     """Convert one input into the outputs named by kind; raise StationError on failure.
 
@@ -128,11 +149,9 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if options.half_size:
-        from station.pipeline.fastdecode import decode_fast
-
         # preview only: bin straight down to the preview's size (in linear light)
         only_preview = set(outputs) == {"preview"}
-        dec = decode_fast(src, long_side=options.preview_size if only_preview else None)
+        dec = _decode_preview(src, options.preview_size if only_preview else None)
     else:
         dec = decode(src, half_size=False)
     timings["decode"] = time.perf_counter() - t0
