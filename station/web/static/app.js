@@ -365,5 +365,7 @@
   // a focused button must not turn Space into a second click
   document.addEventListener("keyup", (ev) => { if (ev.code === "Space") ev.preventDefault(); });
 
+  // phones: the picture first, the print panel folded until asked for
+  if (window.matchMedia && window.matchMedia("(max-width: 760px)").matches) $("print-box").open = false;
   connect();
 })();
