@@ -12,6 +12,9 @@ Plug-in API for other services (camera, web page, pedal, ...):
     app.command("reinvert", path=KEY, reason=TEXT)  # re-render one frame from its RAW with the
                                            # current settings, replacing its outputs
                                            # (`Processor.rerender`, callable directly too)
+    app.command("set_print", path=KEY | roll=NAME, settings={...}, neutral={x, y}, reset=False)
+                                           # store a frame's / a roll's print and re-render
+                                           # (daemon/prints.py); get_print(path=KEY) reads it
     app.snapshot() -> dict                 # JSON-able state (see `snapshot`)
     app.subscribe(callback) -> unsubscribe # callback(event: dict), called on one
                                            # dispatcher thread, never under a lock
@@ -63,6 +66,9 @@ class App:
         self.journal = Journal(Path(paths["state"]) / "journal.sqlite")
         self.queue = JobQueue()
         self.processor = Processor(cfg, self.journal, self.queue, publish=self.publish)
+        from station.daemon.prints import PrintBook
+
+        self.prints = PrintBook(cfg, self.journal, self.processor)
         w = cfg["workers"]
         inv = cfg["inversion"]
         out = cfg["outputs"]
@@ -74,7 +80,7 @@ class App:
             count=w["count"], start_method=w["start_method"],
             deadlines={PREVIEW: w["preview_deadline"], MASTER: w["master_deadline"]},
             on_result=self._on_result, on_start=self.processor.on_start,
-            base_for=self.processor.base_for, stages_in_use=self.processor.stages,
+            base_for=self.processor.base_for, print_for=self.prints.for_job, stages_in_use=self.processor.stages,
         )
         wa = cfg["watcher"]
         self.tracker = StabilityTracker(wa["stable_seconds"])
@@ -149,6 +155,11 @@ class App:
                 return self.processor.rerender(key, str(kw.get("reason") or "re-invert asked"))
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
+        if name in ("set_print", "get_print"):
+            try:
+                return getattr(self.prints, name)(**kw)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
         if name == "capture":
             cam = self.service("camera")
             if cam is None or not hasattr(cam, "capture"):
@@ -162,7 +173,8 @@ class App:
         if name == "frames":
             limit = int(kw.get("limit", 100))
             return [frame_view(r) for r in self.journal.frames(limit=limit, newest_first=True)]
-        known = sorted({"status", "ping", "retry", "reinvert", "capture", "roll_new", "frames", *self._commands})
+        known = sorted({"status", "ping", "retry", "reinvert", "set_print", "get_print", "capture", "roll_new", "frames",
+                        *self._commands})
         raise CommandError(f"unknown command {name!r} (known: {', '.join(known)})")
 
     def camera_state(self):

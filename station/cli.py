@@ -15,7 +15,7 @@ import sys
 # Order is the order shown in --help.  A module that does not exist yet is skipped.
 COMMANDS = [
     "invert", "run", "status", "capture", "roll", "retry", "demo",
-    "train", "evaluate", "export_lut", "bench", "install_service",
+    "train", "evaluate", "export_lut", "bench", "bench_print", "install_service",
 ]
 
 

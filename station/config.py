@@ -70,6 +70,7 @@ DEFAULTS: dict = {
     "autoroll": {},  # {frames, settle, advance_timeout, capture_timeout}, see docs/RIGS.md
     "liveview": {},  # {enabled: false, interval, still_s, ...}: auto-capture when a frame settles
     "checks": {},  # {enabled: true, focus_ratio, clip_fraction, ...}: frame checks
+    "print": {},  # {exposure, wb: "TEMP[,TINT]" | temperature + tint, contrast, black, white}: every frame's print
 }
 
 # Sections validated by the module that owns them: section -> (module, validator).
@@ -78,6 +79,7 @@ PLUGIN_SECTIONS = {
     "autoroll": ("station.autoroll", "validate_autoroll_config"),
     "liveview": ("station.settle", "validate_liveview_config"),
     "checks": ("station.checks", "validate_checks_config"),
+    "print": ("station.pipeline.printing", "validate_print_config"),
 }
 PEDAL_KEYS = {"device": str, "key": str, "grab": bool, "debounce_ms": int}
 

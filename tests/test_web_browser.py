@@ -253,7 +253,9 @@ def test_token_page_on_all_interfaces(tmp_path, browser):
                                                         timeout=SHOW_MS)
         assert pg.evaluate("document.getElementById('latest').naturalWidth") == 600  # the image carried it too
         pg.keyboard.press("Space")
-        wait_until(lambda: app.commands == [("capture", {})], "capture with the token cookie")
+        # (the print panel asked for the frame's print: get_print)
+        wait_until(lambda: [c for c in app.commands if c[0] != "get_print"] == [("capture", {})],
+                   "capture with the token cookie")
     finally:
         ctx.close()
         app.stop()
@@ -374,3 +376,104 @@ def test_real_daemon_page_shows_the_camera_dropping_and_coming_back(daemon_facto
         assert len(cam.captured) == 1
     finally:
         cam.stop()
+
+
+def _described(path, kind):
+    """The print an output was made with (station_print in its description), or None."""
+    import json
+
+    try:
+        if kind == "jpeg":
+            with Image.open(path) as im:
+                return json.loads(im.getexif().get(270) or "{}").get("station_print")
+        import tifffile
+
+        with tifffile.TiffFile(path) as t:
+            return json.loads(t.pages[0].description).get("station_print")
+    except Exception:  # being replaced
+        return None
+
+
+def _set_slider(page, key, value):
+    """Move a print slider as a user does: the value changes, then `change` fires on release."""
+    page.locator(f"#pr-{key}").evaluate(
+        "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true}));"
+        " el.dispatchEvent(new Event('change', {bubbles: true})); }", str(value))
+
+
+def test_real_daemon_print_sliders_and_neutral_picker(daemon_factory, tmp_path, page):
+    """Issue 13, item 4: the exposure and white-balance controls of one frame on the real daemon:
+    its preview and master change, the page shows the new preview, and a restart keeps them."""
+    import numpy as np
+
+    from negatives import expose, grey_ramp, with_rebate, write_negative_dng
+
+    port = _free_port()
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}"]).start()
+    key = "roll-001/01.dng"
+    scene = np.clip(grey_ramp(200, 300) * np.array([0.97, 0.93, 0.9]), 0.01, 1).astype(np.float32)
+    write_negative_dng(tmp_path / "n.dng", with_rebate(expose(scene), border=20), seed=3)
+    (d.incoming / "roll-001").mkdir()
+    shutil.move(tmp_path / "n.dng", d.incoming / key)
+    d.wait_for(lambda: d.done([key]), 120, "the frame processed")
+    prev, tif = d.output / "roll-001" / "01.preview.jpg", d.output / "roll-001" / "01.tif"
+    assert _described(prev, "jpeg") is None and _described(tif, "tiff") is None  # as inverted
+    sha = {p: p.read_bytes() for p in (prev, tif)}
+
+    page.goto(f"http://127.0.0.1:{port}/")
+    img = page.locator("#latest")
+    expect(img).to_have_attribute("data-url", re.compile(r"^/img/roll-001/01\.preview\.jpg\?v="))
+    expect(page.locator("#pr-source")).to_have_text("station's")
+    expect(page.locator("#pr-exposure")).to_have_value("0")
+    first_url = img.get_attribute("data-url")
+
+    _set_slider(page, "exposure", 1)
+    expect(page.locator("#toast")).to_contain_text("exposure +1.00 EV")
+    d.wait_for(lambda: (_described(prev, "jpeg") or {}).get("exposure") == 1.0, 60, "the brighter preview")
+    expect(img).not_to_have_attribute("data-url", first_url, timeout=10000)  # the page shows the new preview
+    _set_slider(page, "temperature", 4000)
+    d.wait_for(lambda: (_described(prev, "jpeg") or {}).get("temperature") == 4000.0, 60, "the cooler preview")
+    d.wait_for(lambda: (_described(tif, "tiff") or {}) == {**(_described(prev, "jpeg") or {"x": 1})}, 120,
+               "the master with the same print")
+    d.wait_for(lambda: d.frames()[key]["state"] == "master_written", 120, "the master written")
+    assert _described(tif, "tiff")["exposure"] == 1.0 and _described(tif, "tiff")["temperature"] == 4000.0
+    assert all(p.read_bytes() != sha[p] for p in (prev, tif))
+    expect(page.locator("#pr-source")).to_have_text("frame's")
+    expect(page.locator("#pr-temperature-v")).to_have_text("4000 K")
+
+    # the neutral picker: click it, then a grey band of the (now cool) picture
+    page.locator("#btn-neutral").click()
+    expect(page.locator("#btn-neutral")).to_have_attribute("aria-pressed", "true")
+    box = img.bounding_box()
+    nw, nh = page.evaluate("[document.getElementById('latest').naturalWidth, document.getElementById('latest').naturalHeight]")
+    sc = min(box["width"] / nw, box["height"] / nh)
+    x0, y0 = box["x"] + (box["width"] - nw * sc) / 2, box["y"] + (box["height"] - nh * sc) / 2
+    page.mouse.click(x0 + 0.62 * nw * sc, y0 + 0.5 * nh * sc)
+    expect(page.locator("#toast")).to_contain_text("neutral:")
+    d.wait_for(lambda: ((_described(prev, "jpeg") or {}).get("temperature") or 4000.0) > 4500, 60, "the neutral preview")
+    picked = _described(prev, "jpeg")
+    assert picked["exposure"] == 1.0
+    with Image.open(prev) as im:
+        a = np.asarray(im.convert("RGB"), np.float64) / 255.0
+    h, w = a.shape[:2]
+    patch = a[int(0.5 * h) - 3:int(0.5 * h) + 4, int(0.62 * w) - 3:int(0.62 * w) + 4].reshape(-1, 3).mean(0)
+    assert np.ptp(patch) < 0.03, patch  # the picked grey is grey
+    d.wait_for(lambda: (_described(tif, "tiff") or {}) == picked and d.frames()[key]["state"] == "master_written",
+               120, "the neutral master")
+
+    # a restart keeps them: the journal has the frame's print, the page shows it again
+    assert d.stop() == 0
+    n = len(d.log_text())
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}"]).start(wait_ready=False)
+    d.wait_for(lambda: "ready:" in d.log_text()[n:], 90, "the restarted daemon")
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page.locator("#pr-source")).to_have_text("frame's")
+    expect(page.locator("#pr-exposure-v")).to_have_text("+1.00 EV")
+    expect(page.locator("#pr-temperature-v")).to_have_text(f"{round(picked['temperature'])} K")
+    assert _described(tif, "tiff") == picked and _described(prev, "jpeg") == picked
+    # and the next adjustment starts from them
+    _set_slider(page, "contrast", 1.2)
+    d.wait_for(lambda: (_described(tif, "tiff") or {}).get("contrast") == 1.2, 120, "the master after the restart")
+    assert _described(tif, "tiff")["exposure"] == 1.0
+    assert _described(tif, "tiff")["temperature"] == picked["temperature"]
+    assert d.stop() == 0

@@ -2,7 +2,7 @@
 
 Layout (state = the station's state folder, incoming = the watched folder):
 
-    state/rolls/<roll>/manifest.json   stock, date, camera, pattern, base, per-frame records
+    state/rolls/<roll>/manifest.json   stock, date, camera, pattern, base, print, per-frame records
     state/rolls/<roll>/base.<ext>      the blank film-base frame (`station roll calibrate`)
     state/rolls/current                name of the roll new captures go to
     incoming/<pattern>.<ext>           the RAWs, e.g. incoming/<roll>/01.dng
@@ -63,6 +63,7 @@ class Roll:
         self.data = data
         self._lock = threading.RLock()
         self._shot_frame: dict[int, int] = {}
+        self._print_set = False
 
     # --------------------------------------------------------------- fields
     @property
@@ -91,7 +92,37 @@ class Roll:
 
     def save(self) -> None:
         with self._lock:
+            if not self._print_set:
+                # the roll's print is set by others (`station roll print`, the live page through the
+                # daemon) while a capture service holds this roll: keep what is on disk
+                try:
+                    on_disk = json.loads(self.manifest_path.read_text()).get("print")
+                except (OSError, ValueError, AttributeError):
+                    on_disk = self.data.get("print")
+                if on_disk is None:
+                    self.data.pop("print", None)
+                else:
+                    self.data["print"] = on_disk
+            self._print_set = False
             _write_json_atomic(self.manifest_path, self.data)
+
+    # ------------------------------------------------------------- the print
+    def print_settings(self):
+        """The roll's print (printing.PrintSettings) or None; a bad one raises PrintError."""
+        from station.pipeline.printing import PrintSettings
+
+        data = self.data.get("print")
+        return None if not data else PrintSettings.from_dict(data, f"roll {self.name}: print")
+
+    def set_print(self, settings) -> None:
+        """Store the roll's print (None: as inverted) in its manifest."""
+        with self._lock:
+            if settings is None or settings.identity:
+                self.data.pop("print", None)
+            else:
+                self.data["print"] = settings.to_dict()
+            self._print_set = True
+            self.save()
 
     # ------------------------------------------------------------- naming
     def rel_stem(self, frame: int) -> Path:

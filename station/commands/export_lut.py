@@ -15,6 +15,10 @@ is measured from that frame (its film base and normaliser A, b) and the
 cube's input becomes the density itself, x_c = D_c / DMAX (DMAX = 3.0) - a
 "log density" encoding of a negative scan that a colourist can produce from
 a linear scan with a per-channel log and a gain.
+
+The print flags (--exposure, --wb, --contrast, --black, --white; as
+`station invert`) compose the print after the inversion into the cube: its
+output is then the adjusted positive.
 """
 from __future__ import annotations
 
@@ -36,11 +40,27 @@ def register(sub) -> None:
     p.add_argument("--frame", default=None, metavar="RAW",
                    help="calibrate on this frame: bake its base and normaliser in, input = density / 3.0")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    from station.pipeline.printing import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=run)
 
 
-def build(inverter, size: int, frame: str | None = None):
-    """The Lut3D to export and the header comments describing its input."""
+def build(inverter, size: int, frame: str | None = None, print_settings=None):
+    """The Lut3D to export and the header comments describing its input (with the print
+    composed after the inversion when `print_settings` is given and not identity)."""
+    lut, comments = _build(inverter, size, frame)
+    if print_settings is not None and not print_settings.identity:
+        from station.model.lut import Lut3D
+        from station.pipeline.printing import describe, printed_table
+
+        lut = Lut3D(printed_table(lut.table, print_settings), lut.lo, lut.hi, dict(lut.meta))
+        comments.append("print after the inversion: " + describe(print_settings) + " ("
+                        + ", ".join(f"{k} {v:g}" for k, v in print_settings.to_dict().items()) + ")")
+    return lut, comments
+
+
+def _build(inverter, size: int, frame: str | None = None):
     from station.model.lut import Lut3D, bake
 
     if not all(hasattr(inverter, a) for a in ("pixel_fn", "z_range", "normaliser")):
@@ -88,9 +108,16 @@ def run(args) -> int:
     if not 2 <= args.size <= 129:
         print(f"station export-lut: --size must be in 2..129, got {args.size}", file=sys.stderr)
         return 2
+    from station.pipeline.printing import PrintError, from_args
+
+    try:
+        print_settings = from_args(args)
+    except PrintError as exc:
+        print(f"station export-lut: {exc}", file=sys.stderr)
+        return 2
     try:
         inverter = get_inverter(args.method, args.model)
-        lut, comments = build(inverter, args.size, args.frame)
+        lut, comments = build(inverter, args.size, args.frame, print_settings)
     except (StationError, TypeError, ValueError) as exc:
         print(f"station export-lut: {exc}", file=sys.stderr)
         return 2

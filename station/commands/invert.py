@@ -2,7 +2,9 @@
 
 Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input;
 exit status 0 when every input converted, 1 when some failed, 2 for usage or
-configuration errors (bad --out, --base, --model).
+configuration errors (bad --out, --base, --model, a print setting out of range).
+The print (--exposure, --wb, --contrast, --black, --white) is applied to every
+input after the inversion and recorded in the outputs' metadata.
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--format", default="tiff,jpeg", help="comma-separated: tiff,jpeg (default both)")
     p.add_argument("--crop", choices=("none", "auto"), default="none", help="auto: crop to the picture inside the rebate and straighten")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    from station.pipeline.printing import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -68,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
     bad = [f for f in formats if f not in FORMAT_EXT]
     if bad or not formats:
         return _usage_error(f"--format: unknown format {', '.join(bad) or '(none)'} (choose from tiff, jpeg)")
+    from station.pipeline.printing import PrintError, describe, from_args
+
+    try:
+        print_settings = from_args(args)
+    except PrintError as exc:
+        return _usage_error(str(exc))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -92,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     files = drop_camera_jpegs(files, say=lambda line: print(line, file=sys.stderr))
     for path, reason in failures:
         print(f"error: {path}: {reason}", file=sys.stderr)
-    options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite)
+    options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
+                             print=None if print_settings.identity else print_settings)
     converted = 0
     seen_stems: set[str] = set()
     t_start = time.perf_counter()
@@ -115,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     total = converted + len(failures)
     print(
         f"{converted} of {total} converted, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
+        f"{'' if print_settings.identity else 'print: ' + describe(print_settings) + ', '}"
         f"{elapsed:.1f} s) → {args.out}",
         file=sys.stderr,
     )

@@ -1,4 +1,4 @@
-"""`station roll new|calibrate|show|list`: rolls of film."""
+"""`station roll new|calibrate|print|show|list`: rolls of film."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +23,14 @@ def register(sub) -> None:
     c.add_argument("--camera", metavar="PORT", default=None,
                    help="shoot with this camera directly (default: through the running daemon, else auto)")
     c.add_argument("--roll", metavar="NAME", help="roll (default: the current one)")
+    pr = rs.add_parser("print", help="set the roll's print (exposure, white balance, contrast, points)",
+                       description="Store the roll's print in its manifest; every frame of the roll without a print "
+                                   "of its own gets it.  With a daemon running on --state, its frames are re-rendered.")
+    pr.add_argument("--roll", metavar="NAME", help="roll (default: the current one)")
+    pr.add_argument("--reset", action="store_true", help="start from as-inverted instead of the roll's current print")
+    from station.pipeline.printing import add_arguments
+
+    add_arguments(pr)
     s = rs.add_parser("show", help="print the roll's manifest")
     s.add_argument("name", nargs="?", help="roll (default: the current one)")
     rs.add_parser("list", help="list rolls")
@@ -50,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.roll_cmd == "calibrate":
             return _calibrate(args, store)
+        if args.roll_cmd == "print":
+            return _print(args, store)
         if args.roll_cmd == "show":
             roll = store.get(args.name) if args.name else store.current()
             if roll is None:
@@ -69,6 +79,34 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args._parser.print_help()
     return 2
+
+
+def _print(args, store) -> int:
+    from station.pipeline.printing import PrintError, describe, from_args
+
+    roll = store.get(args.roll) if args.roll else store.current()
+    if roll is None:
+        print("station roll print: no current roll (start one with `station roll new`)", file=sys.stderr)
+        return 1
+    try:
+        settings = from_args(args, None if args.reset else roll.print_settings())
+    except PrintError as exc:
+        print(f"station roll print: {exc}", file=sys.stderr)
+        return 2
+    sock = _daemon_socket(args)
+    if sock is not None:
+        from station.control import ControlError, request
+
+        try:
+            res = request(sock, "set_print", roll=roll.name, settings=settings.to_dict(), timeout=30)
+        except ControlError as exc:
+            print(f"station roll print: {exc}", file=sys.stderr)
+            return 1
+        print(f"roll {roll.name}: print {describe(settings)}; re-rendering {len(res.get('rerender', []))} frame(s)")
+        return 0
+    roll.set_print(settings)
+    print(f"roll {roll.name}: print {describe(settings)} (manifest {roll.manifest_path})")
+    return 0
 
 
 def _calibrate(args, store) -> int:

@@ -81,6 +81,8 @@ class Processor:
         self._suspect: dict[str, dict] = {}  # rel -> decode failure held while the file may still be written
         self._paired: set[str] = set()  # camera JPEGs already said to be set aside for their RAW
         self._lock = threading.RLock()
+        self._master_hold: dict[str, float] = {}  # frame -> seconds its next master waits after its preview
+        self._hold_gen: dict[str, int] = {}
 
     # -- naming ----------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -347,6 +349,22 @@ class Processor:
         self._emit(rel)
         return {"frame": rel, "queued": self.submit(src, time.time())}
 
+    def hold_master(self, rel: str, seconds: float) -> None:
+        """The master of the frame's next preview waits `seconds` (adjustments come in bursts: the
+        preview follows each at once, the master only the last).  A restart meanwhile queues it
+        at once (the journal says preview_written, re-render pending)."""
+        self._master_hold[rel] = float(seconds)
+
+    def _release_master(self, rel: str, gen: int) -> None:
+        if self._hold_gen.get(rel) != gen:
+            return  # a later preview holds its own master
+        row = self.journal.get(rel)
+        if row is None or row["state"] != "preview_written" or self.queue.busy(rel) or not self.master_kinds:
+            return
+        outputs = self.outputs_for(rel)
+        self.queue.put(MASTER, rel, str(self.incoming / rel), {k: outputs[k] for k in self.master_kinds},
+                       row["t_complete"] or time.time(), order=row["id"], overwrite=bool(row.get("rerender")))
+
     def _rerender_pending(self, job: Job) -> None:
         """The frame's last job is done: a re-render asked while it ran starts now."""
         reason = self._rerender_after.pop(job.key, None)
@@ -412,7 +430,16 @@ class Processor:
             log.info("preview %s -> %s (%.2f s)%s%s", rel, Path(job.outputs["preview"]).name, row["lat_preview"] or 0,
                      " [existing kept]" if res.get("skipped") else "", _timings(res))
             self._emit(rel)
-            if self.master_kinds:
+            hold = self._master_hold.get(rel, 0.0)
+            if self.master_kinds and hold > 0 and rel in self._rerender_after:
+                self._rerender_pending(job)  # the print changed again while this preview ran: its master is obsolete
+            elif self.master_kinds and hold > 0:
+                self._master_hold.pop(rel, None)
+                self._hold_gen[rel] = gen = self._hold_gen.get(rel, 0) + 1
+                t = threading.Timer(hold, self._release_master, (rel, gen))
+                t.daemon = True
+                t.start()
+            elif self.master_kinds:
                 outputs = self.outputs_for(rel)
                 self.queue.put(MASTER, rel, job.src, {k: outputs[k] for k in self.master_kinds}, job.t_complete,
                                order=row["id"], overwrite=job.overwrite)

@@ -7,7 +7,8 @@ Anything that parses an untrusted file happens here, so a crash in LibRaw
 takes only this process (and its frame) with it.
 
 Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
-"half_size", "hash", "base": [r,g,b] | None, "overwrite": bool} or None (exit).
+"half_size", "hash", "base": [r,g,b] | None, "overwrite": bool, "print": {...} | None}
+or None (exit).  "print": the frame's print settings (printing.PrintSettings), None = as inverted.
 With "overwrite" (a re-render, or a retry of a frame with its own outputs) every output
 is made again and replaces the old one atomically; otherwise outputs that already exist
 are kept (a daemon killed after writing one: outputs are atomic, so it is complete).
@@ -116,6 +117,7 @@ def main(conn, settings: dict) -> None:
     from station.errors import OutputError, StationError
     from station.pipeline.base import BaseEstimate
     from station.pipeline.convert import ConvertOptions, convert_file
+    from station.pipeline.printing import PrintError, PrintSettings
 
     inverter, base, load_error, error_key = _load(settings)
     if load_error is None:
@@ -180,6 +182,7 @@ def main(conn, settings: dict) -> None:
                     jpeg_quality=settings.get("jpeg_quality", 90),
                     preview_size=settings.get("preview_size", 1600),
                     overwrite=overwrite,
+                    print=PrintSettings.from_dict(msg["print"]) if msg.get("print") else None,
                 )
                 write.atomic_write = (enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
                                       else killed_atomic_write if _fault(name, "STATION_FAULT_KILL_WRITING",
@@ -215,6 +218,8 @@ def main(conn, settings: dict) -> None:
             if isinstance(exc, OutputError) and exc.path is not None:
                 reason = f"{exc.path.name}: {exc.reason}"
             conn.send({"id": jid, "ok": False, "reason": reason, "kind": type(exc).__name__})
+        except PrintError as exc:
+            conn.send({"id": jid, "ok": False, "reason": f"print settings unusable ({exc})", "kind": "PrintError"})
         except MemoryError:
             conn.send({"id": jid, "ok": False, "reason": "out of memory", "kind": "MemoryError"})
         except FileNotFoundError:

@@ -167,7 +167,7 @@ class Slot:
         jid = self._ids
         msg = {"id": jid, "stage": job.stage, "src": job.src, "outputs": job.outputs,
                "half_size": job.stage == PREVIEW, "hash": job.stage == MASTER or MASTER not in self.pool.stages_in_use,
-               "base": self.pool.base_for(job), "overwrite": job.overwrite}
+               "base": self.pool.base_for(job), "overwrite": job.overwrite, "print": self.pool.print_for(job)}
         deadline = time.monotonic() + (self.pool.deadlines[job.stage])
         started = False
         try:
@@ -238,6 +238,7 @@ class WorkerPool:
 
     def __init__(self, queue: JobQueue, settings: dict, *, count: int, start_method: str,
                  deadlines: dict, on_result, on_start=lambda job, slot: None, base_for=lambda job: None,
+                 print_for=lambda job: None,
                  stages_in_use=(PREVIEW, MASTER), start_timeout: float = 120.0):
         self.queue = queue
         self.settings = settings
@@ -246,6 +247,7 @@ class WorkerPool:
         self.on_result = on_result
         self.on_start = on_start
         self.base_for = base_for
+        self.print_for = print_for
         self.stages_in_use = tuple(stages_in_use)
         self.start_timeout = start_timeout
         self.stopping = threading.Event()

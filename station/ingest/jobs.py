@@ -47,6 +47,19 @@ class JobQueue:
             self._cv.notify_all()
             return True
 
+    def cancel(self, key: str, stage: str) -> bool:
+        """Drop a queued job that has not started (a re-render makes it obsolete); False if
+        there is none (not queued, or already in progress)."""
+        with self._cv:
+            for job in self._heap:
+                if job.key == key and job.stage == stage:
+                    self._heap.remove(job)
+                    heapq.heapify(self._heap)
+                    self._keys.discard((key, stage))
+                    self._cv.notify_all()
+                    return True
+            return False
+
     def next_order(self) -> int:
         return next(self._seq)
 

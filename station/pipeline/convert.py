@@ -1,6 +1,7 @@
 """The engine: one RAW in, positives out.  Every caller (CLI, daemon, demo) uses it.
 
-decode → film base → density → invert → (crop) → write.  Each stage is a pure
+decode → film base → density → invert (→ print) → (crop) → write.  The print
+(printing.py) is composed into the inverter's LUT when it has one.  Each stage is a pure
 function in its own module; this file only sequences them and times them.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ class ConvertOptions:
     jpeg_quality: int = 90
     preview_size: int = 1600
     extra_meta: dict = field(default_factory=dict)
+    print: object | None = None  # printing.PrintSettings after the inversion; None = as inverted
 
 
 @dataclass
@@ -63,6 +65,9 @@ def output_meta(source_meta: dict, base: BaseEstimate, options: "ConvertOptions"
     meta["station_base_source"] = base.source
     meta["station_method"] = getattr(options.inverter, "name", "default")
     meta["station_source"] = Path(src).name
+    ps = options.print
+    if ps is not None and not ps.identity:
+        meta["station_print"] = ps.to_dict()
     return meta
 
 
@@ -79,12 +84,20 @@ def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, B
     t["normalise"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     inverter = options.inverter or get_inverter()
+    printed = False
     if options.compiled:
-        from station.pipeline.lutinvert import compiled
+        from station.pipeline.lutinvert import LutInverter, compiled
 
-        inverter = compiled(inverter)
+        inverter = compiled(inverter, print=options.print)
+        printed = isinstance(inverter, LutInverter)  # the print is composed into its LUT
     pos = inverter(D)
     t["invert"] = time.perf_counter() - t0
+    if not printed and options.print is not None and not options.print.identity:
+        from station.pipeline.printing import apply_srgb
+
+        t0 = time.perf_counter()
+        pos = apply_srgb(pos, options.print)
+        t["print"] = time.perf_counter() - t0
     if options.crop == "auto":
         from station.pipeline.crop import auto_crop
 
@@ -92,6 +105,27 @@ def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, B
         pos = auto_crop(pos, D)
         t["crop"] = time.perf_counter() - t0
     return pos, base, t
+
+
+_LAST_PREVIEW: list = []  # [(key, Decoded)]: the last preview-size decode of this process
+
+
+def _decode_preview(src: Path, long_side: int | None):
+    """decode_fast, remembering the last frame: a frame re-made with another print (the page's
+    sliders) is not decoded again while its file is unchanged (same size and mtime)."""
+    from station.pipeline.fastdecode import decode_fast
+
+    try:
+        st = src.stat()
+        key = (str(src.resolve()), st.st_size, st.st_mtime_ns, long_side)
+    except OSError:
+        key = None
+    if key is not None and _LAST_PREVIEW and _LAST_PREVIEW[0][0] == key:
+        return _LAST_PREVIEW[0][1]
+    dec = decode_fast(src, long_side=long_side)
+    dec.rgb.flags.writeable = False  # shared by the next re-render: nobody may change it in place
+    _LAST_PREVIEW[:] = [(key, dec)] if key is not None else []
+    return dec
 
 
 def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOptions | None = None) -> ConvertResult:
@@ -115,11 +149,9 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if options.half_size:
-        from station.pipeline.fastdecode import decode_fast
-
         # preview only: bin straight down to the preview's size (in linear light)
         only_preview = set(outputs) == {"preview"}
-        dec = decode_fast(src, long_side=options.preview_size if only_preview else None)
+        dec = _decode_preview(src, options.preview_size if only_preview else None)
     else:
         dec = decode(src, half_size=False)
     timings["decode"] = time.perf_counter() - t0

@@ -90,7 +90,7 @@ def convert_master(src, outputs: dict, options):
     _check_file(src)
     if sniff(src) != "raw":
         return None
-    inverter = compiled(options.inverter or get_inverter())
+    inverter = compiled(options.inverter or get_inverter(), print=getattr(options, "print", None))
     if not isinstance(inverter, LutInverter) or getattr(inverter.direct, "frame_affine", None) is None:
         return None
     timings: dict[str, float] = {}

@@ -103,6 +103,14 @@ def _ascii(value) -> str:
     return text.strip() or "?"
 
 
+def describe(meta: dict) -> str:
+    """The outputs' description (TIFF ImageDescription, JPEG EXIF ImageDescription): the
+    metadata as JSON, with how the station made the positive (station_*; station_print
+    when the print was adjusted)."""
+    return json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))
+                       or (k == "station_print" and isinstance(v, dict))}, sort_keys=True)
+
+
 def write_tiff16(path: Path, img: np.ndarray, meta: dict | None = None, overwrite: bool = False) -> Path:
     """HxWx3 sRGB (float in [0,1], or uint16 already) → 16-bit sRGB TIFF with ICC profile and metadata."""
     import tifffile
@@ -113,7 +121,7 @@ def write_tiff16(path: Path, img: np.ndarray, meta: dict | None = None, overwrit
     for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
         if meta.get(key):
             extratags.append((tag, "s", 0, _ascii(meta[key]), True))
-    description = json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))}, sort_keys=True)
+    description = describe(meta)
 
     def writer(fh):
         tifffile.imwrite(
@@ -130,6 +138,8 @@ def _exif(meta: dict):
     exif = Image.Exif()
     exif[274] = int(meta.get("orientation", 1) or 1)
     exif[305] = "station"
+    if any(k.startswith("station_") for k in meta):
+        exif[270] = describe({k: v for k, v in meta.items() if k.startswith("station_")})
     for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
         if meta.get(key):
             exif[tag] = str(meta[key])

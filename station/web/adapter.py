@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "calibrate": "calibrate",
     "reinvert": "reinvert",
     "retry": "retry",
+    "set_print": "set_print",  # the print panel: store a frame's / a roll's print, re-render
+    "get_print": "get_print",  # the print the sliders show for a frame
 }
 
 _STATUS = {

@@ -68,6 +68,12 @@ class FakeApp:
             return {"roll": self.roll}
         if name in ("capture", "calibrate", "reinvert", "retry"):
             return {"ok": True}
+        if name in ("get_print", "set_print"):  # as the daemon's (daemon/prints.py), without re-rendering
+            from station.pipeline.printing import PrintSettings, describe
+
+            s = PrintSettings.from_dict({**PrintSettings().to_dict(), **(kw.get("settings") or {})})
+            return {"frame": kw.get("path"), "print": s.to_dict(), "describe": describe(s),
+                    "source": "frame" if name == "set_print" else "station", "rerender": []}
         raise ValueError(f"unknown command {name}")
 
     def register_service(self, obj) -> None:

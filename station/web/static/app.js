@@ -10,6 +10,8 @@
     histo: $("histogram"), histoNote: $("histo-note"),
     capture: $("btn-capture"), roll_new: $("btn-roll"), calibrate: $("btn-calibrate"),
     reinvert: $("btn-reinvert"), retry: $("btn-retry"),
+    print: $("print"), prSource: $("pr-source"), neutral: $("btn-neutral"), prReset: $("btn-print-reset"),
+    prRoll: $("btn-print-roll"),
   };
   const CAMERA_TEXT = { connected: "camera ready", busy: "camera busy", reconnecting: "camera reconnecting…", connecting: "camera connecting…",
                         disconnected: "no camera", off: "camera off" };
@@ -94,6 +96,7 @@
       els.reason.hidden = true;
     }
     for (const b of els.strip.children) b.setAttribute("aria-current", String(!!f && b.dataset.key === f.key));
+    loadPrint(f);
   }
 
   function showImage(url, number) {
@@ -247,6 +250,82 @@
     }
   }
 
+  // ---- the print of the selected frame (sliders, neutral picker) ---------------------
+  const PR_KEYS = ["exposure", "temperature", "tint", "contrast", "black", "white"];
+  const FMT = { exposure: (v) => (v >= 0 ? "+" : "") + v.toFixed(2) + " EV", temperature: (v) => Math.round(v) + " K",
+                tint: (v) => (v >= 0 ? "+" : "") + Math.round(v), contrast: (v) => v.toFixed(2),
+                black: (v) => v.toFixed(3), white: (v) => v.toFixed(3) };
+  const slider = (k) => $("pr-" + k);
+  let printKey = null;    // the frame whose print the sliders show
+  let printSeq = 0;
+  function showPrint(p, source) {
+    for (const k of PR_KEYS) {
+      if (p && p[k] != null) slider(k).value = p[k];
+      // the setting itself (a picked white balance falls between the slider's steps)
+      $("pr-" + k + "-v").textContent = FMT[k](p && p[k] != null ? Number(p[k]) : Number(slider(k).value));
+    }
+    els.prSource.textContent = source ? source + "'s" : "–";
+    els.print.dataset.source = source || "";
+  }
+  function loadPrint(f) {
+    const key = f ? f.key : null;
+    if (key === printKey) return;
+    printKey = key;
+    setPicking(false);
+    if (!key) { showPrint(null, null); return; }
+    const seq = ++printSeq;
+    command("get_print", { path: key }).then((r) => {
+      if (seq === printSeq && r !== undefined && printKey === key) showPrint(r.print, r.source);
+    });
+  }
+  async function sendPrint(args, label) {
+    const f = current();
+    if (!f) { toast("no frame to adjust", true); return; }
+    els.print.setAttribute("aria-busy", "true");
+    const r = await command("set_print", Object.assign({ path: f.key }, args));
+    els.print.removeAttribute("aria-busy");
+    if (r === undefined) return;
+    if (printKey === f.key) showPrint(r.print, args.reset ? null : "frame");
+    if (args.reset) { printKey = null; loadPrint(f); }
+    toast("#" + f.number + " " + (label || "print") + ": " + r.describe);
+  }
+  for (const k of PR_KEYS) {
+    const s = slider(k);
+    s.addEventListener("input", () => { $("pr-" + k + "-v").textContent = FMT[k](Number(s.value)); });
+    s.addEventListener("change", () => sendPrint({ settings: { [k]: Number(s.value) } }));
+  }
+  els.prReset.addEventListener("click", () => sendPrint({ reset: true }, "print reset"));
+  els.prRoll.addEventListener("click", () => {
+    const f = current();
+    if (!f) { toast("no frame", true); return; }
+    const settings = {};
+    for (const k of PR_KEYS) settings[k] = Number(slider(k).value);
+    const roll = f.key.includes("/") ? f.key.split("/")[0] : null;
+    if (!roll) { toast("this frame is not in a roll folder", true); return; }
+    command("set_print", { roll: roll, settings: settings }, els.prRoll).then((r) => {
+      if (r !== undefined) toast("roll " + roll + ": " + r.describe + " (" + r.rerender.length + " frames re-rendered)");
+    });
+  });
+  let picking = false;
+  function setPicking(on) {
+    picking = !!on;
+    els.neutral.setAttribute("aria-pressed", String(picking));
+    els.stage.classList.toggle("picking", picking);
+  }
+  els.neutral.addEventListener("click", () => setPicking(!picking));
+  els.img.addEventListener("click", (ev) => {
+    if (!picking) return;
+    setPicking(false);
+    const f = current();
+    if (!f || !f.url || els.img.dataset.url !== f.url) { toast("pick on the frame's own preview", true); return; }
+    // the picture is letterboxed (object-fit: contain): find the point in it
+    const r = els.img.getBoundingClientRect(), nw = els.img.naturalWidth, nh = els.img.naturalHeight;
+    const sc = Math.min(r.width / nw, r.height / nh), dw = nw * sc, dh = nh * sc;
+    const x = (ev.clientX - r.left - (r.width - dw) / 2) / dw, y = (ev.clientY - r.top - (r.height - dh) / 2) / dh;
+    if (x < 0 || x > 1 || y < 0 || y > 1) { toast("that point is outside the picture", true); return; }
+    sendPrint({ neutral: { x: x, y: y } }, "neutral");
+  });
+
   function capture() { command("capture", {}, els.capture).then((r) => { if (r !== undefined) toast("captured"); }); }
 
   els.capture.addEventListener("click", capture);
@@ -281,10 +360,12 @@
       if (!ev.repeat) capture();
     } else if (ev.key === "ArrowLeft") { ev.preventDefault(); step(-1); }
     else if (ev.key === "ArrowRight") { ev.preventDefault(); step(1); }
-    else if (ev.key === "Escape") { pinned = null; if (view) renderMain(); }
+    else if (ev.key === "Escape") { if (picking) { setPicking(false); return; } pinned = null; if (view) renderMain(); }
   });
   // a focused button must not turn Space into a second click
   document.addEventListener("keyup", (ev) => { if (ev.code === "Space") ev.preventDefault(); });
 
+  // phones: the picture first, the print panel folded until asked for
+  if (window.matchMedia && window.matchMedia("(max-width: 760px)").matches) $("print-box").open = false;
   connect();
 })();
