@@ -5,6 +5,8 @@ user pairs when given).
 Examples:
     station evaluate                         # the shipped default model
     station evaluate --model my.npz --pairs ~/pairs --json report.json
+    station evaluate --family both           # in-family (held-out stocks) and cross-family
+                                             # (the parametric generator, never trained on)
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--negative-encoding", default="auto", choices=["auto", "linear", "srgb"])
     p.add_argument("--per-stock", action="store_true", help="one table per stock as well")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
+    p.add_argument("--family", choices=["spectral", "param", "both"], default=None,
+                   help="the roll protocol (12 frames per stock: film -1..+2 EV x scan -1, 0, +0.5 EV, base from a "
+                        "blank) on the spectral generator's held-out stocks and/or the independent parametric one")
     p.set_defaults(func=run)
 
 
@@ -46,6 +51,8 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"station evaluate: {exc}", file=sys.stderr)
         return 2
+    if args.family:
+        return run_family(args, model)
     classic = ev.classic_inverter()
     methods = {"mlp": model, "classic": classic, "naive 1−x": ev.naive_invert}
     frames = ev.eval_frames(stocks, args.scenes, args.size, args.seed)
@@ -76,6 +83,40 @@ def run(args) -> int:
                 ("psnr", "PSNR dB", "{:.2f}")]
         print(f"\nuser pairs ({len(pf)} from {args.pairs}):")
         print("\n".join(ev.format_table(r, cols).splitlines()[:-1]))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def run_family(args, model) -> int:
+    from station.model import familyeval as fe
+    from station.model.evaluate import naive_invert
+    from station.pipeline.classic import ClassicInverter
+
+    fams = ["spectral", "param"] if args.family == "both" else [args.family]
+    methods = {"mlp": model, "classic": ClassicInverter(), "naive 1−x": naive_invert}
+    print(f"model: {model.description}")
+    res, out = {}, {"model": str(args.model or "default"), "description": model.description, "families": {}}
+    for fa in fams:
+        stocks = tuple(s.strip() for s in args.stocks.split(",")) if (args.stocks and len(fams) == 1) else None
+        try:
+            frames = fe.family_frames(fa, stocks, size=args.size, seed=args.seed)
+        except ValueError as exc:
+            print(f"station evaluate: {exc}", file=sys.stderr)
+            return 2
+        names = sorted({f.stock for f in frames})
+        print(f"{fa}: {len(frames)} frames ({len(fe.FILM_EVS)} film x {len(fe.SCAN_EVS)} scan exposures) of {', '.join(names)}")
+        res[fa] = {k: fe.evaluate_family(fn, frames) for k, fn in methods.items()}
+        out["families"][fa] = {"stocks": names, "frames": len(frames), "results": res[fa]}
+        if args.per_stock:
+            out["families"][fa]["per_stock"] = {}
+            for s in names:
+                fs = [f for f in frames if f.stock == s]
+                r = {k: fe.evaluate_family(fn, fs) for k, fn in methods.items()}
+                out["families"][fa]["per_stock"][s] = r
+                print(f"\n{fa} / {s}:\n" + fe.format_side_by_side({fa: r}))
+    print()
+    print(fe.format_side_by_side(res))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return 0
