@@ -98,7 +98,9 @@ class MLPInverter:
     @property
     def description(self) -> str:
         c = self.config
-        return f"MLP 3x{'x'.join([str(c.width)] * c.depth)}x3 {c.activation}{' +skip' if c.skip else ''}, normaliser {self.norm.kind}"
+        prior = f", residual (±{c.bound:g}) on the classic inversion" if c.prior == "classic" else ""
+        return (f"MLP 3x{'x'.join([str(c.width)] * c.depth)}x3 {c.activation}{' +skip' if c.skip else ''}{prior}, "
+                f"normaliser {self.norm.kind}")
 
 
 def save_model(path, inverter: MLPInverter, training: dict | None = None) -> Path:

@@ -9,7 +9,14 @@ activation ``relu`` (the paper's, sklearn's default) or ``silu``; optional
 then only learns the non-linear remainder).  The paper's 3x64x64x64 is
 ``MLPConfig(width=64, depth=3, skip=False, activation="relu")``.
 
-Output is unbounded in training; inference clips to [0, 1].
+``prior="classic"`` makes the model a *bounded residual* on the classic density
+inversion: output = classic(z) + ``bound`` * tanh(network(z)), where classic(z)
+is the classic print curve on base-anchored z (z = 0 the film base, 1 the frame's
+highlight: linear y = HEADROOM * 10**(prior_range * (z - 1)), sRGB, a mild
+S-curve).  However far from its training data a frame lies, the output stays
+within ``bound`` (sRGB units, per channel) of the classic inversion.
+
+Output is unbounded in training (apart from the residual's bound); inference clips to [0, 1].
 """
 from __future__ import annotations
 
@@ -18,6 +25,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 ACTIVATIONS = ("relu", "silu", "tanh")
+PRIORS = ("none", "classic")
+PRIOR_HEADROOM = 0.92
+PRIOR_CONTRAST = 0.25
 
 
 @dataclass(frozen=True)
@@ -26,19 +36,27 @@ class MLPConfig:
     depth: int = 3
     skip: bool = False
     activation: str = "relu"
+    prior: str = "none"         # "classic": output = classic(z) + bound * tanh(net(z))
+    bound: float = 0.12         # the residual's bound (sRGB units) with a prior
+    prior_range: float = 2.6    # log10 exposure range of the prior from the highlight (z=1) to the base (z=0)
 
     def __post_init__(self):
         if not (1 <= int(self.width) <= 4096 and 1 <= int(self.depth) <= 16):
             raise ValueError(f"bad MLP size width={self.width} depth={self.depth}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})")
+        if self.prior not in PRIORS:
+            raise ValueError(f"unknown prior {self.prior!r} (known: {', '.join(PRIORS)})")
+        if not (0.0 < float(self.bound) <= 1.0 and 0.5 <= float(self.prior_range) <= 6.0):
+            raise ValueError(f"bad residual bound {self.bound} or prior range {self.prior_range}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "MLPConfig":
-        return cls(int(d["width"]), int(d["depth"]), bool(d.get("skip", False)), str(d.get("activation", "relu")))
+        return cls(int(d["width"]), int(d["depth"]), bool(d.get("skip", False)), str(d.get("activation", "relu")),
+                   str(d.get("prior", "none")), float(d.get("bound", 0.12)), float(d.get("prior_range", 2.6)))
 
     def shapes(self) -> list[tuple[str, tuple]]:
         """Names and shapes of the weight arrays, in order (W is out x in, as torch)."""
@@ -62,6 +80,14 @@ def _act(name: str, x: np.ndarray) -> np.ndarray:
     return np.tanh(x)
 
 
+def prior_apply(z: np.ndarray, config: MLPConfig) -> np.ndarray:
+    """The classic print curve on base-anchored z (numpy, (N,3) -> (N,3) sRGB in [0,1])."""
+    z = np.asarray(z, np.float32)
+    y = np.clip(PRIOR_HEADROOM * np.power(10.0, np.minimum(config.prior_range * (z - 1.0), 0.2)), 0.0, 1.0)
+    v = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(np.maximum(y, 0.0031308), 1 / 2.4) - 0.055)
+    return (v + PRIOR_CONTRAST * (v - 0.5) * (1.0 - np.abs(2.0 * v - 1.0))).astype(np.float32)
+
+
 def mlp_apply(z: np.ndarray, weights: dict[str, np.ndarray], config: MLPConfig) -> np.ndarray:
     """Evaluate the MLP on a batch.
 
@@ -76,6 +102,8 @@ def mlp_apply(z: np.ndarray, weights: dict[str, np.ndarray], config: MLPConfig) 
             h = _act(config.activation, h)
     if config.skip:
         h = h + z @ weights["skipW"].T + weights["skipb"]
+    if config.prior == "classic":
+        h = prior_apply(z, config) + config.bound * np.tanh(h)
     return h.astype(np.float32)
 
 
@@ -106,7 +134,15 @@ def make_module(config: MLPConfig):
                     h = self.act(h)
             if self.skip is not None:
                 h = h + self.skip(z)
+            if self.cfg.prior == "classic":
+                h = self.prior(z) + self.cfg.bound * torch.tanh(h)
             return h
+
+        def prior(self, z):
+            c = self.cfg
+            y = (PRIOR_HEADROOM * torch.pow(10.0, torch.clamp(c.prior_range * (z - 1.0), max=0.2))).clamp(0.0, 1.0)
+            v = torch.where(y <= 0.0031308, 12.92 * y, 1.055 * torch.pow(y.clamp(min=0.0031308), 1 / 2.4) - 0.055)
+            return v + PRIOR_CONTRAST * (v - 0.5) * (1.0 - torch.abs(2.0 * v - 1.0))
 
         def export(self) -> dict[str, np.ndarray]:
             out = {}

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("none", "scale", "percentile", "quantile", "neutral", "shift", "shift_shared", "learned")
+KINDS = ("base", "none", "scale", "percentile", "quantile", "neutral", "shift", "shift_shared", "learned")
 NEUTRAL_TOL = 0.08
 QUANTILES = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99)
 FEATURE_PCTS = (1.0, 10.0, 50.0, 90.0, 99.0)
@@ -104,6 +104,15 @@ def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["
     if kind == "none":
         return np.ones(3, np.float32), np.zeros(3, np.float32)
     s = _sample(D)
+    if kind == "base":
+        # anchored at the film base: D = 0 is black in every channel (the base says where
+        # neutral black is), the frame's highlight P_hi is white in every channel, and a
+        # *common* (neutral) levels shift puts the frame's shadows at 0
+        p_lo, p_hi = np.percentile(s, [lo, hi], axis=0)
+        p_hi = np.maximum(p_hi, MIN_SPREAD)
+        m = float(np.clip(np.median(p_lo / p_hi), 0.0, 0.8))
+        A = 1.0 / (p_hi * (1.0 - m))
+        return A.astype(np.float32), np.full(3, -m / (1.0 - m), np.float32)
     if kind == "scale":
         p_hi = np.percentile(s, hi, axis=0)
         A = 1.0 / np.maximum(p_hi, MIN_SPREAD)
