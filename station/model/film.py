@@ -146,11 +146,21 @@ class FilmStock:
     @property
     def masked_dyes(self) -> np.ndarray:
         """(41,3) dye density with MASK_FRACTION of the off-band absorption cancelled."""
+        return self.dyes_masked(MASK_FRACTION)
+
+    def dyes_masked(self, fraction: float, dye_mix=None) -> np.ndarray:
+        """(41,3) dye density (plus `dye_mix` extra crosstalk) with `fraction` of the off-band absorption cancelled."""
         bands = [(WL >= 590), (WL >= 490) & (WL < 600), (WL < 510)]
-        out = self.dye_density.copy()
+        dyes = self.dye_density.copy()
+        if dye_mix is not None:
+            P = reflectance_basis()           # red, green, blue bands
+            X = np.asarray(dye_mix, float)    # X[band, dye]
+            peak = dyes.max(0)
+            dyes = dyes + P @ (X * peak[None, :])
+        out = dyes.copy()
         for i, band in enumerate(bands):
-            unwanted = np.where(band, 0.0, self.dye_density[:, i])
-            out[:, i] -= MASK_FRACTION * unwanted
+            unwanted = np.where(band, 0.0, dyes[:, i])
+            out[:, i] -= fraction * unwanted
         return out
 
 
@@ -197,6 +207,12 @@ class ScanParams:
     full_well: float = 640000.0    # electrons at sensor white: 40k e- sensor, each output pixel = 4x4 binned
     read_noise: float = 2.0        # electrons
     seed: int | None = 0
+    # wider randomisation (training of the residual model; defaults = the measured stock as is)
+    mask_fraction: float | None = None   # masking strength (None: MASK_FRACTION)
+    fog: float = 0.0                     # extra neutral fog density
+    base_tint: tuple = (0.0, 0.0, 0.0)   # relative change of the base density in the red/green/blue bands
+    dye_mix: tuple | None = None         # 3x3 extra dye crosstalk (band x dye), added to each dye's spectrum
+    flare: float = 0.0                   # veiling glare: fraction of the frame's mean light added everywhere
 
 
 @dataclass
@@ -262,10 +278,18 @@ def simulate(positive: np.ndarray, params: ScanParams | None = None, **kw) -> Ne
     dye = stock.characteristic(log_h + np.asarray(p.layer_shift, float)) * np.asarray(p.layer_gamma, float)
     if p.grain > 0:
         dye = dye + rng.normal(size=dye.shape) * p.grain * np.sqrt(np.maximum(dye, 0.02))
-    spectral_d = stock.base_density[None, :] + dye @ stock.masked_dyes.T   # (N,41)
-    light = BACKLIGHTS[p.backlight][:, None] * CAMERAS[p.camera]            # (41,3)
+    base_d = stock.base_density * (1.0 + reflectance_basis() @ np.asarray(p.base_tint, float)) + p.fog
+    mf = MASK_FRACTION if p.mask_fraction is None else p.mask_fraction
+    dyes = stock.masked_dyes if (p.mask_fraction is None and p.dye_mix is None) else stock.dyes_masked(mf, p.dye_mix)
+    spectral_d = base_d[None, :] + dye @ dyes.T   # (N,41)
+    bl = BACKLIGHTS[p.backlight] if isinstance(p.backlight, str) else np.asarray(p.backlight, float)
+    cam = CAMERAS[p.camera] if isinstance(p.camera, str) else np.asarray(p.camera, float)
+    light = bl[:, None] * cam            # (41,3)
     raw = (10.0 ** -spectral_d) @ light
-    base_raw = (10.0 ** -stock.base_density) @ light
+    base_raw = (10.0 ** -base_d) @ light
+    if p.flare > 0:
+        glare = p.flare * raw.mean(0)
+        raw, base_raw = raw + glare, base_raw + glare
     clear_raw = light.sum(0)
     gain = BASE_LEVEL * 2.0 ** p.scan_ev / base_raw.max()
     sig = raw * gain
@@ -468,6 +492,62 @@ def random_params(rng: np.random.Generator, stocks=None, jitter: float = 1.0) ->
     )
 
 
+def random_camera(rng: np.random.Generator) -> np.ndarray:
+    """A random Bayer camera (41,3): peaks, widths and crosstalk lobes drawn around real sensors'."""
+    u = rng.uniform
+    r = _gauss(u(585, 625), u(24, 40)) + u(0, 0.12) * _gauss(u(450, 530), 28)
+    g = _gauss(u(520, 550), u(32, 48)) + u(0, 0.12) * _gauss(u(580, 610), 30)
+    b = _gauss(u(445, 470), u(24, 36)) + u(0, 0.08) * _gauss(u(520, 560), 30)
+    return np.stack([r, g, b], 1)
+
+
+def random_backlight(rng: np.random.Generator) -> np.ndarray:
+    """A random backlight spectrum (41,): white LEDs of several CCT/CRI, narrowband RGB
+    triplets, flash, halogen."""
+    u = rng.uniform
+    kind = rng.choice(["led", "led_hicri", "rgb", "flash", "halogen"], p=[0.3, 0.25, 0.2, 0.15, 0.1])
+    if kind == "led":        # phosphor white: blue pump + broad phosphor (the ratio sets the CCT)
+        return u(0.4, 1.2) * _gauss(u(445, 460), u(9, 13)) + _gauss(u(560, 610), u(55, 80))
+    if kind == "led_hicri":
+        return u(0.4, 0.9) * _gauss(450, 12) + u(0.4, 0.8) * _gauss(530, 45) + _gauss(u(610, 640), 55)
+    if kind == "rgb":        # narrowband triplet
+        return (u(0.6, 1.4) * _gauss(u(445, 470), u(8, 15)) + u(0.6, 1.4) * _gauss(u(515, 540), u(10, 18))
+                + _gauss(u(615, 650), u(8, 15)))
+    if kind == "flash":
+        return blackbody(u(5200, 6500)) + 0.3 * _gauss(u(440, 470), 20)
+    return blackbody(u(2800, 3400))
+
+
+def random_params_wide(rng: np.random.Generator, stocks=None) -> ScanParams:
+    """Much wider conditions than `random_params`: randomised stocks beyond the measured ones
+    (per-layer contrast and speed, masking strength, dye crosstalk, fog, base colour), random
+    cameras and backlights, flare, low-exposure noise, scan exposures -1.5..+0.7 EV (base below sensor white)."""
+    stocks = list(stocks or training_stocks())
+    st = load_stock(str(rng.choice(stocks)))
+    u = rng.uniform
+    scan_ev = float(u(-1.5, 0.7))   # the base stays below sensor white
+    X = np.array([[0, .06, .02], [.12, 0, .05], [.05, .2, 0]]) * u(0, 1.5, (3, 3))
+    return ScanParams(
+        stock=st.key,
+        layer_gamma=tuple(float(x) for x in u(0.75, 1.25, 3)),
+        layer_shift=tuple(float(x) for x in u(-0.3, 0.3, 3)),
+        scene_K=float(st.reference_K * u(0.8, 1.3)),
+        scene_ev=float(u(-1.5, 2.5)),
+        scan_ev=scan_ev,
+        camera=random_camera(rng) if rng.random() < 0.7 else str(rng.choice(list(CAMERAS))),
+        backlight=random_backlight(rng),
+        grain=float(u(0.002, 0.008)),
+        full_well=float(u(150000, 640000)),
+        read_noise=float(u(2, 6)),
+        mask_fraction=float(u(0.4, 0.9)),
+        fog=float(u(0.0, 0.15)),
+        base_tint=tuple(float(x) for x in u(-0.2, 0.2, 3)),
+        dye_mix=tuple(map(tuple, X)),
+        flare=float(u(0.0, 0.03)) if rng.random() < 0.7 else 0.0,
+        seed=int(rng.integers(1 << 31)),
+    )
+
+
 def random_scene(rng: np.random.Generator, size: int = 160, photos=TRAIN_PHOTOS) -> np.ndarray:
     u = rng.random()
     if u < 0.45 and photos:
@@ -481,9 +561,12 @@ def random_scene(rng: np.random.Generator, size: int = 160, photos=TRAIN_PHOTOS)
     return img
 
 
-def generate_pairs(n: int, seed: int = 0, size: int = 160, stocks=None, photos=TRAIN_PHOTOS, jitter: float = 1.0):
-    """Yield n NegativeScan objects of random scenes, stocks, exposures, cameras."""
+def generate_pairs(n: int, seed: int = 0, size: int = 160, stocks=None, photos=TRAIN_PHOTOS, jitter: float = 1.0,
+                   wide: float = 0.0):
+    """Yield n NegativeScan objects of random scenes, stocks, exposures, cameras; a fraction
+    `wide` of them with the much wider `random_params_wide` conditions."""
     rng = np.random.default_rng(seed)
     for _ in range(n):
         img = random_scene(rng, size, photos)
-        yield simulate(img, random_params(rng, stocks, jitter))
+        p = random_params_wide(rng, stocks) if rng.random() < wide else random_params(rng, stocks, jitter)
+        yield simulate(img, p)
