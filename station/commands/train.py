@@ -29,6 +29,16 @@ def register(subparsers) -> None:
     p.add_argument("--depth", type=int, default=3, help="hidden layers (paper: 3)")
     p.add_argument("--skip", action="store_true", help="add a linear input->output skip connection")
     p.add_argument("--activation", default="relu", choices=["relu", "silu", "tanh"])
+    p.add_argument("--prior", default="none", choices=["none", "classic"],
+                   help="classic: learn a bounded residual on the classic inversion (output within --bound of it)")
+    p.add_argument("--bound", type=float, default=0.12, help="the residual's bound (sRGB units) with --prior classic")
+    p.add_argument("--prior-range", type=float, default=2.4, help="log10 exposure range of the classic prior (base..highlight)")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="fine-tune: start from this model file ('default': the shipped one); its architecture and "
+                        "normaliser are kept, early stopping keeps it unless the held-out pair improves")
+    p.add_argument("--wide", type=float, default=0.0, metavar="F",
+                   help="fraction of generated frames drawn with the wide randomisation (random stocks, cameras, "
+                        "backlights, flare, noise)")
     p.add_argument("--normaliser", default="percentile",
                    choices=["learned", "percentile", "quantile", "neutral", "scale", "shift", "shift_shared", "none"])
     p.add_argument("--norm-lo", type=float, default=0.5, help="normaliser low percentile (shadows)")
@@ -70,7 +80,7 @@ def run(args) -> int:
         return 2
     try:
         cfg = TrainConfig(
-            mlp=MLPConfig(args.width, args.depth, args.skip, args.activation),
+            mlp=MLPConfig(args.width, args.depth, args.skip, args.activation, args.prior, args.bound, args.prior_range),
             normaliser=Normaliser(args.normaliser, args.norm_lo, args.norm_hi),
             epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, batch=args.batch,
             patience=args.patience, pixels_per_frame=args.pixels_per_frame, seed=args.seed,
@@ -79,6 +89,13 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"station train: {exc}", file=sys.stderr)
         return 2
+    if args.init:
+        from station.model import load_model
+        try:
+            cfg.init = load_model(None if args.init == "default" else args.init)
+        except ValueError as exc:
+            print(f"station train: --init: {exc}", file=sys.stderr)
+            return 2
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -91,11 +108,12 @@ def run(args) -> int:
             sources["pairs"] = {"folder": str(args.pairs), "count": len(pf)}
             log.info("loaded %d pairs from %s", len(pf), args.pairs)
         if args.generate > 0:
-            gf = generated_frames(args.generate, seed=args.seed, size=args.size, stock_jitter=args.stock_jitter)
+            gf = generated_frames(args.generate, seed=args.seed, size=args.size, stock_jitter=args.stock_jitter,
+                                  wide=args.wide)
             frames += gf
             from station.model.film import HELD_OUT_STOCKS
             sources["generated"] = {"count": len(gf), "seed": args.seed, "size": args.size, "stock_jitter": args.stock_jitter,
-                                    "held_out_stocks": list(HELD_OUT_STOCKS)}
+                                    "held_out_stocks": list(HELD_OUT_STOCKS), "wide": args.wide}
             log.info("generated %d negatives", len(gf))
         inv, report = train(frames, cfg, progress=not args.no_progress)
     except TrainingError as exc:

@@ -48,17 +48,20 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None      # None: cuda if available
     max_minutes: float | None = None
+    init: MLPInverter | None = None   # fine-tuning: start from this model's weights (its architecture and normaliser)
+    init_pull: float = 1e-3           # fine-tuning: L2 penalty towards the initial weights (L2-SP)
 
 
 # ----------------------------------------------------------------------------- data
 def generated_frames(n: int, seed: int = 0, size: int = 160, stocks=None, base_jitter: float = 0.01,
-                     stock_jitter: float = 1.0) -> list[Frame]:
+                     stock_jitter: float = 1.0, wide: float = 0.0) -> list[Frame]:
     """n generated frames; densities use the simulated base times a small random error
     (a base estimate is never exact)."""
     from station.model import film
     rng = np.random.default_rng(seed + 7919)
     out = []
-    for i, s in enumerate(film.generate_pairs(n, seed=seed, size=size, stocks=stocks, jitter=stock_jitter)):
+    for i, s in enumerate(film.generate_pairs(n, seed=seed, size=size, stocks=stocks, jitter=stock_jitter,
+                                                       wide=wide)):
         base = s.base_rgb * (1.0 + rng.normal(size=3) * base_jitter)
         D = -np.log10(np.maximum(s.camera_rgb, 1e-6) / base).astype(np.float32)
         out.append(Frame(D, s.positive, None, f"gen{i:04d}:{s.params.stock}"))
@@ -208,10 +211,19 @@ def fit(train_frames: list[Frame], val_frames: list[Frame], cfg: TrainConfig, pr
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.init is not None:   # fine-tuning: the initial model's architecture, normaliser and weights
+        cfg.mlp, cfg.normaliser = cfg.init.config, cfg.init.norm
     zt, yt = sample_pixels(train_frames, cfg.normaliser, cfg.pixels_per_frame, rng)
     zv, yv = sample_pixels(val_frames, cfg.normaliser, max(2000, cfg.pixels_per_frame // 2), rng)
     z_range = np.percentile(zt, [0.05, 99.95], axis=0).astype(np.float32)
+    if cfg.init is not None:   # the LUT range must still cover what the initial model was made for
+        z0 = np.asarray(cfg.init.z_range, np.float32)
+        z_range = np.stack([np.minimum(z0[0], z_range[0]), np.maximum(z0[1], z_range[1])])
     net = make_module(cfg.mlp).to(device)
+    anchor = None
+    if cfg.init is not None:
+        net.load(cfg.init.weights)
+        anchor = [p.detach().clone() for p in net.parameters()]
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=max(1, cfg.patience // 2 - 1))
     Zt, Yt = torch.from_numpy(zt).to(device), torch.from_numpy(yt).to(device)
@@ -219,6 +231,8 @@ def fit(train_frames: list[Frame], val_frames: list[Frame], cfg: TrainConfig, pr
     best, best_state, bad, hist = math.inf, None, 0, {"train": [], "val": []}
     with torch.no_grad():
         hist["initial_val"] = float(torch.mean((net(Zv).clamp(0, 1) - Yv) ** 2))
+    if cfg.init is not None:   # early stopping keeps the initial model unless training beats it on validation
+        best, best_state = hist["initial_val"], {k: v.detach().clone() for k, v in net.state_dict().items()}
     t0 = time.time()
     bar = _tqdm(cfg.epochs, "train") if progress else None
     stop_reason = "epochs"
@@ -230,6 +244,8 @@ def fit(train_frames: list[Frame], val_frames: list[Frame], cfg: TrainConfig, pr
             b = perm[i:i + cfg.batch]
             opt.zero_grad(set_to_none=True)
             loss = torch.mean((net(Zt[b]) - Yt[b]) ** 2)
+            if anchor is not None and cfg.init_pull > 0:
+                loss = loss + cfg.init_pull * sum(torch.sum((p - a) ** 2) for p, a in zip(net.parameters(), anchor))
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}; try a lower --lr")
             loss.backward()
@@ -291,6 +307,7 @@ def train(frames: list[Frame], cfg: TrainConfig, progress: bool = True) -> tuple
     inv, hist = fit(tr, va, cfg, progress)
     report = {
         "architecture": cfg.mlp.to_dict(), "normaliser": cfg.normaliser.kind,
+        "init": (cfg.init.path or "model") if cfg.init is not None else None,
         "split": {"train": len(tr), "val": len(va), "test": len(te)},
         "epochs_run": hist["epochs_run"], "stop": hist["stop"], "seconds": hist["seconds"],
         "initial_val_mse": round(hist["initial_val"], 6), "best_val_mse": round(hist["best_val_mse"], 6), "train_pixels": hist["train_pixels"],
