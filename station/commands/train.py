@@ -28,19 +28,22 @@ def register(subparsers) -> None:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--depth", type=int, default=3, help="hidden layers (paper: 3)")
     p.add_argument("--skip", action="store_true", help="add a linear input->output skip connection")
-    p.add_argument("--activation", default="relu", choices=["relu", "silu", "tanh"])
-    p.add_argument("--prior", default="none", choices=["none", "classic"],
+    p.add_argument("--activation", default="silu", choices=["relu", "silu", "tanh"])
+    p.add_argument("--prior", default="classic", choices=["none", "classic"],
                    help="classic: learn a bounded residual on the classic inversion (output within --bound of it)")
-    p.add_argument("--bound", type=float, default=0.12, help="the residual's bound (sRGB units) with --prior classic")
-    p.add_argument("--prior-range", type=float, default=2.4, help="log10 exposure range of the classic prior (base..highlight)")
+    p.add_argument("--bound", type=float, default=0.2, help="the residual's bound (sRGB units) with --prior classic")
+    p.add_argument("--prior-range", type=float, default=2.2, help="log10 exposure range of the classic prior (base..highlight)")
     p.add_argument("--init", default=None, metavar="MODEL",
                    help="fine-tune: start from this model file ('default': the shipped one); its architecture and "
                         "normaliser are kept, early stopping keeps it unless the held-out pair improves")
-    p.add_argument("--wide", type=float, default=0.0, metavar="F",
+    p.add_argument("--wide", type=float, default=0.7, metavar="F",
                    help="fraction of generated frames drawn with the wide randomisation (random stocks, cameras, "
                         "backlights, flare, noise)")
-    p.add_argument("--normaliser", default="percentile",
-                   choices=["learned", "percentile", "quantile", "neutral", "scale", "shift", "shift_shared", "none"])
+    p.add_argument("--normaliser", default="base",
+                   choices=["base", "learned", "percentile", "quantile", "neutral", "scale", "shift", "shift_shared", "none"])
+    p.add_argument("--anchor", type=float, default=1.0,
+                   help="base normaliser: how much of each channel's black point comes from the film base (1) "
+                        "rather than from the frame's own shadows (0 would cancel the base, as 'percentile')")
     p.add_argument("--norm-lo", type=float, default=0.5, help="normaliser low percentile (shadows)")
     p.add_argument("--norm-hi", type=float, default=99.5, help="normaliser high percentile (highlights)")
     p.add_argument("--epochs", type=int, default=40)
@@ -81,7 +84,7 @@ def run(args) -> int:
     try:
         cfg = TrainConfig(
             mlp=MLPConfig(args.width, args.depth, args.skip, args.activation, args.prior, args.bound, args.prior_range),
-            normaliser=Normaliser(args.normaliser, args.norm_lo, args.norm_hi),
+            normaliser=Normaliser(args.normaliser, args.norm_lo, args.norm_hi, anchor=args.anchor),
             epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, batch=args.batch,
             patience=args.patience, pixels_per_frame=args.pixels_per_frame, seed=args.seed,
             device=args.device, max_minutes=args.max_minutes,

@@ -37,8 +37,8 @@ class MLPConfig:
     skip: bool = False
     activation: str = "relu"
     prior: str = "none"         # "classic": output = classic(z) + bound * tanh(net(z))
-    bound: float = 0.12         # the residual's bound (sRGB units) with a prior
-    prior_range: float = 2.6    # log10 exposure range of the prior from the highlight (z=1) to the base (z=0)
+    bound: float = 0.2          # the residual's bound (sRGB units) with a prior
+    prior_range: float = 2.2    # log10 exposure range of the prior from the highlight (z=1) to the base (z=0)
 
     def __post_init__(self):
         if not (1 <= int(self.width) <= 4096 and 1 <= int(self.depth) <= 16):
@@ -56,7 +56,7 @@ class MLPConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "MLPConfig":
         return cls(int(d["width"]), int(d["depth"]), bool(d.get("skip", False)), str(d.get("activation", "relu")),
-                   str(d.get("prior", "none")), float(d.get("bound", 0.12)), float(d.get("prior_range", 2.6)))
+                   str(d.get("prior", "none")), float(d.get("bound", 0.2)), float(d.get("prior_range", 2.2)))
 
     def shapes(self) -> list[tuple[str, tuple]]:
         """Names and shapes of the weight arrays, in order (W is out x in, as torch)."""
@@ -76,7 +76,7 @@ def _act(name: str, x: np.ndarray) -> np.ndarray:
     if name == "relu":
         return np.maximum(x, 0)
     if name == "silu":
-        return x / (1.0 + np.exp(-x))
+        return x / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
     return np.tanh(x)
 
 

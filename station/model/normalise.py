@@ -88,7 +88,7 @@ def _sample(D: np.ndarray, max_n: int = 65536) -> np.ndarray:
 
 
 def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"],
-                 weights=None):
+                 weights=None, anchor: float = 1.0):
     """Per-channel affine parameters (A, b), each (3,) float32, from frame statistics.
 
     D: HxWx3 (or Nx3) densities above base.  `weights` (N_FEATURESx6) only for kind "learned":
@@ -111,8 +111,11 @@ def frame_affine(D: np.ndarray, kind: str = "percentile", lo: float = DEFAULTS["
         p_lo, p_hi = np.percentile(s, [lo, hi], axis=0)
         p_hi = np.maximum(p_hi, MIN_SPREAD)
         m = float(np.clip(np.median(p_lo / p_hi), 0.0, 0.8))
-        A = 1.0 / (p_hi * (1.0 - m))
-        return A.astype(np.float32), np.full(3, -m / (1.0 - m), np.float32)
+        # black point per channel: `anchor` of the way from the frame's own shadows to the
+        # base-anchored neutral one (anchor 1: black's colour from the base alone)
+        black = anchor * m * p_hi + (1.0 - anchor) * np.minimum(p_lo, p_hi - MIN_SPREAD)
+        A = 1.0 / (p_hi - black)
+        return A.astype(np.float32), (-black * A).astype(np.float32)
     if kind == "scale":
         p_hi = np.percentile(s, hi, axis=0)
         A = 1.0 / np.maximum(p_hi, MIN_SPREAD)
@@ -173,10 +176,14 @@ def apply_affine(D: np.ndarray, A, b) -> np.ndarray:
 class Normaliser:
     """Callable normaliser: `Normaliser(kind, lo, hi)(D) -> z` (same shape as D)."""
 
-    def __init__(self, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"], weights=None):
+    def __init__(self, kind: str = "percentile", lo: float = DEFAULTS["lo"], hi: float = DEFAULTS["hi"], weights=None,
+                 anchor: float = 1.0):
         if kind not in KINDS:
             raise ValueError(f"unknown normaliser kind {kind!r} (known: {', '.join(KINDS)})")
         self.kind, self.lo, self.hi = kind, float(lo), float(hi)
+        self.anchor = float(anchor)
+        if not 0.0 < self.anchor <= 1.0:
+            raise ValueError(f"normaliser anchor must be in (0, 1], got {anchor}")
         self.weights = None
         if weights is not None:
             w = np.asarray(weights, np.float64)
@@ -185,7 +192,7 @@ class Normaliser:
             self.weights = w
 
     def params(self, D: np.ndarray):
-        return frame_affine(D, self.kind, self.lo, self.hi, self.weights)
+        return frame_affine(D, self.kind, self.lo, self.hi, self.weights, self.anchor)
 
     def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
         A, b = affine if affine is not None else self.params(D)
@@ -193,13 +200,16 @@ class Normaliser:
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind, "lo": self.lo, "hi": self.hi}
+        if self.kind == "base":
+            d["anchor"] = self.anchor
         if self.weights is not None:
             d["weights"] = np.round(self.weights, 6).tolist()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normaliser":
-        return cls(d.get("kind", "percentile"), d.get("lo", DEFAULTS["lo"]), d.get("hi", DEFAULTS["hi"]), d.get("weights"))
+        return cls(d.get("kind", "percentile"), d.get("lo", DEFAULTS["lo"]), d.get("hi", DEFAULTS["hi"]), d.get("weights"),
+                   d.get("anchor", 1.0))
 
 
 def oracle_affine(D: np.ndarray, positive: np.ndarray, mask=None):

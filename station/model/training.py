@@ -49,7 +49,7 @@ class TrainConfig:
     device: str | None = None      # None: cuda if available
     max_minutes: float | None = None
     init: MLPInverter | None = None   # fine-tuning: start from this model's weights (its architecture and normaliser)
-    init_pull: float = 1e-3           # fine-tuning: L2 penalty towards the initial weights (L2-SP)
+    init_pull: float = 1e-2           # fine-tuning: L2 penalty towards the initial weights (L2-SP)
 
 
 # ----------------------------------------------------------------------------- data

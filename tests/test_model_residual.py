@@ -1,0 +1,59 @@
+"""The shipped model: a bounded residual on the classic inversion, anchored at the film base."""
+import numpy as np
+import pytest
+
+from station.model import film, load_model, paramfilm
+from station.model.metrics import ciede2000
+from station.model.mlp import MLPConfig, make_module, mlp_apply, prior_apply
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_residual_is_bounded_whatever_the_weights():
+    import torch
+    cfg = MLPConfig(16, 2, activation="silu", prior="classic", bound=0.1)
+    torch.manual_seed(0)
+    net = make_module(cfg)
+    w = {k: v * 40.0 for k, v in net.export().items()}   # a wild network
+    z = np.random.default_rng(0).uniform(-1.0, 2.0, (5000, 3)).astype(np.float32)
+    out = mlp_apply(z, w, cfg)
+    prior = prior_apply(z, cfg)
+    assert np.abs(out - prior).max() <= 0.1 + 1e-6
+    assert np.abs(out - prior).max() > 0.09        # and the network does use its room
+    with torch.no_grad():
+        t = net.load(w)(torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(t, out, atol=2e-5)  # torch and numpy agree
+
+
+def test_shipped_model_stays_within_its_bound_of_the_classic_prior():
+    m = load_model()
+    assert m.config.prior == "classic" and m.config.bound <= 0.2
+    s = paramfilm.simulate(film.procedural_scene(96, 4), stock="param_vivid_100", scene_ev=2.0)
+    z = m.normaliser(s.density).reshape(-1, 3)
+    diff = np.abs(m.pixel_fn(z, clip=False) - prior_apply(z, m.config))
+    assert diff.max() <= m.config.bound + 1e-5
+
+
+def _frame(seed=2):
+    img, _ = film.scene_with_charts(film.photo("rocket", 160, np.random.default_rng(seed)))
+    return film.simulate(img, stock="kodak_ultramax_400", scene_ev=0.5, seed=seed)
+
+
+def test_the_base_counts_wrong_base_changes_the_positive_right_base_is_better():
+    m = load_model()
+    s = _frame()
+    D_right = s.density
+    wrong = s.base_rgb * np.array([1.12, 1.0, 0.85], np.float32)    # a base estimate off in colour
+    D_wrong = -np.log10(np.maximum(s.camera_rgb, 1e-6) / wrong)
+    out_r, out_w = m(D_right), m(D_wrong)
+    assert np.abs(out_r - out_w).mean() > 0.01          # the base is used (before: <= 1/65535)
+    de_r = ciede2000(out_r, s.positive).mean()
+    de_w = ciede2000(out_w, s.positive).mean()
+    assert de_r < de_w - 0.5
