@@ -57,3 +57,17 @@ def test_the_base_counts_wrong_base_changes_the_positive_right_base_is_better():
     de_r = ciede2000(out_r, s.positive).mean()
     de_w = ciede2000(out_w, s.positive).mean()
     assert de_r < de_w - 0.5
+
+
+def test_roll_affine_from_pooled_samples_of_several_frames():
+    """The roll analysis passes (A, b) from pooled (N,3) densities of many frames."""
+    m = load_model()
+    scene = film.procedural_scene(64, 5)
+    frames = [film.simulate(scene, stock="kodak_portra_400", scene_ev=ev, seed=k).density
+              for k, ev in ((1, -1.0), (2, 0.0), (3, 1.0))]
+    pooled = np.concatenate([D.reshape(-1, 3)[::3] for D in frames])
+    A, b = m.frame_affine(pooled)
+    assert A.shape == (3,) and b.shape == (3,) and np.all(np.isfinite(A)) and np.all(A > 0)
+    outs = [m(D, affine=(A, b)) for D in frames]
+    # one rendering for the roll: a denser negative (more exposure) gives a brighter positive
+    assert outs[0].mean() < outs[1].mean() < outs[2].mean()
