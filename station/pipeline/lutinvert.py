@@ -84,7 +84,7 @@ def supports_lut(inverter) -> bool:
     return all(hasattr(inverter, a) for a in ("pixel_fn", "z_range", "normaliser"))
 
 
-SIZES = (33, 65, 129, 161)  # tried in order by size="auto"
+SIZES = (33, 65, 129, 161)  # size="auto": the largest first, then the smallest that meets TARGET_DE
 BAKE_VERSION = 2  # bump when baking changes: on-disk LUTs of another version are not used
 TARGET_DE = 0.5  # max CIEDE2000 against the direct pixel function on a dense sample
 PAD = 0.10  # fraction of the z span added on each side for learned models (frames stray outside training)
@@ -131,11 +131,21 @@ def lut_for(inverter, size: int | str = DEFAULT_SIZE, pad: float | None = None) 
             from station.model.lut import dense_sample, lut_error
 
             z = dense_sample(lo, hi, 20_000, seed=1)
-            for n in SIZES:
-                lut = bake(_bake_fn(inverter), (lo, hi), n, meta={"key": repr(key[0])})
-                lut.meta["error"] = lut_error(lut, inverter.pixel_fn, z)
-                if lut.meta["error"]["max"] <= TARGET_DE:
-                    break
+
+            def _baked(n):
+                t = bake(_bake_fn(inverter), (lo, hi), n, meta={"key": repr(key[0])})
+                t.meta["error"] = lut_error(t, inverter.pixel_fn, z)
+                return t
+
+            # The largest size first: when even it misses the target, no smaller one can
+            # meet it, so it is the answer (one bake instead of all of them).
+            lut = _baked(SIZES[-1])
+            if lut.meta["error"]["max"] <= TARGET_DE:
+                for n in SIZES[:-1]:
+                    small = _baked(n)
+                    if small.meta["error"]["max"] <= TARGET_DE:
+                        lut = small
+                        break
             if lut.meta["error"]["max"] > TARGET_DE:
                 import logging
 
