@@ -112,7 +112,7 @@ def test_non_ascii_camera_names_do_not_fail_the_master(tmp_path):
     from station.pipeline.convert import ConvertOptions, convert_file
     from station.pipeline.invert import get_inverter
 
-    rgb = np.full((64, 96, 3), 0.3, np.float32)
+    rgb = np.repeat(np.linspace(0.1, 0.5, 96, dtype=np.float32)[None, :, None], 64, 0).repeat(3, 2)  # a picture
     src = write_bayer_dng(tmp_path / "odd.dng", (mosaic(rgb) * 65535).astype(np.uint16), make="CamXra", model="Z-1Q")
     data = src.read_bytes()  # the writer only takes ASCII: put latin-1 / high bytes in by hand
     src.write_bytes(data.replace(b"CamXra", b"Cam\xe9ra").replace(b"Z-1Q", b"\xa9-1\x7f"))

@@ -97,9 +97,10 @@ def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, B
 def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOptions | None = None) -> ConvertResult:
     """Convert one input into the outputs named by kind; raise StationError on failure.
 
-    Outputs already written stay (each is atomic); the original is only read.
+    A frame's outputs are written together or not at all (write.publish_frame); a
+    positive with no picture in it is a failure; the original is only read.
     """
-    from station.pipeline.write import encode_jpeg, atomic_write, write_jpeg, write_tiff16
+    from station.pipeline.write import write_positive
 
     options = options or ConvertOptions()
     src = Path(src)
@@ -131,17 +132,8 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
         raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
     timings.update(t)
     meta = output_meta(dec.meta, base, options, src)
-    written: dict[str, Path] = {}
     t0 = time.perf_counter()
-    for kind, path in outputs.items():
-        path = Path(path)
-        if kind == "tiff":
-            written[kind] = write_tiff16(path, pos, meta, options.overwrite)
-        elif kind == "jpeg":
-            written[kind] = write_jpeg(path, pos, meta, options.overwrite, options.jpeg_quality)
-        elif kind == "preview":
-            small = resize_long_side(pos, options.preview_size)
-            data = encode_jpeg(small, meta, options.jpeg_quality)
-            written[kind] = atomic_write(path, lambda fh: fh.write(data), options.overwrite)
+    written = write_positive(outputs, pos, meta, overwrite=options.overwrite, quality=options.jpeg_quality,
+                             small=lambda: resize_long_side(pos, options.preview_size), src=src)
     timings["write"] = time.perf_counter() - t0
     return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2])
