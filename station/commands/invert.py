@@ -1,8 +1,14 @@
 """`station invert IN... --out DIR`: batch inversion of RAW scans of negatives.
 
-Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input;
-exit status 0 when every input converted, 1 when some failed, 2 for usage or
+Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input, together
+(a frame's outputs appear together or not at all); exit status 0 when every input
+converted (or was already complete), 1 when some failed, 2 for usage or
 configuration errors (bad --out, --base, --model).
+
+Resuming: running the same command again skips the frames whose outputs are all
+there (made from the same input: its name is in their ImageDescription) and remakes,
+both together, any frame an interrupted run left half written.  An output of another
+origin at an output's name is never replaced without --overwrite.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ def register(sub) -> None:
     p.add_argument("--model", type=Path, metavar="FILE", help="model file for --method mlp (default: the shipped model)")
     p.add_argument("--format", default="tiff,jpeg", help="comma-separated: tiff,jpeg (default both)")
     p.add_argument("--crop", choices=("none", "auto"), default="none", help="auto: crop to the picture inside the rebate and straighten")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip complete frames)")
     p.set_defaults(func=run)
 
 
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from station.pipeline.convert import ConvertOptions, convert_file
     from station.pipeline.decode import decode
     from station.pipeline.invert import get_inverter
+    from station.pipeline.write import remove_stale_temporaries
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     formats = ["tiff" if f in ("tif", "tiff") else "jpeg" if f in ("jpg", "jpeg") else f for f in formats]
@@ -90,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     for path, reason in failures:
         print(f"error: {path}: {reason}", file=sys.stderr)
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite)
-    converted = 0
+    remove_stale_temporaries(args.out)  # what a killed run left (its process is gone)
+    converted = skipped = 0
     seen_stems: set[str] = set()
     t_start = time.perf_counter()
     bar = tqdm(files, unit="frame", disable=len(files) < 2 or not sys.stderr.isatty(), file=sys.stderr)
@@ -102,17 +110,54 @@ def run(args: argparse.Namespace) -> int:
             continue
         seen_stems.add(src.stem)
         outputs = {f: args.out / f"{src.stem}{FORMAT_EXT[f]}" for f in formats}
+        state, frame_options = frame_state(src, outputs, options)
+        if state == "complete":
+            skipped += 1
+            continue
+        if isinstance(state, tuple):  # ("foreign", path)
+            failures.append((src, f"output {state[1]} already exists and was not made from this input "
+                                  "(not overwriting; use --overwrite)"))
+            tqdm.write(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
+            continue
         try:
-            convert_file(src, outputs, options)
+            convert_file(src, outputs, frame_options)
             converted += 1
         except StationError as exc:
             failures.append((src, exc.reason))
             tqdm.write(f"error: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:
+            # the frame in hand leaves nothing behind (its outputs are published together)
+            print(f"\ninterrupted at {src.name}: {converted} converted; run the same command again "
+                  "to finish (complete frames are skipped)", file=sys.stderr)
+            return 130
     elapsed = time.perf_counter() - t_start
     total = converted + len(failures)
+    done = f", {skipped} already complete (skipped)" if skipped else ""
     print(
-        f"{converted} of {total} converted, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
+        f"{converted} of {total} converted{done}, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
         f"{elapsed:.1f} s) → {args.out}",
         file=sys.stderr,
     )
     return 0 if not failures else 1
+
+
+def frame_state(src: Path, outputs: dict, options):
+    """What to do with one frame: ("complete", None) — all its outputs are there, made from
+    `src`: skip it; ("foreign", path) — an output of another origin is in the way; or
+    ("todo", options) — convert it, with overwrite for a half frame an interrupted run left
+    (its outputs are remade together)."""
+    from dataclasses import replace
+
+    from station.pipeline.write import output_source
+
+    if options.overwrite:
+        return "todo", options
+    present = [p for p in outputs.values() if p.exists()]
+    if not present:
+        return "todo", options
+    for p in present:
+        if output_source(p) != src.name:
+            return ("foreign", p), None
+    if len(present) == len(outputs):
+        return "complete", None
+    return "todo", replace(options, overwrite=True)
