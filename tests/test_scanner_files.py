@@ -133,3 +133,22 @@ def test_invalid_scanner_date_is_dropped_with_a_warning(tmp_path, caplog):
     out = tmp_path / "out"
     assert station("invert", src, "--out", out, "--method", "classic").returncode == 0
     assert 306 not in tifffile.TiffFile(out / "scan.tif").pages[0].tags
+
+
+def test_real_raws_keep_camera_and_original_date_in_both_outputs(shared_dir, tmp_path):
+    """DateTimeOriginal reaches the TIFF and the JPEG; the Blackmagic DNG (empty Make/Model,
+    named only by UniqueCameraModel) keeps its camera's name."""
+    from PIL import Image
+
+    raws = shared_dir / "samples" / "raw"
+    out = tmp_path / "out"
+    r = station("invert", raws / "canon_eos_6d.dng", raws / "Blackmagic.dng", "--out", out, "--method", "classic")
+    assert r.returncode == 0, r.stderr
+    tags = tifffile.TiffFile(out / "canon_eos_6d.tif").pages[0].tags
+    assert tags[36867].value == "2019:06:06 07:29:51"
+    with Image.open(out / "canon_eos_6d.jpg") as im:
+        assert im.getexif().get_ifd(0x8769)[0x9003] == "2019:06:06 07:29:51"
+    tags = tifffile.TiffFile(out / "Blackmagic.tif").pages[0].tags
+    assert tags[272].value == "Blackmagic Pocket Cinema Camera 4K" and tags[271].value == "Blackmagic"
+    with Image.open(out / "Blackmagic.jpg") as im:
+        assert im.getexif()[272] == "Blackmagic Pocket Cinema Camera 4K"
