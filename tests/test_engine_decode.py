@@ -70,7 +70,7 @@ def test_16bit_tiff_scan(tmp_path):
     "content,name,reason",
     [
         (b"", "empty.NEF", "empty"),
-        (b"hello, I am text\n" * 10, "notes.dng", "LibRaw"),
+        (b"hello, I am text\n" * 10, "notes.dng", "holds text"),
         (b"\x00\x01garbage" * 100, "junk.CR2", "LibRaw"),
     ],
 )

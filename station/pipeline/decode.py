@@ -60,7 +60,7 @@ def linear_to_srgb(v: np.ndarray) -> np.ndarray:
 
 
 def sniff(path: Path) -> str:
-    """Classify a file by its content: 'tiff', 'raw', 'png', 'jpeg' or 'unknown'."""
+    """Classify a file by its content: 'tiff', 'raw', 'png', 'jpeg', 'text' or 'unknown'."""
     with open(path, "rb") as fh:
         head = fh.read(16)
     if head.startswith(b"\x89PNG"):
@@ -74,7 +74,26 @@ def sniff(path: Path) -> str:
         if path.suffix.lower() in TIFF_EXT or is_rgb_scan(path):
             return "tiff"
         return "raw"
-    return "raw" if head else "unknown"
+    if not head:
+        return "unknown"
+    return "text" if _looks_like_text(path) else "raw"
+
+
+def _looks_like_text(path: Path) -> bool:
+    """The first 4 KiB are printable UTF-8 text (a note or a log renamed .NEF): LibRaw would
+    answer with a misleading reason (for some sizes "truncated or I/O error")."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        if len(head) < 4096:
+            return False
+        try:  # a multi-byte character cut at the 4 KiB boundary
+            text = head[:-3].decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            return False
+    return all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
 
 
 _PLAIN_COMPRESSION = {1, 5, 8, 32773, 32946}  # none, LZW, deflate, PackBits: never a camera's
@@ -307,6 +326,8 @@ def decode(path: str | os.PathLike, half_size: bool = False) -> Decoded:
             dec = decode_fast(path)
         else:
             dec = _decode_raw(path, False)
+    elif kind == "text":
+        raise DecodeError(path, "not an image: the file holds text")
     else:
         raise DecodeError(path, "not an image")
     if dec.rgb.shape[0] < 8 or dec.rgb.shape[1] < 8:
