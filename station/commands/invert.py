@@ -32,20 +32,41 @@ def register(sub) -> None:
     p.add_argument("--model", type=Path, metavar="FILE", help="model file for --method mlp (default: the shipped model)")
     p.add_argument("--format", default="tiff,jpeg", help="comma-separated: tiff,jpeg (default both)")
     p.add_argument("--crop", choices=("none", "auto"), default="none", help="auto: crop to the picture inside the rebate and straighten")
+    p.add_argument("--recursive", "-r", action="store_true",
+                   help="also the images in a folder's sub-folders (outputs keep the sub-folders)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip complete frames)")
     p.set_defaults(func=run)
 
 
-def expand_inputs(items: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Files and folders → (files to convert, [(path, reason)] for missing ones)."""
+def expand_inputs(items: list[str], recursive: bool = False, notes: list | None = None,
+                  rel: dict | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files and folders → (files to convert, [(path, reason)] for missing ones).
+
+    A folder means the images in it; with `recursive` those of its sub-folders too (`rel`
+    gets each one's sub-folder, relative to the folder given).  Without it, sub-folders
+    that hold images are named in `notes` ((folder, message)), never skipped silently."""
     from station.pipeline.decode import IMAGE_EXT
+
+    def image(c: Path) -> bool:
+        return c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_EXT
 
     files: list[Path] = []
     missing: list[tuple[Path, str]] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_EXT)
+            if recursive:
+                found = sorted(c for c in p.rglob("*") if image(c)
+                               and not any(part.startswith(".") for part in c.relative_to(p).parts))
+                if rel is not None:
+                    rel.update({c: c.parent.relative_to(p) for c in found})
+            else:
+                found = sorted(c for c in p.iterdir() if image(c))
+                subs = sorted(c.name for c in p.iterdir() if c.is_dir() and not c.name.startswith(".")
+                              and any(image(f) for f in c.rglob("*")))
+                if subs and notes is not None:
+                    notes.append((p, f"{len(subs)} sub-folder(s) with images not searched ("
+                                     f"{', '.join(subs[:3])}{', ...' if len(subs) > 3 else ''}): add --recursive"))
             if not found:
                 missing.append((p, "folder holds no images"))
             files.extend(found)
@@ -81,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage_error(f"--out {args.out}: cannot create the folder ({exc.strerror})")
     if not os.access(args.out, os.W_OK | os.X_OK):
         return _usage_error(f"--out {args.out}: folder is not writable")
+    if args.method == "classic" and args.model:
+        return _usage_error("--model is for --method mlp; --method classic uses no model (drop one of them)")
     try:
         inverter = get_inverter(args.method, args.model)
     except StationError as exc:
@@ -93,23 +116,34 @@ def run(args: argparse.Namespace) -> int:
             return _usage_error(f"--base {exc}")
         except ValueError as exc:
             return _usage_error(f"--base {args.base}: {exc}")
-    files, failures = expand_inputs(args.inputs)
+    notes: list = []
+    rel: dict = {}
+    files, failures = expand_inputs(args.inputs, args.recursive, notes, rel)
     for path, reason in failures:
         print(f"error: {path}: {reason}", file=sys.stderr)
+    for path, message in notes:
+        print(f"note: {path}: {message}", file=sys.stderr)
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite)
-    remove_stale_temporaries(args.out)  # what a killed run left (its process is gone)
+    cleaned: set[Path] = set()
     converted = skipped = 0
     seen_stems: set[str] = set()
     t_start = time.perf_counter()
     bar = tqdm(files, unit="frame", disable=len(files) < 2 or not sys.stderr.isatty(), file=sys.stderr)
     for src in bar:
         bar.set_postfix_str(src.name)
-        if src.stem in seen_stems:
+        out_dir = args.out / rel.get(src, Path())
+        key = str(out_dir / src.stem)
+        if key in seen_stems:
             failures.append((src, f"another input has the same name {src.stem!r}; outputs would clash"))
             print(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
             continue
-        seen_stems.add(src.stem)
-        outputs = {f: args.out / f"{src.stem}{FORMAT_EXT[f]}" for f in formats}
+        seen_stems.add(key)
+        if out_dir != args.out:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        if out_dir not in cleaned:
+            remove_stale_temporaries(out_dir)  # what a killed run left (its process is gone)
+            cleaned.add(out_dir)
+        outputs = {f: out_dir / f"{src.stem}{FORMAT_EXT[f]}" for f in formats}
         state, frame_options = frame_state(src, outputs, options)
         if state == "complete":
             skipped += 1
