@@ -116,3 +116,12 @@ def test_bench_no_peers_does_not_say_not_installed(tmp_path):
     r = station("bench", src, "--runs", "1", "--method", "classic", "--no-peers")
     assert r.returncode == 0, r.stderr
     assert "not installed" not in r.stdout and "not run (--no-peers)" in r.stdout
+
+
+def test_roll_new_takes_state_after_the_action(tmp_path):
+    """docs/CAPTURE.md: every roll action takes --state DIR --incoming DIR."""
+    r = station("roll", "new", "--state", tmp_path / "st", "--incoming", tmp_path / "in", "--name", "r1")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "st" / "rolls" / "r1" / "manifest.json").exists()
+    r = station("roll", "list", "--state", tmp_path / "st")
+    assert r.returncode == 0 and "r1" in r.stdout

@@ -33,6 +33,9 @@ def register(sub) -> None:
     s = rs.add_parser("show", help="print the roll's manifest")
     s.add_argument("name", nargs="?", help="roll (default: the current one)")
     rs.add_parser("list", help="list rolls")
+    for action in rs.choices.values():  # `station roll new --state DIR` as well as `station roll --state DIR new`
+        action.add_argument("--state", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        action.add_argument("--incoming", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.set_defaults(func=run, _parser=p)
 
 
