@@ -82,7 +82,7 @@ def atomic_write(path: Path, data_writer, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputError(path, "already exists (not overwriting; use --overwrite)")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name.lstrip('.')}.{os.getpid()}.tmp")  # (a staged .part is hidden already)
     try:
         with open(tmp, "wb") as fh:
             data_writer(fh)
