@@ -152,3 +152,24 @@ def test_real_raws_keep_camera_and_original_date_in_both_outputs(shared_dir, tmp
     assert tags[272].value == "Blackmagic Pocket Cinema Camera 4K" and tags[271].value == "Blackmagic"
     with Image.open(out / "Blackmagic.jpg") as im:
         assert im.getexif()[272] == "Blackmagic Pocket Cinema Camera 4K"
+
+
+def test_the_daemon_converts_a_coolscan_nef_and_fails_a_flat_frame_without_blaming_clipping(daemon_factory, tmp_path):
+    """The real daemon: the film-scanner NEF gives a picture; a frame with no picture is
+    FAILED with the reason (not 'converted', not a 'clipping, lower the exposure' finding)."""
+    import os
+
+    d = daemon_factory(config={"watcher": {"rescan_interval": 0}, "inversion": {"method": "classic"}})
+    d.start()
+    write_coolscan(tmp_path / "scan.NEF", 8)
+    tifffile.imwrite(tmp_path / "blank.tif", np.full((300, 400, 3), 65535, np.uint16), photometric="rgb")
+    for name in ("scan.NEF", "blank.tif"):
+        os.rename(tmp_path / name, d.incoming / name)
+    d.wait_for(lambda: d.done(["scan.NEF"]) and d.done(["blank.tif"], ("failed",)), 120, "both frames handled")
+    fr = d.frames()
+    assert "no picture in the positive" in fr["blank.tif"]["reason"]
+    pos = tifffile.imread(d.output / "scan.tif").astype(np.float32) / 65535
+    assert np.percentile(pos, 99) - np.percentile(pos, 1) > 0.3
+    assert not list(d.output.glob("blank*"))  # no preview, no positives of the flat frame
+    assert "clipping" not in d.log_text() and "lower the exposure" not in d.log_text()
+    assert d.stop() == 0
