@@ -241,6 +241,62 @@ def _tiff_meta(tags, path: Path) -> dict:
     return meta
 
 
+def ciff_meta(path: Path) -> dict:
+    """Make, model and capture date of a Canon CRW (CIFF: not a TIFF container, so
+    tifffile cannot read it and rawpy does not expose LibRaw's names).  Reads the heap
+    records only: 0x080a = "Make\\0Model\\0", 0x180e = capture time (Unix seconds)."""
+    import datetime as _dt
+    import struct
+
+    meta: dict = {}
+    with open(path, "rb") as fh:
+        data = fh.read(64 << 20)
+    if len(data) < 26 or data[:2] not in (b"II", b"MM") or data[6:14] != b"HEAPCCDR":
+        return meta
+    e = "<" if data[:2] == b"II" else ">"
+
+    def heap(start: int, end: int, depth: int) -> None:
+        if depth > 8 or end - start < 6 or end > len(data):
+            return
+        table = start + struct.unpack_from(e + "I", data, end - 4)[0]
+        if not start <= table <= end - 2:
+            return
+        count = struct.unpack_from(e + "H", data, table)[0]
+        for i in range(min(count, 4096)):
+            at = table + 2 + 10 * i
+            if at + 10 > end:
+                return
+            tag, size, off = struct.unpack_from(e + "HII", data, at)
+            kind = tag & 0x3800
+            if (tag >> 14) & 3 == 1:  # the value is in the record itself (8 bytes)
+                value = data[at + 2:at + 10]
+            else:
+                if start + off + size > end:
+                    continue
+                if kind in (0x2800, 0x3000):  # a sub-heap
+                    heap(start + off, start + off + size, depth + 1)
+                    continue
+                value = data[start + off:start + off + size]
+            tid = tag & 0x3FFF
+            if tid == 0x080A:  # CanonRawMakeModel
+                parts = [p.decode("ascii", "replace").strip() for p in value.split(b"\0") if p.strip(b"\0 ")]
+                if parts:
+                    meta["make"] = parts[0]
+                if len(parts) > 1:
+                    meta["model"] = parts[1]
+            elif tid == 0x180E and len(value) >= 4:  # TimeStamp: seconds, local time of the camera
+                secs = struct.unpack_from(e + "I", value)[0]
+                if secs:
+                    stamp = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=secs)
+                    meta["datetime"] = meta["datetime_original"] = stamp.strftime("%Y:%m:%d %H:%M:%S")
+
+    try:
+        heap(struct.unpack_from(e + "I", data, 2)[0], len(data), 0)
+    except struct.error:
+        pass
+    return meta
+
+
 def _raw_meta(raw, path: Path) -> dict:
     """Camera, lens, date and orientation from a TIFF-based RAW's tags (DNG, NEF, CR2, ...).
 
@@ -254,7 +310,10 @@ def _raw_meta(raw, path: Path) -> dict:
         with tifffile.TiffFile(path) as tf:
             meta.update(_tiff_meta(tf.pages[0].tags, path))
     except Exception:
-        pass
+        try:  # not a TIFF container: a Canon CRW (CIFF) has its own records
+            meta.update(ciff_meta(path))
+        except Exception:
+            pass
     return meta
 
 
