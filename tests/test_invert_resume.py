@@ -110,3 +110,27 @@ def test_publish_refuses_before_writing_anything(tmp_path):
         publish_frame({"tiff": (tmp_path / "x.tif", lambda fh: fh.write(b"new")),
                        "jpeg": (tmp_path / "x.jpg", lambda fh: fh.write(b"new"))})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jpg"]
+
+
+def test_ctrl_c_mid_batch_leaves_no_half_frame(negs, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "station", "invert", negs, "--out", out, "--method", "classic"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 240
+        while time.monotonic() < end and len(complete(out) if out.exists() else []) < 1:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if proc.returncode == 0:
+        pytest.skip("the batch finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "run the same command again" in err
+    stems = {p.stem for p in out.iterdir()}
+    assert sorted(stems) == complete(out)  # every output present has its partner
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    r = station("invert", negs, "--out", out, "--method", "classic")
+    assert r.returncode == 0 and complete(out) == [f"f{i}" for i in range(N)]

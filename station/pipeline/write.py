@@ -161,12 +161,12 @@ def publish_frame(items: dict, overwrite: bool = False) -> dict:
             for part, path in staged.values():
                 _link_or_rename(part, path, overwrite)
                 published.append(path)
-        except OSError as exc:
-            raise OutputError(path, _reason(exc, path)) from None
-        except OutputError:
+        except BaseException as exc:  # an error, or Ctrl-C between two publishes
             if not overwrite:
                 for p in published:  # take back this call's half of the frame
                     p.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OutputError(path, _reason(exc, path)) from None
             raise
         for folder in {p.parent for p in published}:
             _fsync_dir(folder)
