@@ -125,3 +125,14 @@ def test_roll_new_takes_state_after_the_action(tmp_path):
     assert (tmp_path / "st" / "rolls" / "r1" / "manifest.json").exists()
     r = station("roll", "list", "--state", tmp_path / "st")
     assert r.returncode == 0 and "r1" in r.stdout
+
+
+def test_a_photo_of_a_scene_is_inverted_with_a_warning(shared_dir, tmp_path, neg):
+    """The shared RAWs are positives of ordinary scenes: each gets a 'looks like a positive'
+    warning (still converted); a colour negative gets none."""
+    raws = sorted((shared_dir / "samples" / "raw").iterdir())
+    r = station("invert", *raws, neg, "--out", tmp_path / "out", "--method", "classic", "--format", "jpeg")
+    assert r.returncode == 0, r.stderr
+    warned = [ln for ln in r.stderr.splitlines() if "looks like a positive" in ln]
+    assert sorted(ln.split(": ")[1] for ln in warned) == sorted(str(p) for p in raws)
+    assert str(neg) not in " ".join(warned)

@@ -154,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
             continue
         try:
-            convert_file(src, outputs, frame_options)
+            res = convert_file(src, outputs, frame_options)
             converted += 1
+            for w in res.warnings:
+                tqdm.write(f"warning: {src}: {w}", file=sys.stderr)
         except StationError as exc:
             failures.append((src, exc.reason))
             tqdm.write(f"error: {exc}", file=sys.stderr)

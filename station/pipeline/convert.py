@@ -41,6 +41,25 @@ class ConvertResult:
     base: BaseEstimate
     timings: dict[str, float]
     positive_shape: tuple[int, int]
+    warnings: list[str] = field(default_factory=list)  # one line each, e.g. "looks like a positive"
+
+
+NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (measured: 0.24-0.27)
+
+
+def positive_warning(base) -> str | None:
+    """A colour negative's film base (its brightest tone) is orange: blue far below red and
+    green.  A photo of a scene has no such base; say so (it is still inverted).  Measured on
+    the shared samples: negatives 0.24-0.27, positives 0.52-1.0 (docs/PIPELINE.md)."""
+    rgb = np.asarray(base.rgb, np.float64).reshape(3)
+    top = max(rgb[0], rgb[1])
+    if top <= 0:
+        return None
+    ratio = rgb[2] / top
+    if ratio <= NEGATIVE_BLUE_MAX:
+        return None
+    return (f"looks like a positive, not a colour negative: no orange film base (its brightest tone has "
+            f"blue at {ratio:.2f} of red/green; a colour negative's is under {NEGATIVE_BLUE_MAX}); inverted anyway")
 
 
 def resize_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
@@ -136,4 +155,5 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     written = write_positive(outputs, pos, meta, overwrite=options.overwrite, quality=options.jpeg_quality,
                              small=lambda: resize_long_side(pos, options.preview_size), src=src)
     timings["write"] = time.perf_counter() - t0
-    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2])
+    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2],
+                         warnings=[w for w in (positive_warning(base),) if w])

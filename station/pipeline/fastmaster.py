@@ -120,4 +120,7 @@ def convert_master(src, outputs: dict, options):
     written = write_positive(outputs, pos16, meta, overwrite=options.overwrite, quality=options.jpeg_quality,
                              small=small, src=src)
     timings["write"] = time.perf_counter() - t0
-    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos16.shape[:2])
+    from station.pipeline.convert import positive_warning
+
+    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos16.shape[:2],
+                         warnings=[w for w in (positive_warning(base),) if w])
