@@ -44,13 +44,13 @@ class ConvertResult:
     warnings: list[str] = field(default_factory=list)  # one line each, e.g. "looks like a positive"
 
 
-NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (measured: 0.24-0.27)
+NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)
 
 
 def positive_warning(base) -> str | None:
     """A colour negative's film base (its brightest tone) is orange: blue far below red and
-    green.  A photo of a scene has no such base; say so (it is still inverted).  Measured on
-    the shared samples: negatives 0.24-0.27, positives 0.52-1.0 (docs/PIPELINE.md)."""
+    green.  A photo of a scene has no such base; say so (it is still inverted).  The shared
+    scene RAWs give 0.52-1.26, the test negatives stay under the limit (docs/PIPELINE.md)."""
     rgb = np.asarray(base.rgb, np.float64).reshape(3)
     top = max(rgb[0], rgb[1])
     if top <= 0:
