@@ -239,9 +239,9 @@ class App:
 
     def _clean_temporaries(self, folders=None) -> None:
         """Remove the dot-temporaries our writers leave when killed mid-write
-        (`.<name>.<pid>.tmp` under the output folder, or only in `folders`; only
+        (`.<name>.<pid>.tmp` or `.part` under the output folder, or only in `folders`; only
         ours, only dead pids)."""
-        pat = re.compile(r"^\..+\.(\d+)\.tmp$")
+        pat = re.compile(r"^\..+\.(\d+)\.(?:tmp|part)$")  # .part: a frame staged by write.publish_frame
         if folders is None:
             walk = ((d, f) for d, _, f in os.walk(self.cfg["paths"]["output"]))
         else:

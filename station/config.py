@@ -156,7 +156,7 @@ def _writable_dir(key: str, path: Path, create: bool = False) -> Path:
     return path.resolve()
 
 
-_PORT_RE = re.compile(r"^(auto|off|virtual|usb:.*|ptpip:[^:\s]+(:\d+){0,2})$")
+_PORT_RE = re.compile(r"^(auto|off|virtual|usb:(\d{1,3},\d{1,3})?|ptpip:[^:\s]+(:\d+){0,2})$")
 _ADDR_RE = re.compile(r"^(off|\[?[0-9A-Za-z.:\-]*\]?:\d{1,5})$")
 _NAMING_FIELDS = {"dir", "stem", "name", "ext", "roll"}
 
@@ -251,7 +251,7 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
     cam = cfg["camera"]
     _check_type("camera.port", cam["port"], (str, type(None)))
     if cam["port"] is not None and not _PORT_RE.match(cam["port"]):
-        raise ConfigError("camera.port", f"must be auto, off, virtual, usb:... or ptpip:HOST[:PORT[:PORT]], got {cam['port']!r}")
+        raise ConfigError("camera.port", f"must be auto, off, virtual, usb:, usb:BUS,DEV (e.g. usb:001,004) or ptpip:HOST[:PORT[:PORT]], got {cam['port']!r}")
     if cam["port"] == "off":
         cam["port"] = None
     _check_type("camera.keep_on_card", cam["keep_on_card"], bool)

@@ -66,8 +66,10 @@ def test_default_name_and_hostile_names(tmp_path):
     a = store.new()
     b = store.new()
     assert a.name != b.name and a.name.startswith("roll-")
-    c = store.new(name="../../etc")
-    assert (tmp_path / "state" / "rolls" / c.name).is_dir() and "/" not in c.name and ".." not in c.name
+    for hostile in ("../../etc", "a/b", ".hidden", "..", "x\\y"):  # refused, not quietly renamed (issue 14)
+        with pytest.raises(RollError, match="bad roll name"):
+            store.new(name=hostile)
+    assert sorted(p.name for p in (tmp_path / "state" / "rolls").iterdir() if p.is_dir()) == sorted([a.name, b.name])
     with pytest.raises(RollError):
         store.get("nope")
 

@@ -56,12 +56,13 @@ def test_unit_verifies(tmp_path):
     exe = _systemd_analyze()
     if not exe:
         pytest.skip("systemd-analyze not available and could not be installed (apt-get install systemd)")
-    out = subprocess.run([sys.executable, "-m", "station", "install-service", "--root", str(tmp_path)],
+    user = _service_user()
+    out = subprocess.run([sys.executable, "-m", "station", "install-service", "--root", str(tmp_path), "--user", user],
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     unit = tmp_path / "etc/systemd/system/station.service"
     text = unit.read_text()
-    for must in ("Type=notify", "Restart=on-failure", "User=station", "ProtectSystem=strict", "StateDirectory=",
+    for must in ("Type=notify", "Restart=on-failure", f"User={user}", "ProtectSystem=strict", "StateDirectory=",
                  "RuntimeDirectory=", "ReadWritePaths=", "DeviceAllow=char-usb_device rw", "DeviceAllow=char-input r",
                  "WatchdogSec="):
         assert must in text, must
@@ -80,8 +81,17 @@ def test_unit_verifies(tmp_path):
     assert not bad, r.stderr
 
 
+def _service_user() -> str:
+    """"station" where this venv is readable by an unprivileged user; else root (a venv under
+    /root, as on the CI machine: install-service refuses it for "station", see
+    test_install_service_access.py)."""
+    from station.commands.install_service import service_access_problem
+
+    return "station" if service_access_problem(sys.executable, "station") is None else "root"
+
+
 def test_install_service_dry_run():
-    out = subprocess.run([sys.executable, "-m", "station", "install-service", "--dry-run"],
+    out = subprocess.run([sys.executable, "-m", "station", "install-service", "--dry-run", "--user", _service_user()],
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert "/etc/systemd/system/station.service" in out.stdout and "Type=notify" in out.stdout

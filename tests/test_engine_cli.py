@@ -56,6 +56,12 @@ def test_no_overwrite_unless_asked(negs, tmp_path):
     assert station("invert", negs / "frame00.dng", "--out", out, "--method", "classic").returncode == 0
     before = (out / "frame00.tif").stat().st_mtime_ns
     r = station("invert", negs / "frame00.dng", "--out", out, "--method", "classic")
+    assert r.returncode == 0 and "1 already complete (skipped)" in r.stderr  # the same frame again: done
+    assert (out / "frame00.tif").stat().st_mtime_ns == before
+    assert station("invert", negs / "frame02.dng", "--out", out, "--method", "classic").returncode == 0
+    (out / "frame02.tif").replace(out / "frame00.tif")  # frame00.tif now made from another input
+    before = (out / "frame00.tif").stat().st_mtime_ns
+    r = station("invert", negs / "frame00.dng", "--out", out, "--method", "classic")
     assert r.returncode == 1
     assert "already exists" in r.stderr and "frame00.tif" in r.stderr
     assert (out / "frame00.tif").stat().st_mtime_ns == before

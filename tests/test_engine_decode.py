@@ -70,7 +70,7 @@ def test_16bit_tiff_scan(tmp_path):
     "content,name,reason",
     [
         (b"", "empty.NEF", "empty"),
-        (b"hello, I am text\n" * 10, "notes.dng", "LibRaw"),
+        (b"hello, I am text\n" * 10, "notes.dng", "holds text"),
         (b"\x00\x01garbage" * 100, "junk.CR2", "LibRaw"),
     ],
 )
@@ -112,10 +112,49 @@ def test_non_ascii_camera_names_do_not_fail_the_master(tmp_path):
     from station.pipeline.convert import ConvertOptions, convert_file
     from station.pipeline.invert import get_inverter
 
-    rgb = np.full((64, 96, 3), 0.3, np.float32)
+    rgb = np.repeat(np.linspace(0.1, 0.5, 96, dtype=np.float32)[None, :, None], 64, 0).repeat(3, 2)  # a picture
     src = write_bayer_dng(tmp_path / "odd.dng", (mosaic(rgb) * 65535).astype(np.uint16), make="CamXra", model="Z-1Q")
     data = src.read_bytes()  # the writer only takes ASCII: put latin-1 / high bytes in by hand
     src.write_bytes(data.replace(b"CamXra", b"Cam\xe9ra").replace(b"Z-1Q", b"\xa9-1\x7f"))
     res = convert_file(src, {"tiff": tmp_path / "odd.tif"}, ConvertOptions(inverter=get_inverter("classic")))
     page = tf.TiffFile(res.outputs["tiff"]).pages[0]
     assert page.tags[271].value == "Cam?ra" and page.tags[272].value.startswith("?-1")
+
+
+def _ciff(make_model: bytes, stamp: int) -> bytes:
+    """A minimal Canon CRW (CIFF) of the documented layout: header, a root heap holding an
+    ImageProps sub-heap (0x300a) with the MakeModel (0x080a) and TimeStamp (0x180e) records."""
+    import struct
+
+    def heap(values: list[tuple[int, bytes]]) -> bytes:
+        body, recs = b"", []
+        for tag, v in values:
+            recs.append(struct.pack("<HII", tag, len(v), len(body)))
+            body += v
+        table = struct.pack("<H", len(recs)) + b"".join(recs)
+        return body + table + struct.pack("<I", len(body))
+
+    sub = heap([(0x080A, make_model), (0x180E, struct.pack("<III", stamp, 0, 0))])
+    root = heap([(0x300A, sub)])
+    return b"II" + struct.pack("<I", 26) + b"HEAPCCDR" + struct.pack("<I", 0x00010002) + b"\0" * 8 + root
+
+
+def test_crw_make_model_and_date_are_read(tmp_path):
+    from station.pipeline.decode import _raw_meta, ciff_meta
+
+    p = tmp_path / "IMG_0001.CRW"
+    p.write_bytes(_ciff(b"Canon\0Canon EOS D30\0\0", 1009843200))  # 2002-01-01 00:00:00
+    want = {"make": "Canon", "model": "Canon EOS D30", "datetime": "2002:01:01 00:00:00",
+            "datetime_original": "2002:01:01 00:00:00"}
+    assert ciff_meta(p) == want
+    assert {k: v for k, v in _raw_meta(None, p).items() if k != "source"} == want
+    (tmp_path / "junk.CRW").write_bytes(b"II\x1a\0\0\0HEAPCCDR" + b"\xff" * 40)  # a broken heap: no names, no crash
+    assert ciff_meta(tmp_path / "junk.CRW") == {}
+
+
+def test_real_crw_keeps_its_camera(shared_dir):
+    crws = sorted((shared_dir / "samples" / "raw").glob("*.[cC][rR][wW]"))
+    if not crws:
+        pytest.skip("no CRW among the shared samples")
+    dec = decode(crws[0])
+    assert dec.meta.get("make") and dec.meta.get("model") and dec.meta.get("datetime")

@@ -237,6 +237,11 @@ class RollStore:
 
     def new(self, name: str | None = None, stock: str | None = None, frames: int | None = 36,
             camera: str | None = None, pattern: str = DEFAULT_PATTERN, make_current: bool = True) -> Roll:
+        if name is not None and ("/" in name or "\\" in name or ".." in name or name.startswith(".")):
+            # refused, not quietly changed: "../evil" must not become a roll "evil"
+            raise RollError(f"bad roll name {name!r}: a roll name is one plain name (no folders, no leading dot)")
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+            raise RollError(f"frames must be a whole number of 1 or more, got {frames!r}")
         self.rolls_dir.mkdir(parents=True, exist_ok=True)
         name = safe_name(name) if name else self._default_name()
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):

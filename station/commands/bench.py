@@ -407,7 +407,9 @@ def _table(s: dict) -> str:
                          + (f", max ΔE2000 {e['max']:.2f} / p99 {e['p99']:.2f} vs the direct model" if e else ""))
         for name, label in (("rawtherapee", "rawtherapee-cli Film Negative"), ("darktable", "darktable-cli negadoctor")):
             p = r.get(name)
-            if p is None:
+            if p is None and s.get("peers_skipped"):
+                lines.append(f"  {label}: not run (--no-peers)")
+            elif p is None:
                 lines.append(f"  {label}: not run (not installed: apt-get install {name}; or --no-peers)")
             elif "error" in p:
                 lines.append(f"  {label}: failed ({p['error']})")
@@ -454,6 +456,7 @@ def run(args) -> int:
         results = [_bench_isolated(f, args.method, args.model, runs, peers, max(1, peer_runs), work)
                    for f in files]
     s = summary(results)
+    s["peers_skipped"] = bool(args.no_peers)
     if args.json:
         print(json.dumps(s, indent=None, default=float))
     else:

@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"done in {time.monotonic() - t0:.2f} s", file=sys.stderr)
         return 0
 
+    if args.no_roll and args.roll:
+        print("station capture: --roll and --no-roll contradict each other (choose one)", file=sys.stderr)
+        return 2
     incoming = args.incoming or default_incoming()
     port = args.camera or "auto"
     options = CaptureOptions(keep_on_card=not args.delete, keep_jpeg=not args.drop_jpeg, capture_target=args.target)

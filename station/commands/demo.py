@@ -73,11 +73,18 @@ def demo_config(out: Path, method: str | None, web: str, frames_dir: Path) -> di
     })
 
 
-def _drive(app, frames: int, deadline: float, report: dict) -> None:
+def _drive(app, frames: int, deadline: float, report: dict, web: str = "off") -> None:
     """Shoot the roll through the app's commands, then wait for every master."""
     try:
         while not app._running and time.monotonic() < deadline:
             time.sleep(0.05)
+        if web != "off":  # the page's address only once it is served (a port in use: say so instead)
+            svc = getattr(app.service("web"), "svc", None)
+            if svc is not None and getattr(svc, "_server", None) is not None:
+                print(f"watch the roll live at {svc.url}", flush=True)
+            else:
+                print(f"station demo: the live page is not served (could not bind {web}, see the error above); "
+                      "the demo goes on without it", file=sys.stderr, flush=True)
         cam = app.service("camera")
         if cam is None or not cam.camera.wait_ready(max(1.0, deadline - time.monotonic())):
             report["error"] = "the virtual camera did not start"
@@ -133,10 +140,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("station").setLevel(logging.WARNING)  # the demo prints its own lines
     app = App(cfg)
     _plug_in_services(app)
-    if args.web != "off":
-        print(f"watch the roll live at http://{args.web}/", flush=True)
     report: dict = {}
-    driver = threading.Thread(target=_drive, args=(app, args.frames, time.monotonic() + args.timeout, report),
+    driver = threading.Thread(target=_drive, args=(app, args.frames, time.monotonic() + args.timeout, report, args.web),
                               name="demo", daemon=True)
     driver.start()
     app.run()  # the daemon's main loop, until the driver asks it to stop

@@ -22,6 +22,7 @@ output is then the adjusted positive.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -105,6 +106,16 @@ def run(args) -> int:
     if out.exists() and not args.overwrite:
         print(f"station export-lut: {out}: already exists (use --overwrite)", file=sys.stderr)
         return 2
+    if not out.parent.is_dir():
+        print(f"station export-lut: {out}: no such folder {out.parent}", file=sys.stderr)
+        return 2
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        print(f"station export-lut: {out}: folder {out.parent} is not writable", file=sys.stderr)
+        return 2
+    if args.method == "classic" and args.model:
+        print("station export-lut: --model is for --method mlp; --method classic uses no model (drop one of them)",
+              file=sys.stderr)
+        return 2
     if not 2 <= args.size <= 129:
         print(f"station export-lut: --size must be in 2..129, got {args.size}", file=sys.stderr)
         return 2
@@ -124,6 +135,10 @@ def run(args) -> int:
     if args.frame is not None:
         # the header's station-lo/hi describe z for uncalibrated cubes only
         lut.meta["calibrated"] = True
-    write_cube(out, lut, title=f"station {getattr(inverter, 'name', 'inversion')}", comments=comments)
+    try:
+        write_cube(out, lut, title=f"station {getattr(inverter, 'name', 'inversion')}", comments=comments)
+    except OSError as exc:
+        print(f"station export-lut: {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"wrote {out} ({lut.size}^3, {'calibrated on ' + Path(args.frame).name if args.frame else 'input: normalised density'})")
     return 0

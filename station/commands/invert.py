@@ -1,10 +1,16 @@
 """`station invert IN... --out DIR`: batch inversion of RAW scans of negatives.
 
-Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input;
-exit status 0 when every input converted, 1 when some failed, 2 for usage or
+Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input, together
+(a frame's outputs appear together or not at all); exit status 0 when every input
+converted (or was already complete), 1 when some failed, 2 for usage or
 configuration errors (bad --out, --base, --model, a print setting out of range).
 The print (--exposure, --wb, --contrast, --black, --white) is applied to every
 input after the inversion and recorded in the outputs' metadata.
+
+Resuming: running the same command again skips the frames whose outputs are all
+there (made from the same input: its name is in their ImageDescription) and remakes,
+both together, any frame an interrupted run left half written.  An output of another
+origin at an output's name is never replaced without --overwrite.
 """
 from __future__ import annotations
 
@@ -28,23 +34,44 @@ def register(sub) -> None:
     p.add_argument("--model", type=Path, metavar="FILE", help="model file for --method mlp (default: the shipped model)")
     p.add_argument("--format", default="tiff,jpeg", help="comma-separated: tiff,jpeg (default both)")
     p.add_argument("--crop", choices=("none", "auto"), default="none", help="auto: crop to the picture inside the rebate and straighten")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--recursive", "-r", action="store_true",
+                   help="also the images in a folder's sub-folders (outputs keep the sub-folders)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip complete frames)")
     from station.pipeline.printing import add_arguments
 
     add_arguments(p)
     p.set_defaults(func=run)
 
 
-def expand_inputs(items: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Files and folders → (files to convert, [(path, reason)] for missing ones)."""
+def expand_inputs(items: list[str], recursive: bool = False, notes: list | None = None,
+                  rel: dict | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files and folders → (files to convert, [(path, reason)] for missing ones).
+
+    A folder means the images in it; with `recursive` those of its sub-folders too (`rel`
+    gets each one's sub-folder, relative to the folder given).  Without it, sub-folders
+    that hold images are named in `notes` ((folder, message)), never skipped silently."""
     from station.pipeline.decode import IMAGE_EXT
+
+    def image(c: Path) -> bool:
+        return c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_EXT
 
     files: list[Path] = []
     missing: list[tuple[Path, str]] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith(".") and c.suffix.lower() in IMAGE_EXT)
+            if recursive:
+                found = sorted(c for c in p.rglob("*") if image(c)
+                               and not any(part.startswith(".") for part in c.relative_to(p).parts))
+                if rel is not None:
+                    rel.update({c: c.parent.relative_to(p) for c in found})
+            else:
+                found = sorted(c for c in p.iterdir() if image(c))
+                subs = sorted(c.name for c in p.iterdir() if c.is_dir() and not c.name.startswith(".")
+                              and any(image(f) for f in c.rglob("*")))
+                if subs and notes is not None:
+                    notes.append((p, f"{len(subs)} sub-folder(s) with images not searched ("
+                                     f"{', '.join(subs[:3])}{', ...' if len(subs) > 3 else ''}): add --recursive"))
             if not found:
                 missing.append((p, "folder holds no images"))
             files.extend(found)
@@ -67,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from station.pipeline.convert import ConvertOptions, convert_file
     from station.pipeline.decode import decode
     from station.pipeline.invert import get_inverter
+    from station.pipeline.write import remove_stale_temporaries
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     formats = ["tiff" if f in ("tif", "tiff") else "jpeg" if f in ("jpg", "jpeg") else f for f in formats]
@@ -85,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage_error(f"--out {args.out}: cannot create the folder ({exc.strerror})")
     if not os.access(args.out, os.W_OK | os.X_OK):
         return _usage_error(f"--out {args.out}: folder is not writable")
+    if args.method == "classic" and args.model:
+        return _usage_error("--model is for --method mlp; --method classic uses no model (drop one of them)")
     try:
         inverter = get_inverter(args.method, args.model)
     except StationError as exc:
@@ -97,38 +127,96 @@ def run(args: argparse.Namespace) -> int:
             return _usage_error(f"--base {exc}")
         except ValueError as exc:
             return _usage_error(f"--base {args.base}: {exc}")
-    files, failures = expand_inputs(args.inputs)
+    notes: list = []
+    rel: dict = {}
+    files, failures = expand_inputs(args.inputs, args.recursive, notes, rel)
     from station.ingest.pairs import drop_camera_jpegs  # RAW+JPEG: the RAW wins
 
     files = drop_camera_jpegs(files, say=lambda line: print(line, file=sys.stderr))
     for path, reason in failures:
         print(f"error: {path}: {reason}", file=sys.stderr)
+    for path, message in notes:
+        print(f"note: {path}: {message}", file=sys.stderr)
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
                              print=None if print_settings.identity else print_settings)
-    converted = 0
+    cleaned: set[Path] = set()
+    converted = skipped = 0
     seen_stems: set[str] = set()
     t_start = time.perf_counter()
     bar = tqdm(files, unit="frame", disable=len(files) < 2 or not sys.stderr.isatty(), file=sys.stderr)
     for src in bar:
         bar.set_postfix_str(src.name)
-        if src.stem in seen_stems:
+        out_dir = args.out / rel.get(src, Path())
+        key = str(out_dir / src.stem)
+        if key in seen_stems:
             failures.append((src, f"another input has the same name {src.stem!r}; outputs would clash"))
             print(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
             continue
-        seen_stems.add(src.stem)
-        outputs = {f: args.out / f"{src.stem}{FORMAT_EXT[f]}" for f in formats}
+        seen_stems.add(key)
+        if out_dir != args.out:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        if out_dir not in cleaned:
+            remove_stale_temporaries(out_dir)  # what a killed run left (its process is gone)
+            cleaned.add(out_dir)
+        outputs = {f: out_dir / f"{src.stem}{FORMAT_EXT[f]}" for f in formats}
+        state, frame_options = frame_state(src, outputs, options)
+        if state == "complete":
+            skipped += 1
+            continue
+        if isinstance(state, tuple):  # ("foreign", path)
+            failures.append((src, f"output {state[1]} already exists and was not made from this input "
+                                  "(not overwriting; use --overwrite)"))
+            tqdm.write(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
+            continue
         try:
-            convert_file(src, outputs, options)
+            res = convert_file(src, outputs, frame_options)
             converted += 1
+            for w in res.warnings:
+                tqdm.write(f"warning: {src}: {w}", file=sys.stderr)
         except StationError as exc:
             failures.append((src, exc.reason))
             tqdm.write(f"error: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:
+            # the frame in hand leaves nothing behind (its outputs are published together)
+            print(f"\ninterrupted at {src.name}: {converted} converted; run the same command again "
+                  "to finish (complete frames are skipped)", file=sys.stderr)
+            return 130
     elapsed = time.perf_counter() - t_start
     total = converted + len(failures)
+    done = f", {skipped} already complete (skipped)" if skipped else ""
     print(
-        f"{converted} of {total} converted, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
+        f"{converted} of {total} converted{done}, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
         f"{'' if print_settings.identity else 'print: ' + describe(print_settings) + ', '}"
         f"{elapsed:.1f} s) → {args.out}",
         file=sys.stderr,
     )
     return 0 if not failures else 1
+
+
+def frame_state(src: Path, outputs: dict, options):
+    """What to do with one frame: ("complete", None) — all its outputs are there, made from
+    `src` with the same method and print: skip it; ("foreign", path) — an output of another origin is in the way; or
+    ("todo", options) — convert it, with overwrite for a half frame an interrupted run left
+    (its outputs are remade together)."""
+    from dataclasses import replace
+
+    from station.pipeline.write import output_description
+
+    if options.overwrite:
+        return "todo", options
+    present = [p for p in outputs.values() if p.exists()]
+    if not present:
+        return "todo", options
+    wanted = {"station_method": getattr(options.inverter, "name", "default"),
+              "station_print": options.print.to_dict() if options.print is not None else None}
+    same = True
+    for p in present:
+        d = output_description(p) or {}
+        if d.get("station_source") != src.name:
+            return ("foreign", p), None
+        same = same and all(d.get(k) == v for k, v in wanted.items())
+    if len(present) == len(outputs) and same:
+        return "complete", None
+    # a half frame, or the station's own outputs of this input made with another method or
+    # print: remade together
+    return "todo", replace(options, overwrite=True)

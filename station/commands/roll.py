@@ -1,4 +1,7 @@
-"""`station roll new|calibrate|print|show|list`: rolls of film."""
+"""`station roll new|calibrate|print|auto|stop|show|list`: rolls of film.
+
+`auto` and `stop` drive the running daemon's auto-roll (station/autoroll.py) over its
+control socket (commands roll_auto / roll_stop), as `calibrate` does when a daemon runs."""
 from __future__ import annotations
 
 import argparse
@@ -31,9 +34,16 @@ def register(sub) -> None:
     from station.pipeline.printing import add_arguments
 
     add_arguments(pr)
+    a = rs.add_parser("auto", help="capture the whole roll on a motorised advancer (runs in the daemon)")
+    a.add_argument("--frames", type=int, default=None, help="frames to capture (default: autoroll.frames in the config)")
+    a.add_argument("--settle", type=float, default=None, help="seconds to wait after each advance (default: autoroll.settle)")
+    rs.add_parser("stop", help="stop the running auto-roll after the step in hand (a capture in flight finishes)")
     s = rs.add_parser("show", help="print the roll's manifest")
     s.add_argument("name", nargs="?", help="roll (default: the current one)")
     rs.add_parser("list", help="list rolls")
+    for action in rs.choices.values():  # `station roll new --state DIR` as well as `station roll --state DIR new`
+        action.add_argument("--state", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        action.add_argument("--incoming", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.set_defaults(func=run, _parser=p)
 
 
@@ -60,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
             return _calibrate(args, store)
         if args.roll_cmd == "print":
             return _print(args, store)
+        if args.roll_cmd in ("auto", "stop"):
+            return _auto(args)
         if args.roll_cmd == "show":
             roll = store.get(args.name) if args.name else store.current()
             if roll is None:
@@ -156,6 +168,46 @@ def _calibrate(args, store) -> int:
         return 0
     print(f"  could not measure the base colour: {roll.data.get('base_error', 'unknown reason')}", file=sys.stderr)
     return 1
+
+
+def _auto(args) -> int:
+    """`roll auto` / `roll stop`: commands to the running daemon's auto-roll."""
+    from station.capture.control import control_socket_path
+    from station.control import ControlError, request
+
+    name = f"station roll {args.roll_cmd}"
+    if args.roll_cmd == "auto":
+        if args.frames is not None and args.frames < 1:
+            print(f"{name}: --frames must be 1 or more, got {args.frames}", file=sys.stderr)
+            return 2
+        if args.settle is not None and args.settle < 0:
+            print(f"{name}: --settle must be 0 or more seconds, got {args.settle}", file=sys.stderr)
+            return 2
+    sock = _daemon_socket(args) or control_socket_path(args.state)
+    if not Path(sock).exists():
+        print(f"{name}: no running station daemon (no control socket at {sock}); the auto-roll runs in the "
+              "daemon: start it with `station run` (or give its --state)", file=sys.stderr)
+        return 1
+    try:
+        if args.roll_cmd == "auto":
+            kw = {k: v for k, v in (("frames", args.frames), ("settle", args.settle)) if v is not None}
+            snap = request(sock, "roll_auto", timeout=30, **kw)
+        else:
+            before = request(sock, "roll_auto_status", timeout=30)
+            if not before.get("running"):
+                print(f"{name}: no auto-roll is running" + (f" (the last one: {before['reason']}, frame "
+                      f"{before.get('frame')} of {before.get('frames')})" if before.get("reason") else ""))
+                return 0
+            snap = request(sock, "roll_stop", timeout=30)
+    except ControlError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    if args.roll_cmd == "auto":
+        print(f"auto-roll started: {snap.get('frames')} frames, settle {snap.get('settle')} s "
+              "(progress: `station status`; stop: `station roll stop` or the pedal)")
+    else:
+        print(f"auto-roll stopping after the step in hand (frame {snap.get('frame')} of {snap.get('frames')})")
+    return 0
 
 
 def _daemon_socket(args):

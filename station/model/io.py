@@ -142,6 +142,14 @@ def load_model(path=None) -> MLPInverter:
     if not path.is_file():
         raise ValueError(f"model file {path}: not found")
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ValueError(f"model file {path}: cannot be read ({exc.strerror})") from None
+    if magic != b"PK\x03\x04":  # np.load would take anything else for a pickle and say so
+        raise ValueError(f"model file {path}: not an .npz file (no zip signature; a station model is "
+                         "written by `station train`)")
+    try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:

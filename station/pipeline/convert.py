@@ -43,6 +43,25 @@ class ConvertResult:
     base: BaseEstimate
     timings: dict[str, float]
     positive_shape: tuple[int, int]
+    warnings: list[str] = field(default_factory=list)  # one line each, e.g. "looks like a positive"
+
+
+NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)
+
+
+def positive_warning(base) -> str | None:
+    """A colour negative's film base (its brightest tone) is orange: blue far below red and
+    green.  A photo of a scene has no such base; say so (it is still inverted).  The shared
+    scene RAWs give 0.52-1.26, the test negatives stay under the limit (docs/PIPELINE.md)."""
+    rgb = np.asarray(base.rgb, np.float64).reshape(3)
+    top = max(rgb[0], rgb[1])
+    if top <= 0:
+        return None
+    ratio = rgb[2] / top
+    if ratio <= NEGATIVE_BLUE_MAX:
+        return None
+    return (f"looks like a positive, not a colour negative: no orange film base (its brightest tone has "
+            f"blue at {ratio:.2f} of red/green; a colour negative's is under {NEGATIVE_BLUE_MAX}); inverted anyway")
 
 
 def resize_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
@@ -131,9 +150,10 @@ def _decode_preview(src: Path, long_side: int | None):
 def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOptions | None = None) -> ConvertResult:
     """Convert one input into the outputs named by kind; raise StationError on failure.
 
-    Outputs already written stay (each is atomic); the original is only read.
+    A frame's outputs are written together or not at all (write.publish_frame); a
+    positive with no picture in it is a failure; the original is only read.
     """
-    from station.pipeline.write import encode_jpeg, atomic_write, write_jpeg, write_tiff16
+    from station.pipeline.write import write_positive
 
     options = options or ConvertOptions()
     src = Path(src)
@@ -163,17 +183,9 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
         raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
     timings.update(t)
     meta = output_meta(dec.meta, base, options, src)
-    written: dict[str, Path] = {}
     t0 = time.perf_counter()
-    for kind, path in outputs.items():
-        path = Path(path)
-        if kind == "tiff":
-            written[kind] = write_tiff16(path, pos, meta, options.overwrite)
-        elif kind == "jpeg":
-            written[kind] = write_jpeg(path, pos, meta, options.overwrite, options.jpeg_quality)
-        elif kind == "preview":
-            small = resize_long_side(pos, options.preview_size)
-            data = encode_jpeg(small, meta, options.jpeg_quality)
-            written[kind] = atomic_write(path, lambda fh: fh.write(data), options.overwrite)
+    written = write_positive(outputs, pos, meta, overwrite=options.overwrite, quality=options.jpeg_quality,
+                             small=lambda: resize_long_side(pos, options.preview_size), src=src)
     timings["write"] = time.perf_counter() - t0
-    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2])
+    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2],
+                         warnings=[w for w in (positive_warning(base),) if w])

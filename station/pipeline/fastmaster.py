@@ -82,7 +82,7 @@ def convert_master(src, outputs: dict, options):
     from station.pipeline.decode import _check_file, decode_raw_u16, sniff
     from station.pipeline.invert import get_inverter
     from station.pipeline.lutinvert import LutInverter, compiled
-    from station.pipeline.write import atomic_write, encode_jpeg, write_jpeg, write_tiff16
+    from station.pipeline.write import write_positive
 
     src = Path(src)
     if options.half_size or not options.compiled or options.crop != "none":
@@ -110,20 +110,17 @@ def convert_master(src, outputs: dict, options):
     from station.pipeline.convert import output_meta
 
     meta = output_meta(meta0, base, options, src)
-    written: dict[str, Path] = {}
     t0 = time.perf_counter()
-    for kind, path in outputs.items():
-        path = Path(path)
-        if kind == "tiff":
-            written[kind] = write_tiff16(path, pos16, meta, options.overwrite)  # takes uint16 as is
-        elif kind == "jpeg":
-            written[kind] = write_jpeg(path, pos16.astype(np.float32) * (1.0 / 65535.0), meta, options.overwrite,
-                                       options.jpeg_quality)
-        elif kind == "preview":
-            h, w = pos16.shape[:2]
-            step = max(1, max(h, w) // (2 * options.preview_size))
-            small = resize_long_side(pos16[::step, ::step].astype(np.float32) * (1.0 / 65535.0), options.preview_size)
-            data = encode_jpeg(small, meta, options.jpeg_quality)
-            written[kind] = atomic_write(path, lambda fh: fh.write(data), options.overwrite)
+
+    def small():
+        h, w = pos16.shape[:2]
+        step = max(1, max(h, w) // (2 * options.preview_size))
+        return resize_long_side(pos16[::step, ::step].astype(np.float32) * (1.0 / 65535.0), options.preview_size)
+
+    written = write_positive(outputs, pos16, meta, overwrite=options.overwrite, quality=options.jpeg_quality,
+                             small=small, src=src)
     timings["write"] = time.perf_counter() - t0
-    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos16.shape[:2])
+    from station.pipeline.convert import positive_warning
+
+    return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos16.shape[:2],
+                         warnings=[w for w in (positive_warning(base),) if w])

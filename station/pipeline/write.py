@@ -48,38 +48,48 @@ def _reason(exc: OSError, path: Path | None = None) -> str:
     return text
 
 
+def _link_or_rename(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Publish the complete file `tmp` as `path`: rename over it (overwrite) or link, which
+    fails when `path` exists (never clobbers)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic and never clobbers
+    except FileExistsError:
+        raise OutputError(path, "already exists (not overwriting; use --overwrite)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if path.exists():  # a filesystem without hard links
+            raise OutputError(path, "already exists (not overwriting; use --overwrite)") from None
+        os.rename(tmp, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
 def atomic_write(path: Path, data_writer, overwrite: bool = False) -> Path:
     """Call data_writer(fileobj) into a temporary, fsync, then publish as `path`."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputError(path, "already exists (not overwriting; use --overwrite)")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name.lstrip('.')}.{os.getpid()}.tmp")  # (a staged .part is hidden already)
     try:
         with open(tmp, "wb") as fh:
             data_writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic and never clobbers
-            except FileExistsError:
-                raise OutputError(path, "already exists (not overwriting; use --overwrite)") from None
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                    raise
-                if path.exists():  # a filesystem without hard links
-                    raise OutputError(path, "already exists (not overwriting; use --overwrite)") from None
-                os.rename(tmp, path)
-        try:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+        _link_or_rename(tmp, path, overwrite)
+        _fsync_dir(path.parent)
     except OSError as exc:
         raise OutputError(path, _reason(exc, path)) from None
     finally:
@@ -88,6 +98,85 @@ def atomic_write(path: Path, data_writer, overwrite: bool = False) -> Path:
         except FileNotFoundError:
             pass
     return path
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?:tmp|part)$")
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the dot-temporaries (`.NAME.PID.tmp` / `.part`) that a killed writer left in
+    `folder`: only those whose process is gone.  Returns what was removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP_NAME.match(e.name)
+        if not m or not e.is_file(follow_symlinks=False):
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # alive: its writer is still at work
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            os.unlink(e.path)
+            removed.append(Path(e.path))
+        except OSError:
+            pass
+    return removed
+
+
+def publish_frame(items: dict, overwrite: bool = False) -> dict:
+    """Write a frame's outputs together: {kind: (path, data_writer)} -> {kind: path}.
+
+    Every output is first written complete (fsynced) to a dot-temporary beside it; only
+    when all are written are they published (linked, or renamed over with overwrite).
+    A full disk, an encoder error or Ctrl-C while writing leaves no output of the frame.
+    Without overwrite, an existing output is refused before anything is written.  If a
+    publish fails half way, the outputs already published by this call are taken back.
+    """
+    items = {k: (Path(p), w) for k, (p, w) in items.items()}
+    if not overwrite:
+        for path, _ in items.values():
+            if path.exists():
+                raise OutputError(path, "already exists (not overwriting; use --overwrite)")
+    staged: dict[str, tuple[Path, Path]] = {}
+    published: list[Path] = []
+    try:
+        for kind, (path, writer) in items.items():
+            part = path.with_name(f".{path.name}.{os.getpid()}.part")
+            try:
+                atomic_write(part, writer, overwrite=True)
+            except OutputError as exc:
+                raise OutputError(path, exc.reason) from None
+            staged[kind] = (part, path)
+        try:
+            for part, path in staged.values():
+                _link_or_rename(part, path, overwrite)
+                published.append(path)
+        except BaseException as exc:  # an error, or Ctrl-C between two publishes
+            if not overwrite:
+                for p in published:  # take back this call's half of the frame
+                    p.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OutputError(path, _reason(exc, path)) from None
+            raise
+        for folder in {p.parent for p in published}:
+            _fsync_dir(folder)
+    finally:
+        for part, _ in staged.values():
+            try:
+                part.unlink()
+            except FileNotFoundError:
+                pass
+    return {kind: path for kind, (_, path) in staged.items()}
 
 
 def _to_uint(img: np.ndarray, bits: int) -> np.ndarray:
@@ -103,33 +192,27 @@ def _ascii(value) -> str:
     return text.strip() or "?"
 
 
-def describe(meta: dict) -> str:
-    """The outputs' description (TIFF ImageDescription, JPEG EXIF ImageDescription): the
-    metadata as JSON, with how the station made the positive (station_*; station_print
-    when the print was adjusted)."""
-    return json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))
-                       or (k == "station_print" and isinstance(v, dict))}, sort_keys=True)
+def _tiff_writer(data: np.ndarray, meta: dict):
+    import tifffile
+
+    extratags = [(274, "H", 1, int(meta.get("orientation", 1) or 1), True)]
+    for tag, key in ((271, "make"), (272, "model"), (306, "datetime"), (36867, "datetime_original")):
+        if meta.get(key):
+            extratags.append((tag, "s", 0, _ascii(meta[key]), True))
+
+    def writer(fh):
+        tifffile.imwrite(
+            fh, data, photometric="rgb", iccprofile=srgb_icc(), description=description(meta),
+            extratags=extratags, software="station", metadata=None,
+        )
+
+    return writer
 
 
 def write_tiff16(path: Path, img: np.ndarray, meta: dict | None = None, overwrite: bool = False) -> Path:
     """HxWx3 sRGB (float in [0,1], or uint16 already) → 16-bit sRGB TIFF with ICC profile and metadata."""
-    import tifffile
-
-    meta = meta or {}
     data = img if img.dtype == np.uint16 else _to_uint(img, 16)
-    extratags = [(274, "H", 1, int(meta.get("orientation", 1) or 1), True)]
-    for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
-        if meta.get(key):
-            extratags.append((tag, "s", 0, _ascii(meta[key]), True))
-    description = describe(meta)
-
-    def writer(fh):
-        tifffile.imwrite(
-            fh, data, photometric="rgb", iccprofile=srgb_icc(), description=description,
-            extratags=extratags, software="station", metadata=None,
-        )
-
-    return atomic_write(path, writer, overwrite)
+    return atomic_write(path, _tiff_writer(data, meta or {}), overwrite)
 
 
 def _exif(meta: dict):
@@ -138,14 +221,55 @@ def _exif(meta: dict):
     exif = Image.Exif()
     exif[274] = int(meta.get("orientation", 1) or 1)
     exif[305] = "station"
-    if any(k.startswith("station_") for k in meta):
-        exif[270] = describe({k: v for k, v in meta.items() if k.startswith("station_")})
     for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
         if meta.get(key):
             exif[tag] = str(meta[key])
     if meta.get("lens"):
         exif.get_ifd(0x8769)[0xA434] = str(meta["lens"])
+    if meta.get("datetime_original"):
+        exif.get_ifd(0x8769)[0x9003] = str(meta["datetime_original"])
+    if any(k.startswith("station_") for k in meta):
+        exif[270] = description(meta)
     return exif
+
+
+def description(meta: dict) -> str:
+    """The JSON the outputs carry as ImageDescription (TIFF) and EXIF ImageDescription (JPEG):
+    the RAW's metadata and how the station made the positive (station_source: the input's
+    file name; station_print when the print was adjusted)."""
+    return json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))
+                       or (k == "station_print" and isinstance(v, dict))}, sort_keys=True)
+
+
+def output_source(path: Path) -> str | None:
+    """The input file name a station output was made from (its station_source), or None
+    for a file the station did not write (or cannot read)."""
+    return (output_description(path) or {}).get("station_source")
+
+
+def output_description(path: Path) -> dict | None:
+    """The JSON description a station output carries (see `description`), or None for a
+    file the station did not write (or cannot read)."""
+    path = Path(path)
+    text = None
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                tags = tf.pages[0].tags
+                text = tags[270].value if 270 in tags else None
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                text = im.getexif().get(270)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        d = json.loads(text) if text else None
+        return d if isinstance(d, dict) else None
+    except Exception:
+        return None
 
 
 def encode_jpeg(img: np.ndarray, meta: dict | None = None, quality: int = 90) -> bytes:
@@ -162,3 +286,51 @@ def write_jpeg(path: Path, img: np.ndarray, meta: dict | None = None, overwrite:
     """HxWx3 sRGB float in [0,1] → 8-bit JPEG with ICC profile and EXIF."""
     data = encode_jpeg(img, meta, quality)
     return atomic_write(path, lambda fh: fh.write(data), overwrite)
+
+
+MIN_TONAL_RANGE = 0.02  # of full scale: below this (about 5 of 255 levels) a positive is one flat tone
+
+
+def picture_problem(pos: np.ndarray) -> str | None:
+    """None when the positive holds a picture; else the one-line reason it does not
+    (one flat tone: a blank or unreadable input, or data the decoder misread)."""
+    h, w = pos.shape[:2]
+    step = max(1, int(np.sqrt(h * w / 250_000)))
+    s = pos[::step, ::step].reshape(-1, pos.shape[2]).astype(np.float32)
+    if pos.dtype == np.uint16:
+        s *= 1.0 / 65535.0
+    lo, hi = np.percentile(s, [0.5, 99.5], axis=0)
+    spread = float(np.max(hi - lo))
+    if spread >= MIN_TONAL_RANGE:
+        return None
+    level = float(np.mean(s))
+    return (f"no picture in the positive: one flat tone (tonal range {100 * spread:.1f} % of full scale, "
+            f"mean {100 * level:.0f} %); the input holds no usable image (a blank frame, or data the decoder misread)")
+
+
+def write_positive(outputs: dict, pos: np.ndarray, meta: dict, *, overwrite: bool = False, quality: int = 90,
+                   small=None, src=None) -> dict:
+    """A frame's outputs {"tiff"|"jpeg"|"preview": path} from its positive (HxWx3 sRGB, float
+    in [0,1] or uint16), together (publish_frame).  `small`: a callable giving the preview
+    image (float) when one is asked for.  A positive with no picture in it is refused
+    (DecodeError naming `src`): success is never reported for one."""
+    from station.errors import DecodeError
+
+    problem = picture_problem(pos)
+    if problem:
+        raise DecodeError(src, problem)
+    items = {}
+    for kind, path in outputs.items():
+        if kind == "tiff":
+            data = pos if pos.dtype == np.uint16 else _to_uint(pos, 16)
+            items[kind] = (path, _tiff_writer(data, meta))
+        elif kind == "jpeg":
+            img = pos.astype(np.float32) * (1.0 / 65535.0) if pos.dtype == np.uint16 else pos
+            jpeg = encode_jpeg(img, meta, quality)
+            items[kind] = (path, lambda fh, b=jpeg: fh.write(b))
+        elif kind == "preview":
+            prev = encode_jpeg(small(), meta, quality)
+            items[kind] = (path, lambda fh, b=prev: fh.write(b))
+        else:
+            raise ValueError(f"unknown output kind {kind!r}")
+    return publish_frame(items, overwrite)
