@@ -134,3 +134,22 @@ def test_ctrl_c_mid_batch_leaves_no_half_frame(negs, tmp_path):
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     r = station("invert", negs, "--out", out, "--method", "classic")
     assert r.returncode == 0 and complete(out) == [f"f{i}" for i in range(N)]
+
+
+def test_rerun_with_another_print_remakes_instead_of_skipping(negs, tmp_path):
+    """A re-run with other settings is not "the same command": the station's own outputs of
+    each input are remade with the new print (a skip would leave the old look silently)."""
+    from PIL import Image
+
+    out = tmp_path / "out"
+    one = negs / "f0.dng"
+    r = station("invert", one, "--out", out, "--method", "classic")
+    assert r.returncode == 0, r.stderr
+    before = np.asarray(Image.open(out / "f0.jpg"), dtype=np.float32).mean()
+    r = station("invert", one, "--out", out, "--method", "classic", "--exposure", "1")
+    assert r.returncode == 0, r.stderr
+    assert "already complete" not in r.stderr
+    after = np.asarray(Image.open(out / "f0.jpg"), dtype=np.float32).mean()
+    assert after > before + 10  # one stop brighter, not the old file
+    r = station("invert", one, "--out", out, "--method", "classic", "--exposure", "1")
+    assert r.returncode == 0 and "1 already complete (skipped)" in r.stderr, r.stderr
