@@ -71,3 +71,32 @@ def test_roll_affine_from_pooled_samples_of_several_frames():
     outs = [m(D, affine=(A, b)) for D in frames]
     # one rendering for the roll: a denser negative (more exposure) gives a brighter positive
     assert outs[0].mean() < outs[1].mean() < outs[2].mean()
+
+
+def test_shipped_model_keeps_neutrals_neutral():
+    """A neutral input (equal z in the three channels) gives a neutral output: the residual's
+    colour fades out near the grey axis (MLPConfig.neutral), so the learned part cannot put a
+    cast into greys (the magenta rock/snow of the real Plustek scan).  Off-axis inputs still
+    get their learned colour."""
+    import dataclasses
+
+    from station.model import load_model
+
+    m = load_model()
+    assert m.config.neutral > 0
+    z = np.repeat(np.linspace(-0.1, 1.1, 200, dtype=np.float32)[:, None], 3, axis=1)
+    out = m.pixel_fn(z, use_torch=False)
+    assert np.abs(out - out.mean(axis=1, keepdims=True)).max() < 1e-5
+    out_t = m.pixel_fn(z, use_torch=True)
+    assert np.abs(out_t - out_t.mean(axis=1, keepdims=True)).max() < 1e-4
+    # without the fade the same network does colour greys (what the option is for)
+    m.config = dataclasses.replace(m.config, neutral=0.0)
+    m._module = None
+    raw = m.pixel_fn(z, use_torch=False)
+    assert np.abs(raw - raw.mean(axis=1, keepdims=True)).max() > 0.01
+    # and a coloured input (channel spread 0.6, far beyond the fade's width) keeps its learned colour
+    zc = np.array([[0.2, 0.5, 0.8]], np.float32)
+    raw_c = m.pixel_fn(zc, use_torch=False)  # neutral = 0
+    m.config = dataclasses.replace(m.config, neutral=0.1)
+    m._module = None
+    assert np.allclose(m.pixel_fn(zc, use_torch=False), raw_c, atol=1e-6)

@@ -33,6 +33,9 @@ def register(subparsers) -> None:
                    help="classic: learn a bounded residual on the classic inversion (output within --bound of it)")
     p.add_argument("--bound", type=float, default=0.2, help="the residual's bound (sRGB units) with --prior classic")
     p.add_argument("--prior-range", type=float, default=2.2, help="log10 exposure range of the classic prior (base..highlight)")
+    p.add_argument("--neutral", type=float, default=0.05,
+                   help="with --prior classic: the residual's colour fades out for inputs whose channel spread "
+                        "max(z)-min(z) is below this (a neutral negative gives a neutral positive); 0 = off")
     p.add_argument("--init", default=None, metavar="MODEL",
                    help="fine-tune: start from this model file ('default': the shipped one); its architecture and "
                         "normaliser are kept, early stopping keeps it unless the held-out pair improves")
@@ -83,7 +86,8 @@ def run(args) -> int:
         return 2
     try:
         cfg = TrainConfig(
-            mlp=MLPConfig(args.width, args.depth, args.skip, args.activation, args.prior, args.bound, args.prior_range),
+            mlp=MLPConfig(args.width, args.depth, args.skip, args.activation, args.prior, args.bound, args.prior_range,
+                          args.neutral if args.prior == "classic" else 0.0),
             normaliser=Normaliser(args.normaliser, args.norm_lo, args.norm_hi, anchor=args.anchor),
             epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, batch=args.batch,
             patience=args.patience, pixels_per_frame=args.pixels_per_frame, seed=args.seed,

@@ -39,6 +39,9 @@ class MLPConfig:
     prior: str = "none"         # "classic": output = classic(z) + bound * tanh(net(z))
     bound: float = 0.2          # the residual's bound (sRGB units) with a prior
     prior_range: float = 2.2    # log10 exposure range of the prior from the highlight (z=1) to the base (z=0)
+    neutral: float = 0.0        # > 0: the residual's colour (its part beyond the channels' mean) fades out
+                                # as the input's channel spread max(z)-min(z) falls below this: a neutral
+                                # input gives a neutral output (the prior is the same curve per channel)
 
     def __post_init__(self):
         if not (1 <= int(self.width) <= 4096 and 1 <= int(self.depth) <= 16):
@@ -49,6 +52,8 @@ class MLPConfig:
             raise ValueError(f"unknown prior {self.prior!r} (known: {', '.join(PRIORS)})")
         if not (0.0 < float(self.bound) <= 1.0 and 0.5 <= float(self.prior_range) <= 6.0):
             raise ValueError(f"bad residual bound {self.bound} or prior range {self.prior_range}")
+        if not (0.0 <= float(self.neutral) <= 1.0):
+            raise ValueError(f"bad neutral width {self.neutral}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +61,8 @@ class MLPConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "MLPConfig":
         return cls(int(d["width"]), int(d["depth"]), bool(d.get("skip", False)), str(d.get("activation", "relu")),
-                   str(d.get("prior", "none")), float(d.get("bound", 0.2)), float(d.get("prior_range", 2.2)))
+                   str(d.get("prior", "none")), float(d.get("bound", 0.2)), float(d.get("prior_range", 2.2)),
+                   float(d.get("neutral", 0.0)))
 
     def shapes(self) -> list[tuple[str, tuple]]:
         """Names and shapes of the weight arrays, in order (W is out x in, as torch)."""
@@ -103,8 +109,27 @@ def mlp_apply(z: np.ndarray, weights: dict[str, np.ndarray], config: MLPConfig) 
     if config.skip:
         h = h + z @ weights["skipW"].T + weights["skipb"]
     if config.prior == "classic":
-        h = prior_apply(z, config) + config.bound * np.tanh(h)
+        r = config.bound * np.tanh(h)
+        if config.neutral > 0:
+            r = neutral_fade(z, r, config.neutral)
+        h = prior_apply(z, config) + r
     return h.astype(np.float32)
+
+
+def neutral_fade(z, r, width: float):
+    """The residual r (N,3) with its colour (r minus its channel mean) scaled by
+    w = smoothstep(spread / width), spread = max(z) - min(z) per pixel: 0 for a neutral
+    input, 1 from `width` on.  Works on numpy arrays and torch tensors alike."""
+    if hasattr(z, "amax"):  # torch
+        spread = z.amax(dim=1, keepdim=True) - z.amin(dim=1, keepdim=True)
+        t = (spread / width).clamp(0.0, 1.0)
+        m = r.mean(dim=1, keepdim=True)
+    else:
+        spread = z.max(axis=1, keepdims=True) - z.min(axis=1, keepdims=True)
+        t = np.clip(spread / width, 0.0, 1.0)
+        m = r.mean(axis=1, keepdims=True)
+    w = t * t * (3.0 - 2.0 * t)
+    return m + w * (r - m)
 
 
 def _torch():
@@ -135,7 +160,10 @@ def make_module(config: MLPConfig):
             if self.skip is not None:
                 h = h + self.skip(z)
             if self.cfg.prior == "classic":
-                h = self.prior(z) + self.cfg.bound * torch.tanh(h)
+                r = self.cfg.bound * torch.tanh(h)
+                if self.cfg.neutral > 0:
+                    r = neutral_fade(z, r, self.cfg.neutral)
+                h = self.prior(z) + r
             return h
 
         def prior(self, z):
