@@ -23,6 +23,15 @@ be injected for the next matching operation:
   cam.fail_next("hang", op="GetObject")                   -> the camera stops answering
   cam.fail_next("drop_after_capture")                     -> the shot is taken, then the link drops
 
+Live view (`live={...}`, LiveScene keyword arguments; station.capture.livescene): the
+camera then says it is a Nikon (vendor extension 0x0000000A) and serves the operations
+libgphoto2's ptp2 driver uses for a Nikon's `capture_preview` (camlibs/ptp2/library.c):
+GetDevicePropValue(LiveViewStatus 0xD1A2), StartLiveView 0x9201, DeviceReady 0x90C8,
+GetLiveViewImg 0x9203 (a 128-byte header, then the JPEG; the driver finds the JPEG's
+SOI itself and drops the first image after a start), EndLiveView 0x9202.  Its frames
+and its RAWs come from the scripted strip: `cam.advance()` slides it by one frame,
+`cam.scene_log()` says where the strip was at every shot.
+
 Binds to 127.0.0.1 only.
 
 `EmulatedCamera` runs the camera in a separate process (spawned): libgphoto2
@@ -48,6 +57,12 @@ OPS = {
     0x1005: "GetStorageInfo", 0x1006: "GetNumObjects", 0x1007: "GetObjectHandles", 0x1008: "GetObjectInfo",
     0x1009: "GetObject", 0x100B: "DeleteObject", 0x100E: "InitiateCapture", 0x101B: "GetPartialObject",
 }
+LIVE_OPS = {0x1015: "GetDevicePropValue", 0x90C8: "DeviceReady", 0x9201: "StartLiveView",
+            0x9202: "EndLiveView", 0x9203: "GetLiveViewImg"}
+VENDOR_NIKON = 0x0000000A
+DPC_NIKON_LIVEVIEW_STATUS = 0xD1A2
+RC_DEVICE_PROP_NOT_SUPPORTED, RC_NIKON_NOT_LIVEVIEW = 0x200A, 0xA00B
+LV_HEADER = 128  # bytes before the JPEG in a GetLiveViewImg answer (a D-series-sized header)
 OP_CODES = {v: k for k, v in OPS.items()}
 RC_OK, RC_GENERAL, RC_SESSION_NOT_OPEN, RC_NOT_SUPPORTED = 0x2001, 0x2002, 0x2003, 0x2005
 RC_INVALID_STORAGE, RC_INVALID_HANDLE, RC_BUSY, RC_SESSION_OPEN = 0x2008, 0x2009, 0x2019, 0x201E
@@ -121,7 +136,8 @@ def tiny_jpeg(n: int) -> bytes:
 
 class PtpIpCamera:
     def __init__(self, *, raw_plus_jpeg: bool = False, jpeg_first: bool = False, name: str = "Station PTPIP Emu",
-                 port: int = 0, late_second_s: float = 0.0, frame_source=None, serial: str = "0001"):
+                 port: int = 0, late_second_s: float = 0.0, frame_source=None, serial: str = "0001",
+                 live: dict | None = None):
         self.raw_plus_jpeg = raw_plus_jpeg
         self._next_names: list[str] = []  # object names for the next frames (hostile-name tests)
         self.late_second_s = late_second_s  # RAW+JPEG: announce the 2nd file this long after CaptureComplete
@@ -152,6 +168,16 @@ class PtpIpCamera:
         self._thread = threading.Thread(target=self._accept, daemon=True, name="ptpip-emu")
         self._pending_evt: dict[int, socket.socket] = {}
         self.frame_source = frame_source or tiny_raw  # n -> RAW bytes (a top-level function: it is pickled)
+        self.scene = None  # live view: the scripted strip (LiveScene)
+        self._lv_on = False
+        if live is not None:
+            from station.capture.livescene import LiveScene
+
+            self.scene = LiveScene(**live)
+            self.scene.live_frame()  # warm: the pictures, the tone table, numba (libgphoto2 waits ~2.5 s)
+            self.scene.raw_linear()
+            if frame_source is None:
+                self.frame_source = self.scene.raw_dng
 
     # ------------------------------------------------------------------ API
     @property
@@ -329,7 +355,7 @@ class PtpIpCamera:
                 continue
             _phase, code, tid = struct.unpack_from("<IHI", payload, 0)
             params = list(struct.unpack_from(f"<{(len(payload) - 10) // 4}I", payload, 10))
-            op = OPS.get(code, f"0x{code:04x}")
+            op = OPS.get(code) or (LIVE_OPS.get(code) if self.scene is not None else None) or f"0x{code:04x}"
             self.ops.append(op)
             fault = self._take_fault(op)
             if fault == "drop":
@@ -420,13 +446,39 @@ class PtpIpCamera:
                 self._event(EV_CAPTURE_COMPLETE, tid)
                 for o in late:  # from a timer: the command channel stays free meanwhile
                     threading.Timer(self.late_second_s, self._event, (EV_OBJECT_ADDED, tid, o.handle)).start()
+            elif self.scene is not None and code in LIVE_OPS:
+                self._live_op(conn, code, tid, params)
             else:
                 self._respond(conn, RC_NOT_SUPPORTED, tid)
 
+    def _live_op(self, conn, code: int, tid: int, params: list) -> None:
+        """Nikon live view (see the module docstring)."""
+        if code == 0x1015:  # GetDevicePropValue
+            if params and params[0] == DPC_NIKON_LIVEVIEW_STATUS:
+                self._send_data(conn, tid, struct.pack("<B", 1 if self._lv_on else 0))
+                self._respond(conn, RC_OK, tid)
+            else:
+                self._respond(conn, RC_DEVICE_PROP_NOT_SUPPORTED, tid)
+        elif code == 0x90C8:  # DeviceReady
+            self._respond(conn, RC_OK, tid)
+        elif code == 0x9201:  # StartLiveView
+            self._lv_on = True
+            self._respond(conn, RC_OK, tid)
+        elif code == 0x9202:  # EndLiveView
+            self._lv_on = False
+            self._respond(conn, RC_OK, tid)
+        elif code == 0x9203:  # GetLiveViewImg
+            if not self._lv_on:
+                self._respond(conn, RC_NIKON_NOT_LIVEVIEW, tid)
+                return
+            self._send_data(conn, tid, bytes(LV_HEADER) + self.scene.live_jpeg())
+            self._respond(conn, RC_OK, tid)
+
     def _device_info(self) -> bytes:
-        ops = sorted(OPS)
+        ops = sorted(OPS) + (sorted(LIVE_OPS) if self.scene is not None else [])
+        vendor = VENDOR_NIKON if self.scene is not None else 0
         return (
-            struct.pack("<HIH", 100, 0, 0) + _pstr("")  # standard version, no vendor extension
+            struct.pack("<HIH", 100, vendor, 100 if vendor else 0) + _pstr("")  # standard version, vendor extension
             + struct.pack("<H", 0)  # functional mode
             + _arr16(ops)
             + _arr16([EV_OBJECT_ADDED, EV_OBJECT_REMOVED, EV_CAPTURE_COMPLETE])
@@ -478,6 +530,12 @@ def _child(conn, kwargs) -> None:
         elif name == "format_card":
             cam.format_card(*args)
             conn.send(None)
+        elif name == "advance":
+            conn.send(cam.scene.advance())
+        elif name == "scene_log":
+            conn.send(list(cam.scene.log))
+        elif name == "live_frames":
+            conn.send(cam.scene.frames)
     cam.stop()
 
 
@@ -554,6 +612,19 @@ class EmulatedCamera:
 
     def format_card(self, reset_numbers: bool = True) -> None:
         self._call("format_card", reset_numbers)
+
+    def advance(self) -> int:
+        """Live view: slide the strip to the next picture; returns its index."""
+        return self._call("advance")
+
+    def scene_log(self) -> list[dict]:
+        """Live view: the strip's state at every shot (t, pos, moving, index, frames)."""
+        return self._call("scene_log")
+
+    @property
+    def live_frames(self) -> int:
+        """Live view: frames served so far."""
+        return self._call("live_frames")
 
     @property
     def captured(self) -> list[_Frame]:
