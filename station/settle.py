@@ -310,7 +310,8 @@ class LiveViewWatcher:
 
 # -- configuration ---------------------------------------------------------------------------
 
-LIVEVIEW_KEYS = {"enabled": bool, "interval": float}  # besides the SettleParams fields
+LIVEVIEW_KEYS = {"enabled": bool, "interval": float,  # besides the SettleParams fields
+                 "live": bool, "fps": float, "size": int}  # the live positive (station.capture.live)
 
 
 def _config_errors(prefix: str, obj, cls, extra: dict) -> list[str]:
@@ -349,6 +350,8 @@ def liveview_from_config(obj) -> tuple[bool, SettleParams, float]:
     obj = dict(obj or {})
     enabled = bool(obj.pop("enabled", False))
     interval = float(obj.pop("interval", 1 / 15))
+    for k in ("live", "fps", "size"):  # station.capture.live's
+        obj.pop(k, None)
     return enabled, SettleParams(**obj), interval
 
 
@@ -376,6 +379,9 @@ def attach(app) -> LiveViewWatcher | None:
         ctl = getattr(ar, "controller", None)
         return bool(ctl is not None and ctl.running)
 
+    live = app.service("live")  # one grabber: the live positive's feed, when it is there
+    if live is not None and getattr(live, "feed", None) is not None:
+        grab = live.feed.next_jpeg
     watcher = LiveViewWatcher(grab, camera.capture, params, interval=interval, paused=paused)
     app.register_service(watcher, name="liveview")
 

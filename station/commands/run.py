@@ -109,7 +109,7 @@ def _plug_in_services(app) -> None:
     # Order matters: hooks wrap the camera's roll_new, auto-roll uses camera + hooks,
     # checks fire hooks, live view pauses during an auto-roll; the web page comes last.
     for mod in ("station.capture.service", "station.hooks", "station.autoroll", "station.checks",
-                "station.settle", "station.web.server"):
+                "station.capture.live", "station.settle", "station.web.server"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "retry": "retry",
     "set_print": "set_print",  # the print panel: store a frame's / a roll's print, re-render
     "get_print": "get_print",  # the print the sliders show for a frame
+    "live": "live",  # live view on/off, magnifier point (station.capture.live)
 }
 
 _STATUS = {

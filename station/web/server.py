@@ -18,7 +18,8 @@ Routes (every one checks the token when one is set):
                                connect and on every change the App reports
     GET  /img/<path>[?w=N]     a positive from the output folder (JPEG/PNG only;
                                w = thumbnail width); nothing outside that folder
-    POST /api/command/<name>   capture | roll_new | calibrate | reinvert | retry;
+    GET  /live.mjpg, /live.json  the live positive and its aids (station/web/live.py)
+    POST /api/command/<name>   capture | roll_new | calibrate | reinvert | retry | live;
                                JSON body = keyword arguments
 
 Security: the default address is 127.0.0.1.  Any other address needs a token
@@ -307,6 +308,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._image(path[len("/img/"):], query)
             elif path == "/favicon.ico":
                 self._send(204, b"", "image/x-icon")
+            elif path in ("/live.mjpg", "/live.json"):
+                from station.web import live
+
+                live.handle(self, path)
             else:
                 self._error(404, "not found")
         except (BrokenPipeError, ConnectionResetError):

@@ -1,0 +1,507 @@
+"""The live positive: the camera's live view run through the roll's conversion.
+
+    feed = LiveFeed(camera.preview, fps=20)      # one grabber on the camera's owner thread
+    pos = LivePositive(feed, settings)           # live-view JPEG -> linear -> base -> LUT -> JPEG
+    pos.latest() -> (seq, jpeg bytes, stats)     # served as GET /live.mjpg and /live.json
+
+**One grabber.**  `LiveFeed` asks the camera service for one live-view frame at a time
+(`CameraService.preview()`, a request on the camera's owner thread, in turn with
+captures: a capture waits for at most the one preview in flight).  The settle watcher
+(auto-capture) reads the same frames (`next_jpeg`), so the camera is asked once per frame.
+
+**Live view is not linear.**  A live-view JPEG carries the camera's white balance,
+tone curve and picture style.  `ToneMap` maps each channel's 8-bit code to linear camera
+RGB with a 256-entry table per channel.  Before the first pair the table is the inverse
+sRGB curve (the documented default; scale 1).  Every captured RAW and the live-view frame
+just before it are a pair: both are reduced to 8x8-px blocks, flat blocks (small spread in
+the live view) give (code, linear) samples, each channel's samples are binned by code and
+their medians, made monotone, become the table (ends extended along the default's shape).
+The samples of the last `MAX_PAIRS` pairs are kept, so flicker and shake average out.
+The RAW of a pair is decoded in a worker process (untrusted files are parsed there).
+
+**The conversion** is the daemon's preview path on the linearised frame: the roll's base
+(its calibrated blank, or the per-frame estimate), density, the inverter's compiled LUT
+(the station's `inversion.method` / `inversion.model`), JPEG.  It runs in its own thread
+on the newest frame only (frames that arrive while one converts are skipped), so it
+never holds up the camera.
+
+**Aids** (station.capture.liveaids): focus score (best on this roll), picture edges and tilt.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import io
+import json
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger("station.live")
+
+MAX_PAIRS = 6
+BASE_EVERY_S = 1.0
+AIDS_EVERY_S = 0.25
+BLOCK = 8
+
+
+def srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def default_table() -> np.ndarray:
+    """3 x 256: the inverse sRGB curve per channel (before the first pair)."""
+    return np.repeat(srgb_to_linear(np.arange(256) / 255.0)[None], 3, axis=0)
+
+
+def _blocks(img: np.ndarray, k: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    h, w = (img.shape[0] // k) * k, (img.shape[1] // k) * k
+    b = img[:h, :w].reshape(h // k, k, w // k, k, 3).astype(np.float32)
+    return b.mean(axis=(1, 3)), b.std(axis=(1, 3))
+
+
+class ToneMap:
+    """Live-view code -> linear camera RGB, learned from (live view, RAW) pairs."""
+
+    def __init__(self):
+        self.table = default_table()
+        self.pairs = 0
+        self._samples: deque = deque(maxlen=MAX_PAIRS)
+
+    def to_linear(self, img: np.ndarray) -> np.ndarray:
+        out = np.empty(img.shape, np.float32)
+        for c in range(3):
+            np.take(self.table[c], img[..., c], out=out[..., c])
+        return out
+
+    def learn(self, lv: np.ndarray, raw_lin: np.ndarray) -> int:
+        """One pair: live-view frame (HxWx3 uint8) and the RAW's linear RGB at the same size
+        and framing.  Returns the flat blocks used."""
+        from station.pipeline.fastdecode import area_resize
+
+        code, spread = _blocks(lv)  # the same field of view on both: reduce both to the blocks' grid
+        lin = area_resize(np.ascontiguousarray(raw_lin, np.float32), (code.shape[1], code.shape[0]))
+        flat = (spread.max(axis=2) < 4.0) & (code.max(axis=2) < 254) & (code.min(axis=2) > 1)
+        if flat.sum() < 20:
+            return 0
+        self._samples.append((code[flat], lin[flat]))
+        self.pairs += 1
+        self._fit()
+        return int(flat.sum())
+
+    def _fit(self) -> None:
+        codes = np.concatenate([s[0] for s in self._samples])
+        lins = np.concatenate([s[1] for s in self._samples])
+        default = default_table()[0]
+        table = np.empty((3, 256), np.float32)
+        grid = np.arange(256, dtype=np.float32)
+        for c in range(3):
+            bins = np.clip(codes[:, c] // 4, 0, 63).astype(int)
+            xs, ys = [], []
+            for b in np.unique(bins):
+                m = bins == b
+                if m.sum() >= 3:
+                    xs.append(float(np.median(codes[m, c])))
+                    ys.append(float(np.median(lins[m, c])))
+            if len(xs) < 2:
+                table[c] = self.table[c]
+                continue
+            xs, ys = np.array(xs), np.maximum.accumulate(np.maximum(np.array(ys), 1e-6))
+            t = np.interp(grid, xs, ys)
+            lo, hi = int(np.ceil(xs[0])), int(np.floor(xs[-1]))
+            # beyond the samples: the default's shape, scaled to meet the fit
+            t[:lo] = default[:lo] * (ys[0] / max(default[lo], 1e-6))
+            t[hi + 1:] = default[hi + 1:] * (ys[-1] / max(default[hi], 1e-6))
+            table[c] = np.maximum.accumulate(t)
+        self.table = table
+
+    def snapshot(self) -> dict:
+        return {"pairs": self.pairs, "source": "learned" if self.pairs else "default (inverse sRGB)"}
+
+
+def decode_jpeg(data: bytes, long_side: int | None = None) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        if long_side:
+            im.draft("RGB", (long_side, long_side))
+        return np.asarray(im.convert("RGB"))
+
+
+def _raw_linear(path: str, size: tuple[int, int]) -> np.ndarray:
+    """Worker process: a RAW's linear RGB, binned down towards size (w, h) (never up)."""
+    from station.pipeline.fastdecode import decode_fast
+
+    return decode_fast(path, long_side=max(size)).rgb
+
+
+class LiveFeed:
+    """One thread asking `grab()` (CameraService.preview) for frames at up to `fps`."""
+
+    def __init__(self, grab: Callable[[], object], fps: float = 20.0, keep: int = 8):
+        self.grab = grab
+        self.interval = 1.0 / max(0.5, float(fps))
+        self._cond = threading.Condition()
+        self._frames: deque = deque(maxlen=keep)  # (seq, t, jpeg)
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = {"frames": 0, "errors": 0, "last_error": None, "fps": 0.0}
+        self._times: deque = deque(maxlen=30)
+        self.users = 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = self.interval
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                data = self.grab()
+                if hasattr(data, "result"):
+                    data = data.result(timeout=10)
+                data = bytes(data)
+            except Exception as exc:
+                self.stats["errors"] += 1
+                self.stats["last_error"] = str(exc)
+                if getattr(exc, "permanent", False):
+                    log.error("live view: %s; live view is off", exc)
+                    return
+                if self._stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = self.interval
+            t = time.monotonic()
+            with self._cond:
+                self._seq += 1
+                self._frames.append((self._seq, t, data, time.time()))
+                self._cond.notify_all()
+            self.stats["frames"] += 1
+            self._times.append(t)
+            if len(self._times) > 1:
+                self.stats["fps"] = round((len(self._times) - 1) / max(1e-6, self._times[-1] - self._times[0]), 1)
+            rest = self.interval - (time.monotonic() - t0)
+            if rest > 0 and self._stop.wait(rest):
+                return
+
+    def latest(self, before: float | None = None):
+        """The newest frame (seq, t, jpeg, wall time), or the newest received before wall time `before`."""
+        with self._cond:
+            frames = [f for f in self._frames if before is None or f[3] < before]
+            return frames[-1] if frames else None
+
+    def wait_newer(self, seq: int, timeout: float = 2.0):
+        """The newest frame after `seq` (blocks up to timeout); None on timeout/stop."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while not self._stop.is_set():
+                if self._frames and self._frames[-1][0] > seq:
+                    return self._frames[-1]
+                rest = end - time.monotonic()
+                if rest <= 0:
+                    return None
+                self._cond.wait(rest)
+        return None
+
+    def next_jpeg(self):
+        """For the settle watcher: the next new frame's JPEG (raises when there is none)."""
+        if not self.running:
+            self.start()
+        last = getattr(self._local, "seq", 0) if hasattr(self, "_local") else 0
+        fr = self.wait_newer(last, timeout=5.0)
+        if fr is None:
+            raise RuntimeError(self.stats.get("last_error") or "no live-view frame")
+        if not hasattr(self, "_local"):
+            self._local = threading.local()
+        self._local.seq = fr[0]
+        return fr[2]
+
+
+class LivePositive:
+    """Thread: newest live-view frame -> positive JPEG (+ aids).  See the module docstring.
+
+    settings: callable -> (inverter, base rgb or None); called per frame (cheap: cached by
+    the caller).  size: long side of the positive (the live view's own size if smaller).
+    """
+
+    def __init__(self, feed: LiveFeed, settings: Callable[[], tuple], size: int = 960, quality: int = 80):
+        self.feed = feed
+        self.settings = settings
+        self.size = int(size)
+        self.quality = int(quality)
+        self.tone = ToneMap()
+        self._cond = threading.Condition()
+        self._out: tuple | None = None  # (seq, jpeg, stats)
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._times: deque = deque(maxlen=30)
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self.point: tuple[float, float] | None = None  # magnifier / focus point (fractions)
+        self._base = None  # (key, time, BaseEstimate): the live view's base estimate
+        self._aids_at = 0.0
+        self.pair_log: deque = deque(maxlen=64)  # per captured RAW: the live positive just before it
+        self.aids = None
+        self.stats = {"positives": 0, "fps": 0.0, "errors": 0, "last_error": None, "convert_ms": None}
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self.feed.start()
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="live-positive", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def convert(self, lv: np.ndarray) -> np.ndarray:
+        """Live-view frame (uint8) -> positive sRGB float HxWx3 in [0, 1]."""
+        from station.pipeline.base import BaseEstimate, estimate_base
+        from station.pipeline.lutinvert import compiled
+        from station.pipeline.normalise import density
+
+        inverter, base_rgb = self.settings()
+        if base_rgb is not None:
+            base = BaseEstimate(np.asarray(base_rgb, np.float32), "roll")
+        else:  # the per-frame estimate (~0.2 s): refreshed every BASE_EVERY_S, and when the tone map changes
+            now = time.monotonic()
+            key = (self.tone.pairs, lv.shape)
+            if self._base is None or self._base[0] != key or now - self._base[1] > BASE_EVERY_S:
+                self._base = (key, now, estimate_base(self.tone.to_linear(lv[::2, ::2])))
+            base = self._base[2]
+        # 8-bit input: density is a function of each channel's code, D_c = -log10(lin_c / base_c)
+        dtab = density(np.ascontiguousarray(self.tone.table.T[:, None, :]), base.rgb)[:, 0, :].T
+        D = np.empty(lv.shape, np.float32)
+        for c in range(3):
+            np.take(np.ascontiguousarray(dtab[c], dtype=np.float32), lv[..., c], out=D[..., c])
+        return compiled(inverter)(D)
+
+    def _run(self) -> None:
+        seq = 0
+        while not self._stop.is_set():
+            fr = self.feed.wait_newer(seq, timeout=1.0)
+            if fr is None:
+                continue
+            seq, t_frame, data = fr[:3]
+            t0 = time.perf_counter()
+            try:
+                lv = decode_jpeg(data, self.size)
+                pos = self.convert(lv)
+                jpeg = _jpeg(pos, self.quality)
+                if time.monotonic() - self._aids_at > AIDS_EVERY_S:
+                    from station.capture.liveaids import measure
+
+                    self.aids = measure(lv, self.tone.to_linear(lv), self.point, self.aids)
+                    self._aids_at = time.monotonic()
+            except Exception as exc:
+                self.stats["errors"] += 1
+                self.stats["last_error"] = f"{exc.__class__.__name__}: {exc}"
+                log.warning("live positive: %s", self.stats["last_error"])
+                if self._stop.wait(0.5):
+                    return
+                continue
+            now = time.monotonic()
+            self._times.append(now)
+            self.stats["positives"] += 1
+            self.stats["convert_ms"] = round(1000 * (time.perf_counter() - t0), 1)
+            if len(self._times) > 1:
+                self.stats["fps"] = round((len(self._times) - 1) / max(1e-6, self._times[-1] - self._times[0]), 1)
+            with self._cond:
+                self._seq += 1
+                self._out = (self._seq, jpeg, lv.shape[1], lv.shape[0])
+                self._last_lv = (t_frame, lv)
+                self._cond.notify_all()
+
+    def wait_newer(self, seq: int, timeout: float = 2.0):
+        """(seq, jpeg, w, h) of the newest positive after `seq`, or None on timeout."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while not self._stop.is_set():
+                if self._out is not None and self._out[0] > seq:
+                    return self._out
+                rest = end - time.monotonic()
+                if rest <= 0:
+                    return None
+                self._cond.wait(rest)
+        return None
+
+    # -- pairs ------------------------------------------------------------------------
+    def pair_with(self, raw_path: str | Path, before: float | None = None) -> cf.Future | None:
+        """A RAW was captured: pair it with the newest live-view frame taken before it
+        (received before wall time `before`, the file's event)."""
+        fr = self.feed.latest(before)
+        if fr is None:
+            return None
+        lv = decode_jpeg(fr[2], self.size)
+        try:  # the live positive just before the shot, as it was shown (before this pair is learnt)
+            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": _jpeg(self.convert(lv), 90)})
+        except Exception as exc:
+            log.warning("live view: %s", exc)
+        if self._pool is None:
+            import multiprocessing as mp
+
+            self._pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        fut = self._pool.submit(_raw_linear, str(raw_path), (lv.shape[1], lv.shape[0]))
+
+        def done(f):
+            try:
+                n = self.tone.learn(lv, f.result())
+                log.info("live view: tone pair %d from %s (%d flat blocks)", self.tone.pairs, Path(raw_path).name, n)
+            except Exception as exc:
+                log.warning("live view: cannot learn from %s: %s", raw_path, exc)
+
+        fut.add_done_callback(done)
+        return fut
+
+    def snapshot(self) -> dict:
+        return {"running": self.running, "feed": dict(self.feed.stats), **self.stats, "tone": self.tone.snapshot(),
+                "point": self.point, "aids": self.aids}
+
+    def snapshot_json(self) -> bytes:
+        return json.dumps(self.snapshot(), default=float).encode()
+
+
+def _jpeg(pos: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(pos, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+# -- the daemon plug-in -----------------------------------------------------------------
+
+class _Settings:
+    """(inverter, roll base) for the live positive: the station's inversion settings, the
+    current roll's calibrated base (state/rolls/<roll>/manifest.json) when it has one."""
+
+    def __init__(self, app):
+        self.app = app
+        self._inverter = None
+        self._base: tuple = (None, None, None)  # (path, mtime, rgb)
+
+    def __call__(self):
+        if self._inverter is None:
+            from station.pipeline.invert import get_inverter
+
+            inv = (self.app.cfg.get("inversion") or {})
+            method = inv.get("method")
+            self._inverter = get_inverter(None if method in (None, "auto") else method, inv.get("model"))
+        return self._inverter, self._roll_base()
+
+    def _roll_base(self):
+        cam = self.app.service("camera")
+        try:
+            roll = ((cam.snapshot() or {}).get("roll") or {}).get("name") if cam is not None else None
+        except Exception:
+            roll = None
+        if not roll:
+            return None
+        path = Path(self.app.cfg["paths"]["state"]) / "rolls" / roll / "manifest.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        if self._base[:2] == (path, mtime):
+            return self._base[2]
+        try:
+            rgb = (json.loads(path.read_text()).get("base") or {}).get("rgb")
+            rgb = [float(v) for v in rgb] if rgb and len(rgb) == 3 and all(v > 0 for v in rgb) else None
+        except (OSError, ValueError, TypeError, AttributeError):
+            rgb = None
+        self._base = (path, mtime, rgb)
+        return rgb
+
+
+class LiveService:
+    """The `live` service: feed + positive; started by config (`liveview.live: true`), by the
+    `live` command (the page's button) or by auto-capture (the settle watcher's frames)."""
+
+    def __init__(self, feed: LiveFeed, positive: LivePositive, autostart: bool = False):
+        self.feed, self.positive, self.autostart = feed, positive, autostart
+
+    def start(self) -> None:
+        if self.autostart:
+            self.positive.start()
+
+    def stop(self) -> None:
+        self.positive.stop()
+        self.feed.stop()
+
+    def snapshot(self) -> dict:
+        return self.positive.snapshot()
+
+
+def attach(app) -> LiveService | None:
+    """Live view for the page: needs the camera service's preview().  Config (`liveview:`):
+    live (start with the daemon, default false), fps (frames asked per second, 20), size
+    (long side of the live positive, 960).  Command `live` (on=true/false, point=[x, y])."""
+    cfg = dict(app.cfg.get("liveview") or {})
+    cam = app.service("camera")
+    camera = getattr(cam, "camera", None)
+    if camera is None or not callable(getattr(camera, "preview", None)):
+        return None
+    feed = LiveFeed(camera.preview, fps=float(cfg.get("fps", 20.0)))
+    positive = LivePositive(feed, _Settings(app), size=int(cfg.get("size", 960)))
+    svc = LiveService(feed, positive, autostart=bool(cfg.get("live", False)))
+    app.register_service(svc, name="live")
+
+    def command(on=None, point=None, **_):
+        if point is not None:
+            x, y = (float(v) for v in point)
+            if not (0 <= x <= 1 and 0 <= y <= 1):
+                raise ValueError(f"point must be two fractions in [0, 1], got {point!r}")
+            positive.point = (x, y)
+        if on is True:
+            positive.start()
+        elif on is False:
+            positive.stop()
+            watcher = app.service("liveview")
+            if not getattr(watcher, "running", False):
+                feed.stop()
+        return positive.snapshot()
+
+    app.register_command("live", command)
+
+    def on_event(ev: dict) -> None:
+        if ev.get("type") == "camera" and ev.get("event") == "file" and ev.get("kind") == "raw" and positive.running:
+            positive.pair_with(ev["path"], before=ev.get("time"))
+        elif ev.get("type") == "roll" and ev.get("event") != "calibrated":
+            positive.aids = None  # best focus is per roll
+
+    app.subscribe(on_event)
+    return svc
