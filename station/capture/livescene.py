@@ -59,10 +59,10 @@ class LiveScene:
     """The scripted strip; see the module docstring.
 
     lv_size   live-view JPEG size (w, h);  raw_size  RAW size (w, h), 3:2
-    slide_s   seconds one advance takes;   auto_advance  seconds between advances made by
-              the scene itself (the demo), None: only on advance()
+    slide_s   seconds one advance takes
     noise     live-view noise (std, in [0, 1] code values); flicker: relative gain wobble;
     shake     px (live view) the view jitters by
+    auto_advance  the demo's operator (see _auto): None = slides only on advance()
     """
 
     def __init__(self, seed: int = 0, lv_size=(960, 640), raw_size=(1536, 1024), slide_s: float = 0.6,
@@ -85,13 +85,14 @@ class LiveScene:
         self.t0 = clock()
         self._moves: list[tuple[float, int]] = []  # (start time, target index)
         self.log: list[dict] = []  # one entry per RAW made: time, position, moving, index
+        self._auto_t0: float | None = None
         self.frames = 0  # live-view frames served
 
     # ------------------------------------------------------------------ the script
-    def advance(self) -> int:
+    def advance(self, start: float | None = None) -> int:
         """Start sliding to the next picture (after the current slide, if one runs); its index."""
         with self._lock:
-            now = self.clock()
+            now = self.clock() if start is None else start
             start = max(now, self._moves[-1][0] + self.slide_s) if self._moves else now
             target = (self._moves[-1][1] if self._moves else 0) + 1
             self._moves.append((start, target))
@@ -101,12 +102,7 @@ class LiveScene:
         """(position in pitches, moving, nearest picture index) at time t."""
         t = self.clock() if t is None else t
         if self.auto_advance:
-            period = self.auto_advance + self.slide_s
-            n, r = divmod(max(0.0, t - self.t0 - self.auto_advance), period)
-            s = min(1.0, r / self.slide_s) if t - self.t0 >= self.auto_advance else 0.0
-            pos = n + (3 * s * s - 2 * s ** 3) if t - self.t0 >= self.auto_advance else 0.0
-            moving = 0.0 < s < 1.0
-            return pos, moving, int(round(pos))
+            self._auto(t)
         with self._lock:
             moves = list(self._moves)
         pos, moving = 0.0, False
@@ -117,6 +113,25 @@ class LiveScene:
             pos = (target - 1) + (3 * s * s - 2 * s ** 3)
             moving = s < 1.0
         return pos, moving, int(round(pos))
+
+    def _auto(self, t: float) -> None:
+        """The demo's operator: slides to the next picture `auto_advance` s after the last slide
+        ended, or 1 s after the shot of the current picture, whichever comes first (an operator
+        waits for the shot; a missed shot does not stop the roll).  The clock starts with the
+        first live-view frame."""
+        with self._lock:
+            if self._auto_t0 is None:
+                self._auto_t0 = t
+            last_end = self._moves[-1][0] + self.slide_s if self._moves else self._auto_t0
+            if t < last_end:
+                return
+            due = last_end + self.auto_advance
+            shots = [e["t"] for e in self.log if e["t"] >= last_end and not e["moving"]]
+            if shots:
+                due = min(due, shots[-1] + 1.0)
+            if t < due:
+                return
+        self.advance(start=due)
 
     # ------------------------------------------------------------------ rendering
     def _picture(self, k: int, scale: float) -> np.ndarray:

@@ -1,4 +1,5 @@
 """`station demo [--frames N] [--out DIR]`: the whole station on the virtual camera.
+(`station demo --live`: on a live-view camera instead, see demo_live.py.)
 
 This runs the real daemon in-process (folder watcher, journal, decoder
 workers, camera service, live page) with libgphoto2's virtual camera as the
@@ -29,6 +30,12 @@ def register(sub) -> None:
     p.add_argument("--method", choices=("mlp", "classic"), help="inversion method (default: the station's default)")
     p.add_argument("--web", default="127.0.0.1:8077", help="live page address while the demo runs, or off (default 127.0.0.1:8077)")
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    p.add_argument("--live", action="store_true",
+                   help="live view instead: a live-view camera (PTP/IP emulator) whose strip advances by itself, "
+                        "auto-capture, the live positive on the page and at /live.mjpg (station/commands/demo_live.py)")
+    p.add_argument("--seconds", type=float, default=60.0, help="--live: run this long (default 60)")
+    p.add_argument("--advance-every", type=float, default=4.0, help="--live: seconds the strip stands still (default 4)")
+    p.add_argument("--json", help="--live: also write the figures to this file")
     p.set_defaults(func=run)
 
 
@@ -121,6 +128,13 @@ def run(args: argparse.Namespace) -> int:
     from station.commands.run import _plug_in_services
     from station.config import ConfigError
 
+    if getattr(args, "live", False):
+        from station.commands.demo_live import run as run_live
+
+        if args.seconds <= 0 or args.advance_every <= 0:
+            print("station demo: --seconds and --advance-every must be > 0", file=sys.stderr)
+            return 2
+        return run_live(args)
     if args.frames < 1:
         print("station demo: --frames must be at least 1", file=sys.stderr)
         return 2
