@@ -1,0 +1,107 @@
+"""The live positive's parts on the scripted strip (station.capture.livescene): the tone map
+learnt from (live view, RAW) pairs, the conversion against the daemon's own preview of the
+RAW, the aids (focus, picture edges, tilt).  No camera: the scene renders both images of one
+moment directly (the camera path is tested in test_live_autocapture / test_live_browser)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from station.capture.live import LivePositive, ToneMap, default_table
+from station.capture.liveaids import focus_score, measure, picture_edges
+from station.capture.livescene import LiveScene, camera_tone
+
+
+def _true_table() -> np.ndarray:
+    """The emulated camera's tone curve inverted: code -> RAW linear (no flicker)."""
+    x = np.linspace(0, 1.2, 20000, dtype=np.float32)[:, None] * np.ones(3, np.float32)
+    y = camera_tone(x * 0.85) * 255
+    return np.stack([np.interp(np.arange(256), y[:, c], x[:, c] * 0.85) for c in range(3)])
+
+
+def test_tone_map_learns_the_cameras_curve_from_pairs():
+    scene = LiveScene(seed=11, flicker=0.0)
+    truth = _true_table()
+    tm = ToneMap()
+    codes = np.arange(40, 200)
+    err_default = np.abs(np.log(tm.table[:, codes] / truth[:, codes])).mean()
+    for k in range(3):
+        t = scene.clock()
+        assert tm.learn(scene.live_frame(t), scene.raw_linear(t)) > 100
+        scene._moves.append((t - 10.0, k + 1))  # the next picture, already in place
+    err = np.abs(np.log(tm.table[:, codes] / truth[:, codes])).mean()
+    print(f"\n[tone] mean |log error| codes 40-199: default {err_default:.3f}, after 3 pairs {err:.3f}")
+    assert tm.pairs == 3
+    assert err < 0.05 < err_default
+    assert np.all(np.diff(tm.table, axis=1) >= 0)  # monotone
+
+
+def test_flat_or_tiny_pairs_change_nothing():
+    tm = ToneMap()
+    lv = np.full((64, 96, 3), 255, np.uint8)  # clipped: no usable block
+    assert tm.learn(lv, np.ones((64, 96, 3), np.float32)) == 0
+    assert tm.pairs == 0 and np.array_equal(tm.table, default_table())
+
+
+def test_live_positive_converges_on_the_captured_preview(tmp_path):
+    from station.capture.live import decode_jpeg
+    from station.io.dng import mosaic, write_bayer_dng
+    from station.model.metrics import ciede2000
+    from station.pipeline.classic import ClassicInverter
+    from station.pipeline.convert import ConvertOptions, convert_file
+    from station.pipeline.fastdecode import area_resize
+
+    inv = ClassicInverter()
+    scene = LiveScene(seed=12)
+    pos = LivePositive(None, lambda: (inv, None))
+    small = lambda a: area_resize(np.ascontiguousarray(a, np.float32), (96, 64))  # noqa: E731
+    figures = []
+    for k in range(4):
+        t = scene.clock()
+        lv = decode_jpeg(scene.live_jpeg(t))
+        raw = scene.raw_linear(t)
+        path = write_bayer_dng(tmp_path / f"{k}.dng", mosaic(np.round(raw * 65535).astype(np.uint16), "RGGB"),
+                               "RGGB", black=0, white=65535)
+        live = pos.convert(lv)
+        out = tmp_path / f"{k}.jpg"
+        convert_file(path, {"preview": out}, ConvertOptions(inverter=inv, half_size=True, preview_size=960))
+        prev = decode_jpeg(out.read_bytes()).astype(np.float32) / 255
+        figures.append(float(np.median(ciede2000(small(live), small(prev)))))
+        from station.capture.live import _raw_linear
+
+        pos.tone.learn(lv, _raw_linear(str(path), (lv.shape[1], lv.shape[0])))
+        scene._moves.append((t - 10.0, k + 1))  # the next picture, already in place
+    print(f"\n[live] median dE00 live positive vs captured preview per frame: {[round(f, 2) for f in figures]}")
+    assert figures[-1] < figures[0]
+    assert max(figures[1:]) <= 3.0
+
+
+def test_focus_score_prefers_sharp_grain():
+    from scipy.ndimage import gaussian_filter
+
+    lv = LiveScene(seed=13).live_frame()
+    sharp = focus_score(lv[..., 1], (0.5, 0.5))
+    soft = focus_score(gaussian_filter(lv[..., 1].astype(np.float32), 1.5), (0.5, 0.5))
+    assert sharp > 2 * soft
+
+
+@pytest.mark.parametrize("angle", [1.5, -1.5])
+def test_picture_edges_and_tilt(angle):
+    from scipy.ndimage import rotate
+
+    scene = LiveScene(seed=14, shake=0)
+    lin = scene.render(960, 640, 0.0)
+    rect, tilt = picture_edges(lin)
+    # the picture is 36 of 44 mm wide, 24 of 29.3 mm high, centred
+    assert rect == pytest.approx((4 / 44, (29.33 - 24) / 2 / 29.33, 40 / 44, 1 - (29.33 - 24) / 2 / 29.33), abs=0.01)
+    assert tilt == pytest.approx(0.0, abs=0.2)
+    _, tilted = picture_edges(rotate(lin, angle, reshape=False, order=1, mode="nearest"))
+    assert abs(tilted) == pytest.approx(1.5, abs=0.35)
+    assert np.sign(tilted) == -np.sign(angle)  # ndimage turns counter-clockwise for a positive angle
+
+
+def test_measure_keeps_the_best_focus():
+    lv = LiveScene(seed=15).live_frame()
+    a = measure(lv, lv.astype(np.float32) / 255)
+    b = measure(np.full_like(lv, 128), np.full(lv.shape, 0.5, np.float32), prev=a)
+    assert b["focus"] < a["focus"] and b["focus_best"] == a["focus_best"]
