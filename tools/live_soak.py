@@ -30,7 +30,7 @@ def main() -> int:
     print(json.dumps(res))
     print(f"{res['advances']} advances -> {res['captures']} captures, {res['double']} double, "
           f"{res['while_moving']} while moving, {res['missed']} missed; live view {res['fps']} fps "
-          f"({res['previews']} frames)")
+          f"({res['previews']} frames); capture request -> InitiateCapture {res['capture_start_s']} s")
     ok = res["captures"] == args.advances and not res["double"] and not res["while_moving"]
     return 0 if ok and [e["index"] for e in log] == list(range(1, args.advances + 1)) else 1
 

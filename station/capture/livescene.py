@@ -271,11 +271,19 @@ def run_advances(cam, service, advances: int, *, first_still: float = 1.5, still
 
     cam: an EmulatedCamera with live view; service: a started CameraService on it.  After each
     slide, waits for the capture (up to `timeout_each` s), then `still_after` s more (time for
-    a double trigger to show).  Returns {"advances", "captures", "double", "while_moving",
-    "missed", "previews", "fps", "log"}: log = the emulator's record of every shot."""
+    a double trigger to show).  Returns {"advances", "captures", "capture_start_s", "double",
+    "while_moving", "missed", "previews", "fps", "log"}: log = the emulator's record of every
+    shot; capture_start_s = seconds from the watcher's capture request to the camera receiving
+    InitiateCapture (median, max) while live view runs."""
     from station.settle import LiveViewWatcher
 
-    watcher = LiveViewWatcher(service.preview, service.capture, params, interval=interval)
+    requested: list[float] = []
+
+    def capture():
+        requested.append(time.monotonic())  # the same clock as the emulator's shot log (one machine)
+        return service.capture()
+
+    watcher = LiveViewWatcher(service.preview, capture, params, interval=interval)
     watcher.start()
     t0 = time.monotonic()
     try:
@@ -301,7 +309,9 @@ def run_advances(cam, service, advances: int, *, first_still: float = 1.5, still
     for e in log:
         if not e["moving"]:
             per[e["index"]] = per.get(e["index"], 0) + 1
+    starts = [e["t"] - r for e, r in zip(log, requested)]  # request -> the camera's InitiateCapture
     return {"advances": advances, "captures": len(log),
+            "capture_start_s": {"median": round(float(np.median(starts)), 3), "max": round(max(starts), 3)} if starts else None,
             "double": sum(max(0, n - 1) for n in per.values()) + per.get(0, 0),
             "while_moving": sum(1 for e in log if e["moving"]),
             "missed": sum(1 for k in range(1, advances + 1) if k not in per),
