@@ -43,15 +43,16 @@ def test_flat_or_tiny_pairs_change_nothing():
     assert tm.pairs == 0 and np.array_equal(tm.table, default_table())
 
 
-def test_live_positive_converges_on_the_captured_preview(tmp_path):
+@pytest.mark.parametrize("method", ["classic", None])  # None: the station's default (the shipped MLP)
+def test_live_positive_converges_on_the_captured_preview(tmp_path, method):
     from station.capture.live import decode_jpeg
     from station.io.dng import mosaic, write_bayer_dng
     from station.model.metrics import ciede2000
-    from station.pipeline.classic import ClassicInverter
+    from station.pipeline.invert import get_inverter
     from station.pipeline.convert import ConvertOptions, convert_file
     from station.pipeline.fastdecode import area_resize
 
-    inv = ClassicInverter()
+    inv = get_inverter(method)
     scene = LiveScene(seed=12)
     pos = LivePositive(None, lambda: (inv, None))
     small = lambda a: area_resize(np.ascontiguousarray(a, np.float32), (96, 64))  # noqa: E731
@@ -71,7 +72,7 @@ def test_live_positive_converges_on_the_captured_preview(tmp_path):
 
         pos.tone.learn(lv, _raw_linear(str(path), (lv.shape[1], lv.shape[0])))
         scene._moves.append((t - 10.0, k + 1))  # the next picture, already in place
-    print(f"\n[live] median dE00 live positive vs captured preview per frame: {[round(f, 2) for f in figures]}")
+    print(f"\n[live] {inv.name}: median dE00 live positive vs captured preview per frame: {[round(f, 2) for f in figures]}")
     assert figures[-1] < figures[0]
     assert max(figures[1:]) <= 3.0
 

@@ -86,28 +86,31 @@ class ToneMap:
 
         code, spread = _blocks(lv)  # the same field of view on both: reduce both to the blocks' grid
         lin = area_resize(np.ascontiguousarray(raw_lin, np.float32), (code.shape[1], code.shape[0]))
-        flat = (spread.max(axis=2) < 4.0) & (code.max(axis=2) < 254) & (code.min(axis=2) > 1)
-        if flat.sum() < 20:
-            return 0
-        self._samples.append((code[flat], lin[flat]))
+        # per channel, the flat blocks; clipped ones (255) included: what a clipped live-view
+        # pixel is on this roll (the sprocket holes, mostly) is learnt like any other code
+        flat = (spread < 4.0) & (code > 1)
+        if (flat & (code < 254.5)).sum(axis=(0, 1)).min() < 20:
+            return 0  # too little unclipped, flat picture to learn from
+        self._samples.append([(code[..., c][flat[..., c]], lin[..., c][flat[..., c]]) for c in range(3)])
         self.pairs += 1
         self._fit()
-        return int(flat.sum())
+        return int(flat.all(axis=2).sum())
 
     def _fit(self) -> None:
-        codes = np.concatenate([s[0] for s in self._samples])
-        lins = np.concatenate([s[1] for s in self._samples])
         default = default_table()[0]
         table = np.empty((3, 256), np.float32)
         grid = np.arange(256, dtype=np.float32)
         for c in range(3):
-            bins = np.clip(codes[:, c] // 4, 0, 63).astype(int)
+            codes = np.concatenate([s[c][0] for s in self._samples])
+            lins = np.concatenate([s[c][1] for s in self._samples])
+            bins = np.clip(codes // 4, 0, 63).astype(int)
+            bins[codes >= 254.5] = 64  # clipped: a bin of its own
             xs, ys = [], []
             for b in np.unique(bins):
                 m = bins == b
                 if m.sum() >= 3:
-                    xs.append(float(np.median(codes[m, c])))
-                    ys.append(float(np.median(lins[m, c])))
+                    xs.append(255.0 if b == 64 else float(np.median(codes[m])))
+                    ys.append(float(np.median(lins[m])))
             if len(xs) < 2:
                 table[c] = self.table[c]
                 continue
@@ -116,7 +119,8 @@ class ToneMap:
             lo, hi = int(np.ceil(xs[0])), int(np.floor(xs[-1]))
             # beyond the samples: the default's shape, scaled to meet the fit
             t[:lo] = default[:lo] * (ys[0] / max(default[lo], 1e-6))
-            t[hi + 1:] = default[hi + 1:] * (ys[-1] / max(default[hi], 1e-6))
+            if hi < 255:
+                t[hi + 1:] = default[hi + 1:] * (ys[-1] / max(default[hi], 1e-6))
             table[c] = np.maximum.accumulate(t)
         self.table = table
 
