@@ -57,6 +57,8 @@ class SettleParams:
     blur: float = 1.0  # Gaussian sigma at the reduced size
     min_contrast: float = 0.02  # std/mean below this = an empty (flat) view: never a trigger
     max_window: int = 5  # at most this many frames of the still window are compared
+    min_frames: int = 3  # "still" needs at least this many frames agreeing (incl. the newest): with a
+    # slow live view (a loaded machine) the window reaches further back instead of never filling
     trigger_first: bool = False
 
 
@@ -151,12 +153,14 @@ class SettleDetector:
         elif self._ref is not None:
             self._ref, self._armed = None, True
         # stillness over the last still_s seconds
-        while win and win[0][0] < t - p.still_s * 1.5:
+        while len(win) >= p.min_frames and win[0][0] < t - p.still_s * 1.5:
             win.popleft()
-        covered = bool(win) and win[0][0] <= t - p.still_s
+        covered = bool(win) and win[0][0] <= t - p.still_s and len(win) >= p.min_frames - 1
         still_d = None
         if covered:
             in_window = [f for (ts, f, _) in win if ts >= t - p.still_s - 1e-9]
+            if len(in_window) < p.min_frames - 1:  # too few frames in still_s: the last ones, further back
+                in_window = [f for (_, f, _) in list(win)[-(p.min_frames - 1):]]
             older = [f for (ts, f, _) in win if ts < t - p.still_s - 1e-9]
             if older:
                 in_window.insert(0, older[-1])  # the frame just before the window start: full coverage

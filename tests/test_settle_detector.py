@@ -271,3 +271,16 @@ def test_jpeg_previews_as_the_camera_sends_them():
     s = score(seq, detect_settles(frames, seq.times))
     report("30 advances as JPEG previews (quality 70)", s)
     assert s["misses"] == 0 and s["doubles"] == 0 and s["while_moving"] == 0
+
+
+def test_slow_live_view_never_fires_while_moving():
+    """A loaded machine: ~2 previews/s, fewer than still_s wants.  Each settled frame is still
+    captured (the still window reaches back to min_frames frames; before, it never filled and
+    nothing fired: 25 of 25 missed), none while the film moves, none double."""
+    for seed in (31, 32, 33):
+        seq = generate(seed, 25, still_range=(1.2, 2.5), move_range=(0.4, 0.9))
+        keep = list(range(0, len(seq.frames), 7))  # 15/7 ≈ 2.1 previews per second
+        sub = Sequence([seq.frames[i] for i in keep], [seq.times[i] for i in keep], [seq.period[i] for i in keep])
+        s = score(sub, detect_settles(sub.frames, sub.times))
+        report("slow live view (2 previews/s)", s)
+        assert s["while_moving"] == 0 and s["doubles"] == 0 and s["misses"] <= 2
