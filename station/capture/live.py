@@ -157,7 +157,7 @@ class LiveFeed:
         self._thread: threading.Thread | None = None
         self.stats = {"frames": 0, "errors": 0, "last_error": None, "fps": 0.0}
         self._times: deque = deque(maxlen=30)
-        self.users = 0
+        self._reader_seq = 0  # the settle watcher's last frame
 
     @property
     def running(self) -> bool:
@@ -230,16 +230,13 @@ class LiveFeed:
         return None
 
     def next_jpeg(self):
-        """For the settle watcher: the next new frame's JPEG (raises when there is none)."""
+        """For the settle watcher (one reader): the next new frame's JPEG; raises when none comes."""
         if not self.running:
             self.start()
-        last = getattr(self._local, "seq", 0) if hasattr(self, "_local") else 0
-        fr = self.wait_newer(last, timeout=5.0)
+        fr = self.wait_newer(self._reader_seq, timeout=5.0)
         if fr is None:
             raise RuntimeError(self.stats.get("last_error") or "no live-view frame")
-        if not hasattr(self, "_local"):
-            self._local = threading.local()
-        self._local.seq = fr[0]
+        self._reader_seq = fr[0]
         return fr[2]
 
 
@@ -266,6 +263,7 @@ class LivePositive:
         self.point: tuple[float, float] | None = None  # magnifier / focus point (fractions)
         self._base = None  # (key, time, BaseEstimate): the live view's base estimate
         self._aids_at = 0.0
+        self._compiled = None
         self.pair_log: deque = deque(maxlen=64)  # per captured RAW: the live positive just before it
         self.aids = None
         self.stats = {"positives": 0, "fps": 0.0, "errors": 0, "last_error": None, "convert_ms": None}
@@ -312,7 +310,9 @@ class LivePositive:
         D = np.empty(lv.shape, np.float32)
         for c in range(3):
             np.take(np.ascontiguousarray(dtab[c], dtype=np.float32), lv[..., c], out=D[..., c])
-        return compiled(inverter)(D)
+        if self._compiled is None or self._compiled[0] is not inverter:
+            self._compiled = (inverter, compiled(inverter))  # baked once (a LutInverter per call costs a hash)
+        return self._compiled[1](D)
 
     def _run(self) -> None:
         seq = 0
