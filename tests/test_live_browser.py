@@ -10,9 +10,12 @@ import json
 import urllib.request
 
 import pytest
+import test_web_browser
 from test_web_browser import _free_port, browser, page  # noqa: F401 - fixtures
 
+pytestmark = test_web_browser.pytestmark  # skipped, with the install commands, without chromium/playwright
 pytest.importorskip("gphoto2")
+pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect  # noqa: E402
 
 from ptpip_emulator import EmulatedCamera  # noqa: E402
