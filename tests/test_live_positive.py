@@ -107,3 +107,39 @@ def test_measure_keeps_the_best_focus():
     a = measure(lv, lv.astype(np.float32) / 255)
     b = measure(np.full_like(lv, 128), np.full(lv.shape, 0.5, np.float32), prev=a)
     assert b["focus"] < a["focus"] and b["focus_best"] == a["focus_best"]
+
+
+def test_live_positive_carries_the_rolls_print(tmp_path):
+    """With a print (here +1 EV, warmer), the live positive matches the daemon's preview made
+    with the same print, as closely as without one."""
+    from station.capture.live import _raw_linear, decode_jpeg
+    from station.io.dng import mosaic, write_bayer_dng
+    from station.model.metrics import ciede2000
+    from station.pipeline.classic import ClassicInverter
+    from station.pipeline.convert import ConvertOptions, convert_file
+    from station.pipeline.fastdecode import area_resize
+    from station.pipeline.printing import PrintSettings
+
+    inv, ps = ClassicInverter(), PrintSettings(exposure=1.0, temperature=5000.0)
+    ticks = iter(np.arange(1000.0, 2000.0, 0.37))
+    scene = LiveScene(seed=16, clock=lambda: float(next(ticks)))
+    plain, printed = LivePositive(None, lambda: (inv, None)), LivePositive(None, lambda: (inv, None, ps))
+    small = lambda a: area_resize(np.ascontiguousarray(a, np.float32), (96, 64))  # noqa: E731
+    for k in range(3):
+        t = scene.clock()
+        lv = decode_jpeg(scene.live_jpeg(t))
+        path = write_bayer_dng(tmp_path / f"{k}.dng", mosaic(np.round(scene.raw_linear(t) * 65535).astype(np.uint16), "RGGB"),
+                               "RGGB", black=0, white=65535)
+        raw = _raw_linear(str(path), (lv.shape[1], lv.shape[0]))
+        plain.tone.learn(lv, raw)
+        printed.tone.learn(lv, raw)
+        scene._moves.append((t - 10.0, k + 1))
+    out = tmp_path / "p.jpg"
+    convert_file(path, {"preview": out}, ConvertOptions(inverter=inv, half_size=True, preview_size=960, print=ps))
+    prev = decode_jpeg(out.read_bytes()).astype(np.float32) / 255
+    live_printed, live_plain = printed.convert(lv), plain.convert(lv)
+    de_printed = float(np.median(ciede2000(small(live_printed), small(prev))))
+    de_plain = float(np.median(ciede2000(small(live_plain), small(prev))))
+    print(f"\n[live] with the print: median dE00 {de_printed:.2f} (without it: {de_plain:.2f})")
+    assert live_printed.mean() > live_plain.mean()  # +1 EV
+    assert de_printed <= 3.0 < de_plain

@@ -21,7 +21,8 @@ The RAW of a pair is decoded in a worker process (untrusted files are parsed the
 
 **The conversion** is the daemon's preview path on the linearised frame: the roll's base
 (its calibrated blank, or the per-frame estimate), density, the inverter's compiled LUT
-(the station's `inversion.method` / `inversion.model`), JPEG.  It runs in its own thread
+(the station's `inversion.method` / `inversion.model`) with the roll's print composed in
+(station.pipeline.printing; the station's `print:` when the roll has none), JPEG.  It runs in its own thread
 on the newest frame only (frames that arrive while one converts are skipped), so it
 never holds up the camera.
 
@@ -296,7 +297,9 @@ class LivePositive:
         from station.pipeline.lutinvert import compiled
         from station.pipeline.normalise import density
 
-        inverter, base_rgb = self.settings()
+        got = self.settings()
+        inverter, base_rgb = got[0], got[1]
+        ps = got[2] if len(got) > 2 else None  # the roll's print (printing.PrintSettings), when there is one
         if base_rgb is not None:
             base = BaseEstimate(np.asarray(base_rgb, np.float32), "roll")
         else:  # the per-frame estimate (~0.2 s): refreshed every BASE_EVERY_S, and when the tone map changes
@@ -310,9 +313,15 @@ class LivePositive:
         D = np.empty(lv.shape, np.float32)
         for c in range(3):
             np.take(np.ascontiguousarray(dtab[c], dtype=np.float32), lv[..., c], out=D[..., c])
-        if self._compiled is None or self._compiled[0] is not inverter:
-            self._compiled = (inverter, compiled(inverter))  # baked once (a LutInverter per call costs a hash)
-        return self._compiled[1](D)
+        if self._compiled is None or self._compiled[0] is not inverter or self._compiled[1] != ps:
+            self._compiled = (inverter, ps, compiled(inverter, print=ps))  # once per inverter and print
+        fn = self._compiled[2]
+        pos = fn(D)
+        if ps is not None and not ps.identity and fn is inverter:  # no LUT to compose the print into
+            from station.pipeline.printing import apply_srgb
+
+            pos = apply_srgb(pos, ps)
+        return pos
 
     def _run(self) -> None:
         seq = 0
@@ -410,8 +419,9 @@ def _jpeg(pos: np.ndarray, quality: int) -> bytes:
 # -- the daemon plug-in -----------------------------------------------------------------
 
 class _Settings:
-    """(inverter, roll base) for the live positive: the station's inversion settings, the
-    current roll's calibrated base (state/rolls/<roll>/manifest.json) when it has one."""
+    """(inverter, roll base, print) for the live positive: the station's inversion settings,
+    the current roll's calibrated base (state/rolls/<roll>/manifest.json) when it has one, and
+    the roll's print (else the station's `print:`), as the daemon gives a new frame of the roll."""
 
     def __init__(self, app):
         self.app = app
@@ -425,14 +435,27 @@ class _Settings:
             inv = (self.app.cfg.get("inversion") or {})
             method = inv.get("method")
             self._inverter = get_inverter(None if method in (None, "auto") else method, inv.get("model"))
-        return self._inverter, self._roll_base()
+        return self._inverter, self._roll_base(), self._print()
 
-    def _roll_base(self):
+    def _roll(self):
         cam = self.app.service("camera")
         try:
-            roll = ((cam.snapshot() or {}).get("roll") or {}).get("name") if cam is not None else None
+            return ((cam.snapshot() or {}).get("roll") or {}).get("name") if cam is not None else None
         except Exception:
-            roll = None
+            return None
+
+    def _print(self):
+        book = getattr(self.app, "prints", None)
+        if book is None:
+            return None
+        try:
+            s = book.roll_print(self._roll()) or book.default
+        except Exception:
+            return None
+        return None if s is None or s.identity else s
+
+    def _roll_base(self):
+        roll = self._roll()
         if not roll:
             return None
         path = Path(self.app.cfg["paths"]["state"]) / "rolls" / roll / "manifest.json"
