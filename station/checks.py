@@ -410,7 +410,7 @@ def checks_from_config(obj) -> tuple[bool, CheckParams]:
 # -- the daemon plug-in ----------------------------------------------------------------------
 
 class CheckService:
-    """Checks every frame the daemon inverts, on a thread of its own, in shooting order.
+    """A boundary.Service named "checks": checks every frame the daemon inverts, on a thread of its own, in shooting order.
 
     Subscribed to the app's events: on a frame's `preview_written` it takes the frame's
     metrics from the event when the worker sent them (`frame["checks_metrics"]`, see
@@ -504,6 +504,11 @@ class CheckService:
                                     raw=raw, positive=fr.get("tiff") or fr.get("preview"), reason=summary(findings),
                                     checks=findings)
 
+    name = "checks"
+
+    def commands(self) -> dict:
+        return {"checks": lambda path=None, **_: self.findings(path) if path else self.snapshot()}
+
     def findings(self, path: str) -> list[dict] | None:
         with self._lock:
             return self._results.get(path)
@@ -521,7 +526,6 @@ def attach(app) -> CheckService | None:
     if not enabled:
         return None
     svc = CheckService(app.cfg["paths"]["incoming"], params, hooks=app.service("hooks"), publish=app.publish)
-    app.register_service(svc, name="checks")
+    app.register_service(svc)
     app.subscribe(svc.on_app_event)
-    app.register_command("checks", lambda path=None, **_: svc.findings(path) if path else svc.snapshot())
     return svc

@@ -263,6 +263,19 @@ class LiveViewWatcher:
     def snapshot(self) -> dict:
         return {"running": self.running, "state": self.detector.state, **self.stats}
 
+    # a boundary.Service named "liveview"; its command turns auto-capture on and off
+    name = "liveview"
+
+    def commands(self) -> dict:
+        def liveview(enabled=None, **_):
+            if enabled is True:
+                self.start()
+            elif enabled is False:
+                self.stop()
+            return self.snapshot()
+
+        return {"liveview": liveview}
+
     def _run(self) -> None:
         backoff = self.interval
         while not self._stop.is_set():
@@ -377,14 +390,5 @@ def attach(app) -> LiveViewWatcher | None:
         return bool(ctl is not None and ctl.running)
 
     watcher = LiveViewWatcher(grab, camera.capture, params, interval=interval, paused=paused)
-    app.register_service(watcher, name="liveview")
-
-    def command(enabled=None, **_):
-        if enabled is True:
-            watcher.start()
-        elif enabled is False:
-            watcher.stop()
-        return watcher.snapshot()
-
-    app.register_command("liveview", command)
+    app.register_service(watcher)
     return watcher

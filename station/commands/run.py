@@ -87,7 +87,13 @@ def run(args) -> int:
     except Exception as exc:
         print(f"station: cannot start: {exc}", file=sys.stderr)
         return 1
-    _plug_in_services(app)
+    from station.plugins import PluginError
+
+    try:
+        _plug_in_services(app)
+    except (PluginError, ValueError, TypeError) as exc:
+        print(f"station: cannot start: {exc}", file=sys.stderr)
+        return 1
     try:
         return app.run()
     except WorkerConfigError as exc:  # the model or base frame named by the config is unusable
@@ -102,20 +108,7 @@ def run(args) -> int:
 
 
 def _plug_in_services(app) -> None:
-    """Optional services owned by other modules: each provides `attach(app)`.
-    A module that does not exist yet is skipped."""
-    import importlib
+    """The plug-ins of station/plugins.py (a missing one is an error)."""
+    from station.plugins import attach_all
 
-    # Order matters: hooks wrap the camera's roll_new, auto-roll uses camera + hooks,
-    # checks fire hooks, live view pauses during an auto-roll; the web page comes last.
-    for mod in ("station.capture.service", "station.hooks", "station.autoroll", "station.checks",
-                "station.settle", "station.web.server"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name in (mod, mod.rsplit(".", 1)[0]):
-                continue
-            raise
-        attach = getattr(m, "attach", None)
-        if callable(attach):
-            attach(app)
+    attach_all(app)

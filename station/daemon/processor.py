@@ -36,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 
+from station.boundary import FrameView
 from station.ingest import pairs
 from station.ingest.jobs import MASTER, PREVIEW, Job, JobQueue
 from station.journal import Journal
@@ -73,7 +74,7 @@ class Processor:
         self._roll_bases: dict[str, tuple] = {}  # roll -> (manifest mtime, base rgb or None)
         self.state = Path(cfg["paths"]["state"])
         self.last_positive: str | None = None
-        self.last_frame: dict | None = None
+        self.last_frame: FrameView | None = None
         self._rerender_after: dict[str, str] = {}  # frame in progress -> reason of a re-render asked meanwhile
         self.window = float(cfg["watcher"]["stable_seconds"])  # JPEG's wait for its RAW; decode-failure grace
         self._again: dict[str, tuple] = {}  # rel -> (path, t_complete, force, wait_for_rel): completed while busy
@@ -295,6 +296,7 @@ class Processor:
         for rel in done:
             log.info("retry %s", rel)
             self._suspect.pop(rel, None)
+            self._emit(rel)  # the page and the hooks see it queued again
             self.submit(self.incoming / rel, time.time(), force=True, retry=True)
         return done
 
@@ -465,8 +467,8 @@ class Processor:
         row = self.journal.get(rel)
         if row is None:
             return
-        self.last_frame = frame_view(row)
-        self.publish({"type": "frame", "frame": self.last_frame})
+        self.last_frame = FrameView.from_row(row)
+        self.publish({"type": "frame", "frame": self.last_frame.to_dict()})
 
 
 def _timings(res: dict) -> str:
@@ -475,11 +477,5 @@ def _timings(res: dict) -> str:
 
 
 def frame_view(row: dict) -> dict:
-    """The JSON-able view of a journal row (snapshot, events, status)."""
-    return {
-        "path": row["path"], "roll": row["roll"], "state": row["state"], "reason": row["reason"],
-        "stage": row["stage"], "sha256": row["sha256"],
-        "preview": row["preview"], "tiff": row["tiff"], "jpeg": row["jpeg"],
-        "complete": row["t_complete"], "lat_preview": row["lat_preview"], "lat_master": row["lat_master"],
-        "updated": row["updated"],
-    }
+    """The JSON-able view of a journal row (events, the `frames` command): FrameView's."""
+    return FrameView.from_row(row).to_dict()
