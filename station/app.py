@@ -95,7 +95,8 @@ class App:
             self.queue,
             {"method": inv["method"], "model": str(inv["model"]) if inv["model"] else None,
              "base": str(inv["base"]) if inv["base"] else None,
-             "preview_size": out["preview_size"], "jpeg_quality": out["jpeg_quality"]},
+             "preview_size": out["preview_size"], "jpeg_quality": out["jpeg_quality"],
+             "checks": dict(cfg.get("checks") or {})},
             count=w["count"], start_method=w["start_method"],
             deadlines={PREVIEW: w["preview_deadline"], MASTER: w["master_deadline"]},
             on_result=self._on_result, on_start=self.processor.on_start,
@@ -107,6 +108,13 @@ class App:
         self.watcher = Watcher(paths["incoming"], self.inbox, polling=wa["polling"], poll_interval=wa["poll_interval"])
         self.control = None
         self._last_status = None
+        self.subscribe(self._store_checks)
+
+    def _store_checks(self, ev: dict) -> None:
+        """The frame checks' findings ({"type": "checks"}, from the checks service) go to the
+        frame's journal row (and so to the snapshot, `station status --json` and the page)."""
+        if ev.get("type") == "checks" and ev.get("path"):
+            self.processor.record_checks(ev["path"], ev.get("findings") or [])
 
     # -- plug-in API -------------------------------------------------------------------
     def register_service(self, svc, name: str | None = None) -> None:

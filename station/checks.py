@@ -24,7 +24,8 @@ Two ways in:
    then turns them into findings with the roll's context (focus median, previous
    frame).  ``check_frame(pos, D, linear, history)`` does both at once.
 2. ``check_file(path)`` decodes (half size) and inverts a RAW with the pipeline, for
-   a command-line check of files already on disk.
+   a check of files already on disk (never in the daemon's process: its workers send
+   the metrics, see CheckService).
 """
 from __future__ import annotations
 
@@ -410,14 +411,18 @@ def checks_from_config(obj) -> tuple[bool, CheckParams]:
 # -- the daemon plug-in ----------------------------------------------------------------------
 
 class CheckService:
-    """A boundary.Service named "checks": checks every frame the daemon inverts, on a thread of its own, in shooting order.
+    """A boundary.Service named "checks": checks every frame the daemon inverts, on a
+    thread of its own, in shooting order.
 
-    Subscribed to the app's events: on a frame's `preview_written` it takes the frame's
-    metrics from the event when the worker sent them (`frame["checks_metrics"]`, see
-    `metrics_for_decoded`), else decodes the RAW again at preview size (`check_file`) —
-    self-contained, at the cost of a second half-size decode per frame.  Findings go to
-    the event bus ({"type": "checks", "path", "roll", "findings"}), to the `frame_flagged`
-    hook and to `snapshot()` (the `checks` command).
+    Subscribed to the app's events: a frame's `preview_written` event carries the metrics
+    the worker computed from the frame it decoded (`ev["metrics"]`, see
+    `metrics_for_decoded` and station/daemon/worker.py); this service only adds the
+    roll's context (focus median, the previous frame) — it never decodes a RAW, so the
+    daemon's process never loads LibRaw.  A frame without metrics (its preview existed
+    already, a master-only configuration) is counted `unchecked`.  Findings go to the
+    event bus ({"type": "checks", "path", "roll", "findings"}: the App stores them in
+    the frame's journal row), to the `frame_flagged` hook and to `snapshot()` (the
+    `checks` command).
     """
 
     def __init__(self, incoming, params: CheckParams | None = None, hooks=None, publish=None,
@@ -436,7 +441,7 @@ class CheckService:
         self._results: dict[str, list[dict]] = {}
         self._order: deque = deque(maxlen=keep)
         self._seen: set = set()
-        self.counts = {"checked": 0, "flagged": 0, "errors": 0}
+        self.counts = {"checked": 0, "flagged": 0, "errors": 0, "unchecked": 0}
 
     def start(self) -> None:
         if self._thread is None:
@@ -460,8 +465,12 @@ class CheckService:
             if path in self._seen:
                 return
             self._seen.add(path)
+        if ev.get("metrics") is None:
+            with self._lock:
+                self.counts["unchecked"] += 1
+            return
         try:
-            self._q.put_nowait(dict(fr))
+            self._q.put_nowait(dict(fr, metrics=ev["metrics"]))
         except Exception:
             import logging
 
@@ -479,12 +488,7 @@ class CheckService:
             rel = fr["path"]
             raw = rel if os.path.isabs(rel) else os.path.join(str(self.incoming), rel)
             try:
-                m = fr.get("checks_metrics")
-                if m is not None:
-                    findings = self.roll_checks.check(m, fr.get("roll"))
-                else:
-                    findings, _ = check_file(raw, history=self.roll_checks, roll=fr.get("roll"),
-                                             preview_size=self.preview_size)
+                findings = self.roll_checks.check(fr["metrics"], fr.get("roll"))
             except Exception as exc:
                 self.counts["errors"] += 1
                 log.warning("frame checks: %s: %s", rel, exc)

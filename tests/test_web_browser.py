@@ -160,6 +160,21 @@ def test_failed_frame_shows_reason(fake, page):
     expect(page.locator("#btn-retry")).to_be_hidden()
 
 
+def test_check_findings_are_shown(fake, page):
+    page.goto(fake.url)
+    k = fake.add_frame()
+    fake.land_preview(k, positive(fake.src / "1.jpg", 1))
+    expect(page.locator("#strip .frame")).to_have_count(1)
+    expect(page.locator("#cap-checks")).to_be_hidden()
+    # the checks service's findings, stored by the App in the journal (as on the daemon)
+    fake.app.processor.record_checks(k, [{"check": "focus", "message": "soft: sharpness 31 % of the roll's median",
+                                          "value": 0.31}])
+    expect(page.locator("#cap-checks")).to_have_text("focus: soft: sharpness 31 % of the roll's median")
+    frame = page.locator(f'#strip .frame[data-key="{k}"]')
+    expect(frame).to_have_attribute("data-flagged", "1")
+    expect(frame).to_have_attribute("title", re.compile(r"· focus$"))
+
+
 def test_camera_state_and_queue(fake, page):
     page.goto(fake.url)
     cam = page.locator("#camera")

@@ -89,6 +89,11 @@ def _run(args) -> int:
         job = w.get("job")
         print(f"worker   {w['index']} pid {w['pid']} {'alive' if w['alive'] else 'DOWN'} {'/'.join(w['stages'])}"
               f", restarts {w['restarts']}" + (f", on {job['path']} ({job['stage']})" if job else ""))
+    flagged = [f for f in snap.get("frames") or [] if f.get("checks")]
+    if flagged:
+        print("checks")
+        for f in flagged[:10]:
+            print(f"  {f['path']}: " + "; ".join(f"{c['check']}: {c['message']}" for c in f["checks"]))
     errs = snap.get("recent_errors") or []
     if errs:
         print("errors")

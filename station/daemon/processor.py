@@ -431,7 +431,10 @@ class Processor:
             self.last_positive = job.outputs.get("preview")
             log.info("preview %s -> %s (%.2f s)%s%s", rel, Path(job.outputs["preview"]).name, row["lat_preview"] or 0,
                      " [existing kept]" if res.get("skipped") else "", _timings(res))
-            self._emit(rel)
+            if res.get("checks_error"):
+                log.warning("frame checks: %s: %s", rel, res["checks_error"])
+            # the worker's check metrics ride on this frame event, for the checks service
+            self._emit(rel, metrics=res.get("checks_metrics"))
             hold = self._master_hold.get(rel, 0.0)
             if self.master_kinds and hold > 0 and rel in self._rerender_after:
                 self._rerender_pending(job)  # the print changed again while this preview ran: its master is obsolete
@@ -463,12 +466,19 @@ class Processor:
         log.error("FAILED %s (%s): %s", rel, stage or "-", reason)
         self._emit(rel)
 
-    def _emit(self, rel: str) -> None:
+    def record_checks(self, rel: str, findings: list[dict]) -> None:
+        """Store a frame's check findings in its journal row and publish the frame."""
+        if self.journal.get(rel) is None:
+            return
+        self.journal.update(rel, checks=json.dumps(findings))
+        self._emit(rel)
+
+    def _emit(self, rel: str, **extra) -> None:
         row = self.journal.get(rel)
         if row is None:
             return
         self.last_frame = FrameView.from_row(row)
-        self.publish({"type": "frame", "frame": self.last_frame.to_dict()})
+        self.publish({"type": "frame", "frame": self.last_frame.to_dict(), **extra})
 
 
 def _timings(res: dict) -> str:

@@ -34,6 +34,10 @@ class ConvertOptions:
     preview_size: int = 1600
     extra_meta: dict = field(default_factory=dict)
     print: object | None = None  # printing.PrintSettings after the inversion; None = as inverted
+    # observe(decoded, positive, base): called after the inversion on the decode-invert path,
+    # with the frame in memory (the daemon's worker computes the frame checks' metrics here);
+    # not called on the one-pass master path (fastmaster)
+    observe: object | None = None
 
 
 @dataclass
@@ -182,6 +186,10 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     except Exception as exc:
         raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
     timings.update(t)
+    if options.observe is not None:
+        t0 = time.perf_counter()
+        options.observe(dec, pos, base)
+        timings["observe"] = time.perf_counter() - t0
     meta = output_meta(dec.meta, base, options, src)
     t0 = time.perf_counter()
     written = write_positive(outputs, pos, meta, overwrite=options.overwrite, quality=options.jpeg_quality,
