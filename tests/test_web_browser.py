@@ -478,4 +478,96 @@ def test_real_daemon_print_sliders_and_neutral_picker(daemon_factory, tmp_path, 
     d.wait_for(lambda: (_described(tif, "tiff") or {}).get("contrast") == 1.2, 120, "the master after the restart")
     assert _described(tif, "tiff")["exposure"] == 1.0
     assert _described(tif, "tiff")["temperature"] == picked["temperature"]
+
+
+def test_real_daemon_every_control_of_the_page(daemon_factory, page):
+    """Every control of the page, on the real daemon (`station run --camera virtual --web ...`):
+    New roll, Calibrate base, Capture (button and Space), a strip frame, ← / →, Esc, ● live,
+    Re-invert, Retry failed — each checked for what it says it does, on disk and on the page."""
+    import json as _json
+
+    pytest.importorskip("gphoto2")
+    port = _free_port()
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}", "--camera", "virtual"]).start()
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page.locator("#camera")).to_have_text("camera ready", timeout=30000)
+    toast = page.locator("#toast")
+
+    # New roll: the roll exists, the page shows the camera's new roll, its strip is empty
+    page.once("dialog", lambda dlg: dlg.accept("e2e-roll"))
+    page.locator("#btn-roll").click()
+    expect(page.locator("#roll")).to_have_text("roll e2e-roll", timeout=10000)
+    expect(toast).to_contain_text("new roll")
+    assert (d.state / "rolls" / "e2e-roll" / "manifest.json").is_file()
+    expect(page.locator("#strip .frame")).to_have_count(0)
+
+    # Calibrate base: a blank frame shot, the roll's film base measured
+    page.once("dialog", lambda dlg: dlg.accept())
+    page.locator("#btn-calibrate").click()
+    expect(toast).to_have_text("film base calibrated", timeout=60000)
+    man = _json.loads((d.state / "rolls" / "e2e-roll" / "manifest.json").read_text())
+    assert man["base"]["rgb"] and len(man["base"]["rgb"]) == 3
+
+    # Capture (the button), then Space: two frames of the roll, each positive shown
+    img = page.locator("#latest")
+    page.locator("#btn-capture").click()
+    expect(page.locator("#strip .frame")).to_have_count(1, timeout=60000)
+    expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/01\.preview\.jpg\?v="), timeout=60000)
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus off the button: Space is the page's key
+    page.keyboard.press("Space")
+    expect(page.locator("#strip .frame")).to_have_count(2, timeout=60000)
+    expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/02\.preview\.jpg\?v="), timeout=60000)
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    frames = d.frames()
+    assert set(frames) >= {"e2e-roll/01.dng", "e2e-roll/02.dng"}
+    d.wait_for(lambda: d.done(["e2e-roll/01.dng", "e2e-roll/02.dng"]), 90, "both masters")
+
+    # the frame checks' findings of the frame shown are on the page as the journal has them
+    d.wait_for(lambda: d.frames()["e2e-roll/02.dng"]["checks"] is not None, 60, "frame 2 checked")
+    findings = _json.loads(d.frames()["e2e-roll/02.dng"]["checks"])
+    if findings:
+        expect(page.locator("#cap-checks")).to_contain_text(findings[0]["message"])
+    else:
+        expect(page.locator("#cap-checks")).to_be_hidden()
+
+    # a strip frame: pins it; ● live: back to the newest
+    page.locator('#strip .frame[data-key="e2e-roll/01.dng"]').click()
+    expect(page.locator("#cap-number")).to_have_text("#1")
+    expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/01\.preview\.jpg"))
+    live = page.locator("#btn-live")
+    expect(live).to_be_visible()
+    live.click()
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    expect(live).to_be_hidden()
+    # ← and → step through the roll, Esc goes back to live
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#cap-number")).to_have_text("#1")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Escape")
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    expect(live).to_be_hidden()
+
+    # Re-invert the frame shown: its preview and master are made again and replace the old ones
+    before = d.frames()["e2e-roll/02.dng"]
+    ino = (d.output / "e2e-roll" / "02.preview.jpg").stat().st_ino
+    page.locator("#btn-reinvert").click()
+    expect(toast).to_have_text("re-inverting #2")
+    d.wait_for(lambda: (lambda r: r["state"] == "master_written" and r["rerender"] is None
+                        and r["t_master"] > before["t_master"])(d.frames()["e2e-roll/02.dng"]), 90, "re-render")
+    assert (d.output / "e2e-roll" / "02.preview.jpg").stat().st_ino != ino
+
+    # Retry failed: shown once a frame failed; re-queues it (a file that is no RAW fails again)
+    retry = page.locator("#btn-retry")
+    expect(retry).to_be_hidden()
+    (d.incoming / "e2e-roll" / "zz-bad.dng").write_bytes(b"\x00" * 64)
+    expect(page.locator('#strip .frame[data-key="e2e-roll/zz-bad.dng"]')).to_have_attribute(
+        "data-status", "failed", timeout=60000)
+    expect(retry).to_be_visible()
+    assert d.frames()["e2e-roll/zz-bad.dng"]["attempts"] == 1
+    retry.click()
+    expect(toast).to_have_text("failed frames re-queued")
+    d.wait_for(lambda: d.frames()["e2e-roll/zz-bad.dng"]["attempts"] == 2, 60, "the retried frame tried again")
+    assert "retry e2e-roll/zz-bad.dng" in d.log_text()
     assert d.stop() == 0
