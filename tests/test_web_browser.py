@@ -570,4 +570,7 @@ def test_real_daemon_every_control_of_the_page(daemon_factory, page):
     expect(toast).to_have_text("failed frames re-queued")
     d.wait_for(lambda: d.frames()["e2e-roll/zz-bad.dng"]["attempts"] == 2, 60, "the retried frame tried again")
     assert "retry e2e-roll/zz-bad.dng" in d.log_text()
+    # all of it (the calibration's blank frame included) parsed RAWs outside the daemon's process
+    with open(f"/proc/{d.proc.pid}/maps") as fh:
+        assert "libraw" not in fh.read().lower()
     assert d.stop() == 0
