@@ -100,7 +100,9 @@ def run_family(args, model) -> int:
     for fa in fams:
         stocks = tuple(s.strip() for s in args.stocks.split(",")) if (args.stocks and len(fams) == 1) else None
         try:
-            frames = fe.family_frames(fa, stocks, size=args.size, seed=args.seed)
+            from station.pipeline.base import base_from_blank
+
+            frames = fe.family_frames(fa, stocks, size=args.size, seed=args.seed, base_from_blank=base_from_blank)
         except ValueError as exc:
             print(f"station evaluate: {exc}", file=sys.stderr)
             return 2
