@@ -1,20 +1,47 @@
 """`station run`: the daemon."""
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
 log = logging.getLogger("station")
 
 
-def add_config_args(p, with_paths: bool = True) -> None:
+def add_config_args(p, with_paths: bool = True, suppress: bool = False) -> None:
+    """--config and the path flags every command takes.  `suppress`: for a sub-action's parser
+    when its parent has them too (a flag given before the action is not reset after it)."""
+    kw = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("--config", metavar="FILE", help="config file (default: $STATION_CONFIG, "
-                   "/etc/station/station.yaml, ~/.config/station/station.yaml)")
+                   "/etc/station/station.yaml, ~/.config/station/station.yaml)", **kw)
     if with_paths:
-        p.add_argument("--incoming", metavar="DIR", help="folder the RAWs land in (paths.incoming)")
-        p.add_argument("--output", metavar="DIR", help="folder for the positives (paths.output)")
-    p.add_argument("--state", metavar="DIR", help="folder for the journal and socket (paths.state)")
-    p.add_argument("--socket", metavar="PATH", help="control socket (paths.socket)")
+        p.add_argument("--incoming", metavar="DIR", help="folder the RAWs land in (paths.incoming)", **kw)
+        p.add_argument("--output", metavar="DIR", help="folder for the positives (paths.output)", **kw)
+    p.add_argument("--state", metavar="DIR", help="folder for the journal, rolls and socket (paths.state)", **kw)
+    p.add_argument("--socket", metavar="PATH", help="control socket (paths.socket)", **kw)
+
+
+def client_paths(args) -> dict | None:
+    """The folders and socket a client command (status, retry, roll, capture) works with:
+    the config file (--config, $STATION_CONFIG, ...) with the flags on top, resolved as the
+    daemon resolves them (`config.resolve_paths`), nothing created.  None after printing
+    one line (the caller exits 2)."""
+    from station.config import resolve_paths
+
+    cfg = load_config(args, check_paths=False)
+    return None if cfg is None else resolve_paths(cfg)
+
+
+def daemon_socket(args):
+    """The running daemon's control socket for this configuration: the first that exists of
+    `config.socket_candidates`, else the first.  None after printing one line (exit 2)."""
+    from station.config import socket_candidates
+
+    cfg = load_config(args, check_paths=False)
+    if cfg is None:
+        return None
+    cands = socket_candidates(cfg)
+    return next((c for c in cands if c.exists()), cands[0])
 
 
 def overrides_from(args) -> dict:

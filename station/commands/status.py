@@ -17,19 +17,10 @@ def register(subparsers) -> None:
 
 
 def socket_path(args) -> Path | None:
-    """The daemon's control socket: the configured one, else the first that exists of
-    $RUNTIME_DIRECTORY/station.sock, <state>/station.sock, /run/station/station.sock."""
-    from station.commands.run import load_config
-    from station.config import socket_candidates
+    """The daemon's control socket (`commands.run.daemon_socket`)."""
+    from station.commands.run import daemon_socket
 
-    cfg = load_config(args, check_paths=False)
-    if cfg is None:
-        return None
-    cands = socket_candidates(cfg)
-    for c in cands:
-        if c.exists():
-            return c
-    return cands[0]
+    return daemon_socket(args)
 
 
 def _fmt(v):
