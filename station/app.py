@@ -377,7 +377,7 @@ class App:
             for state in ("seen", "preview_written"):
                 for row in self.journal.frames(state):
                     if not (incoming / row["path"]).exists():
-                        self.processor._fail(row["path"], "file disappeared before it was processed",
+                        self.processor.fail(row["path"], "file disappeared before it was processed",
                                              PREVIEW if state == "seen" else MASTER)
         if n:
             log.info("%s: %d file(s) to take", "start-up scan" if startup else "rescan", n)

@@ -6,7 +6,8 @@ megapixels (station.io.dng, so they go through LibRaw like a camera file).
 For each file it reports per-stage medians over N runs for
 
 * preview: fast decode (Bayer binning to the preview size, fastdecode.py),
-  base, density, LUT inversion, JPEG encode + atomic write;
+  base, density, LUT inversion, the frame checks' metrics (computed by the
+  daemon's worker on every preview), JPEG encode + atomic write;
 * master: what convert_file runs for a full-size RAW (fastmaster.py): LibRaw
   decode to uint16 (LINEAR demosaic), base, normaliser, one-pass shaper+LUT,
   16-bit TIFF encode + atomic write (the "normalise" column is the normaliser's
@@ -145,7 +146,8 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
     inv = compiled(inverter)
     fast_master = (sniff(src) == "raw" and isinstance(inv, LutInverter)
                    and getattr(inv.direct, "frame_affine", None) is not None)
-    stages: dict[str, list[float]] = {k: [] for k in ("read", "decode", "base", "normalise", "invert", "write", "total")}
+    stages: dict[str, list[float]] = {k: [] for k in ("read", "decode", "base", "normalise", "invert", "checks",
+                                                      "write", "total")}
     for i in range(runs):
         dst = out_dir / f"{src.stem}.{kind}.{i}.{'jpg' if kind == 'preview' else 'tif'}"
         t_start = time.perf_counter()
@@ -183,6 +185,12 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
             t0 = time.perf_counter()
             pos = inv(D)
             stages["invert"].append(time.perf_counter() - t0)
+            if kind == "preview":  # the frame checks' metrics: the worker computes them on every preview
+                from station.checks import metrics_for_decoded
+
+                t0 = time.perf_counter()
+                metrics_for_decoded(dec, pos, base)
+                stages["checks"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             meta = dict(dec.meta)
             if kind == "preview":
@@ -392,7 +400,7 @@ def machine() -> str:
 
 def _table(s: dict) -> str:
     lines = [f"station bench on {s['machine']}"]
-    stages = ("decode", "base", "normalise", "invert", "write", "total")
+    stages = ("decode", "base", "normalise", "invert", "checks", "write", "total")
     for r in s["files"]:
         lines.append(f"\n{r['file']} ({r['megapixels']} MP)")
         lines.append(f"  {'stage':<10}" + "".join(f"{k:>10}" for k in ("read",) + stages))

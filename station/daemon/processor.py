@@ -461,6 +461,10 @@ class Processor:
             self._emit(rel)
             self._rerender_pending(job)
 
+    def fail(self, rel: str, reason: str, stage: str | None) -> None:
+        """Record a frame as failed (one line in the log naming it and the reason) and publish it."""
+        self._fail(rel, reason, stage)
+
     def _fail(self, rel: str, reason: str, stage: str | None) -> None:
         self.journal.failed(rel, reason, stage)
         log.error("FAILED %s (%s): %s", rel, stage or "-", reason)
