@@ -570,6 +570,24 @@ def test_real_daemon_every_control_of_the_page(daemon_factory, page):
     expect(toast).to_have_text("failed frames re-queued")
     d.wait_for(lambda: d.frames()["e2e-roll/zz-bad.dng"]["attempts"] == 2, 60, "the retried frame tried again")
     assert "retry e2e-roll/zz-bad.dng" in d.log_text()
+
+    # the print panel (its sliders and the neutral picker are followed to the pixels in
+    # test_real_daemon_print_sliders_and_neutral_picker): a slider, Apply to roll, Reset
+    page.locator('#strip .frame[data-key="e2e-roll/02.dng"]').click()
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    _set_slider(page, "contrast", 1.3)
+    expect(toast).to_contain_text("#2 print:")
+    d.wait_for(lambda: _json.loads(d.frames()["e2e-roll/02.dng"].get("print") or "{}").get("contrast") == 1.3,
+               30, "the frame's print in the journal")
+    expect(page.locator("#pr-source")).to_have_text("frame's")
+    page.locator("#btn-print-roll").click()
+    expect(toast).to_contain_text("roll e2e-roll:")
+    man = _json.loads((d.state / "rolls" / "e2e-roll" / "manifest.json").read_text())
+    assert man["print"]["contrast"] == 1.3
+    page.locator("#btn-print-reset").click()
+    expect(toast).to_contain_text("#2 print reset:")
+    d.wait_for(lambda: not d.frames()["e2e-roll/02.dng"].get("print"), 30, "the frame follows its roll again")
+    expect(page.locator("#pr-source")).to_have_text("roll's")
     # all of it (the calibration's blank frame included) parsed RAWs outside the daemon's process
     with open(f"/proc/{d.proc.pid}/maps") as fh:
         assert "libraw" not in fh.read().lower()
