@@ -99,7 +99,7 @@ class App:
              "checks": dict(cfg.get("checks") or {})},
             count=w["count"], start_method=w["start_method"],
             deadlines={PREVIEW: w["preview_deadline"], MASTER: w["master_deadline"]},
-            on_result=self._on_result, on_start=self.processor.on_start,
+            on_result=self._on_result, on_start=self.processor.on_start, on_metrics=self.processor.on_metrics,
             base_for=self.processor.base_for, print_for=self.prints.for_job, stages_in_use=self.processor.stages,
         )
         wa = cfg["watcher"]

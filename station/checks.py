@@ -414,12 +414,13 @@ class CheckService:
     """A boundary.Service named "checks": checks every frame the daemon inverts, on a
     thread of its own, in shooting order.
 
-    Subscribed to the app's events: a frame's `preview_written` event carries the metrics
-    the worker computed from the frame it decoded (`ev["metrics"]`, see
-    `metrics_for_decoded` and station/daemon/worker.py); this service only adds the
-    roll's context (focus median, the previous frame) — it never decodes a RAW, so the
-    daemon's process never loads LibRaw.  A frame without metrics (its preview existed
-    already, a master-only configuration) is counted `unchecked`.  Findings go to the
+    Subscribed to the app's events: after each preview, a {"type": "metrics", "path",
+    "roll", "frame", "metrics"} event carries the metrics the worker computed from the
+    frame it decoded (sent after the preview's result, see `metrics_for_decoded` and
+    station/daemon/worker.py); this service only adds the roll's context (focus median,
+    the previous frame) — it never decodes a RAW, so the daemon's process never loads
+    LibRaw.  A frame without metrics (its preview existed already) is counted
+    `unchecked`; the first metrics of a frame count (a re-render's are not re-judged).  Findings go to the
     event bus ({"type": "checks", "path", "roll", "findings"}: the App stores them in
     the frame's journal row), to the `frame_flagged` hook and to `snapshot()` (the
     `checks` command).
@@ -455,11 +456,11 @@ class CheckService:
             self._thread = None
 
     def on_app_event(self, ev: dict) -> None:
-        if ev.get("type") != "frame":
+        if ev.get("type") != "metrics":
             return
-        fr = ev.get("frame") or {}
-        path = fr.get("path")
-        if fr.get("state") != "preview_written" or not path:
+        path = ev.get("path")
+        fr = dict(ev.get("frame") or {}, path=path, roll=ev.get("roll"))
+        if not path:
             return
         with self._lock:
             if path in self._seen:

@@ -35,13 +35,14 @@ def test_service_checks_frames_in_order_and_flags_through_the_hook(tmp_path):
         for name in frames:
             # the metrics as a worker sends them: from the frame it decoded at preview size
             _, m = check_file(inc / "r1" / f"{name}.dng", preview_size=1024)
-            ev = {"type": "frame", "frame": {"path": f"r1/{name}.dng", "roll": "r1", "state": "preview_written",
-                                              "preview": f"/o/r1/{name}.preview.jpg"}, "metrics": m}
+            ev = {"type": "metrics", "path": f"r1/{name}.dng", "roll": "r1", "metrics": m,
+                  "frame": {"path": f"r1/{name}.dng", "roll": "r1", "state": "preview_written",
+                            "preview": f"/o/r1/{name}.preview.jpg"}}
             svc.on_app_event(ev)
             svc.on_app_event(ev)  # the same transition twice: checked once
         # a preview event without metrics (the preview existed already): not checked, nothing decoded
-        svc.on_app_event({"type": "frame", "frame": {"path": "r1/04.dng", "roll": "r1", "state": "preview_written"}})
-        svc.on_app_event({"type": "frame", "frame": {"path": "r1/01.dng", "state": "master_written"}})
+        svc.on_app_event({"type": "metrics", "path": "r1/04.dng", "roll": "r1", "metrics": None, "frame": None})
+        svc.on_app_event({"type": "frame", "frame": {"path": "r1/01.dng", "state": "master_written"}})  # ignored
         assert wait_for(lambda: svc.snapshot()["checked"] == 3)
     finally:
         svc.stop()
@@ -65,7 +66,7 @@ def test_service_uses_worker_metrics_when_the_event_has_them(tmp_path):
     svc = CheckService(tmp_path)  # no RAW on disk: the metrics must come from the event
     svc.start()
     try:
-        svc.on_app_event({"type": "frame", "frame": {"path": "x.dng", "state": "preview_written"}, "metrics": m})
+        svc.on_app_event({"type": "metrics", "path": "x.dng", "roll": None, "metrics": m, "frame": {}})
         assert wait_for(lambda: svc.snapshot()["checked"] == 1)
     finally:
         svc.stop()

@@ -6,8 +6,9 @@ megapixels (station.io.dng, so they go through LibRaw like a camera file).
 For each file it reports per-stage medians over N runs for
 
 * preview: fast decode (Bayer binning to the preview size, fastdecode.py),
-  base, density, LUT inversion, the frame checks' metrics (computed by the
-  daemon's worker on every preview), JPEG encode + atomic write;
+  base, density, LUT inversion, JPEG encode + atomic write; and apart (not in
+  the total) the frame checks' metrics the daemon's worker computes after
+  each preview is out;
 * master: what convert_file runs for a full-size RAW (fastmaster.py): LibRaw
   decode to uint16 (LINEAR demosaic), base, normaliser, one-pass shaper+LUT,
   16-bit TIFF encode + atomic write (the "normalise" column is the normaliser's
@@ -185,12 +186,6 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
             t0 = time.perf_counter()
             pos = inv(D)
             stages["invert"].append(time.perf_counter() - t0)
-            if kind == "preview":  # the frame checks' metrics: the worker computes them on every preview
-                from station.checks import metrics_for_decoded
-
-                t0 = time.perf_counter()
-                metrics_for_decoded(dec, pos, base)
-                stages["checks"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             meta = dict(dec.meta)
             if kind == "preview":
@@ -200,6 +195,12 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
                 write_tiff16(dst, pos, meta, True)
             stages["write"].append(time.perf_counter() - t0)
             stages["total"].append(time.perf_counter() - t_start)
+            if kind == "preview":  # the frame checks' metrics: the worker computes them after each
+                from station.checks import metrics_for_decoded  # preview is out (not in its total)
+
+                t0 = time.perf_counter()
+                metrics_for_decoded(dec, pos, base)
+                stages["checks"].append(time.perf_counter() - t0)
             del dec, D, pos
         try:
             dst.unlink()

@@ -431,10 +431,10 @@ class Processor:
             self.last_positive = job.outputs.get("preview")
             log.info("preview %s -> %s (%.2f s)%s%s", rel, Path(job.outputs["preview"]).name, row["lat_preview"] or 0,
                      " [existing kept]" if res.get("skipped") else "", _timings(res))
-            if res.get("checks_error"):
-                log.warning("frame checks: %s: %s", rel, res["checks_error"])
-            # the worker's check metrics ride on this frame event, for the checks service
-            self._emit(rel, metrics=res.get("checks_metrics"))
+            self._emit(rel)
+            if not res.get("checks_follow"):  # no metrics will come (the preview existed already)
+                self.publish({"type": "metrics", "path": rel, "roll": self.roll_of(rel), "metrics": None,
+                              "frame": self.last_frame.to_dict() if self.last_frame else None})
             hold = self._master_hold.get(rel, 0.0)
             if self.master_kinds and hold > 0 and rel in self._rerender_after:
                 self._rerender_pending(job)  # the print changed again while this preview ran: its master is obsolete
@@ -470,6 +470,16 @@ class Processor:
         log.error("FAILED %s (%s): %s", rel, stage or "-", reason)
         self._emit(rel)
 
+    def on_metrics(self, job: Job, msg: dict) -> None:
+        """The frame checks' metrics a worker computed from a preview it made (sent after the
+        preview's result): published for the checks service as {"type": "metrics"}."""
+        rel = job.key
+        if msg.get("checks_error"):
+            log.warning("frame checks: %s: %s", rel, msg["checks_error"])
+        row = self.journal.get(rel)
+        self.publish({"type": "metrics", "path": rel, "roll": self.roll_of(rel), "metrics": msg.get("checks_metrics"),
+                      "frame": FrameView.from_row(row).to_dict() if row else None})
+
     def record_checks(self, rel: str, findings: list[dict]) -> None:
         """Store a frame's check findings in its journal row and publish the frame."""
         if self.journal.get(rel) is None:
@@ -477,12 +487,12 @@ class Processor:
         self.journal.update(rel, checks=json.dumps(findings))
         self._emit(rel)
 
-    def _emit(self, rel: str, **extra) -> None:
+    def _emit(self, rel: str) -> None:
         row = self.journal.get(rel)
         if row is None:
             return
         self.last_frame = FrameView.from_row(row)
-        self.publish({"type": "frame", "frame": self.last_frame.to_dict(), **extra})
+        self.publish({"type": "frame", "frame": self.last_frame.to_dict()})
 
 
 def _timings(res: dict) -> str:

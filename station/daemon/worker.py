@@ -15,12 +15,15 @@ are kept (a daemon killed after writing one: outputs are atomic, so it is comple
 Child → parent: first {"ready": True, "pid", "inverter", "error", "error_key"} once
 loaded (error: the model or base frame cannot be used; error_key: its setting), then per
 job {"id", "ok": True, "written": {kind: path}, "skipped": [kinds],
-"sha256", "base": [r,g,b], "timings", "checks_metrics": {...} | None} or
-{"id", "ok": False, "reason", "kind"}.
+"sha256", "base": [r,g,b], "timings", "checks_follow": bool} or
+{"id", "ok": False, "reason", "kind"}; after a result with "checks_follow",
+{"id", "checks_metrics": {...} | None, "checks_error": str | None}.
 
 Frame checks (settings["checks"] = the `checks:` config, enabled): on the preview
-stage the worker computes the checks' metrics (station.checks.metrics_for_decoded)
-from the frame it has just decoded and inverted, and sends them with the result;
+stage the worker keeps the frame it has just decoded and inverted, sends the
+preview's result at once (the preview's latency does not pay for the checks),
+then computes the checks' metrics (station.checks.metrics_for_decoded) from that
+frame and sends them as a follow-up message for the same job id;
 the daemon turns them into findings with the roll's context and never decodes
 a RAW itself.  A preview that already existed (kept, not re-made) has no metrics.
 
@@ -181,7 +184,8 @@ def main(conn, settings: dict) -> None:
             for p in todo.values():
                 p.parent.mkdir(parents=True, exist_ok=True)
             result = {"id": jid, "ok": True, "written": {}, "skipped": skipped, "sha256": None,
-                      "base": msg.get("base"), "timings": {}, "checks_metrics": None}
+                      "base": msg.get("base"), "timings": {}, "checks_follow": False}
+            checked = []  # (decoded, positive, base) of this preview, for the checks' follow-up
             if not Path(src).is_file():
                 raise StationError(src, "file disappeared before it was processed (deleted while queued)")
             if overwrite and any(Path(v).resolve() == Path(src).resolve() for v in todo.values()):
@@ -191,12 +195,7 @@ def main(conn, settings: dict) -> None:
                 observe = None
                 if check_params is not None and msg.get("stage") == "preview":
                     def observe(dec, pos, base_used):
-                        from station.checks import metrics_for_decoded
-
-                        try:  # a check that fails must not fail the frame
-                            result["checks_metrics"] = metrics_for_decoded(dec, pos, base_used, check_params)
-                        except Exception as exc:
-                            result["checks_error"] = f"{exc.__class__.__name__}: {exc}"
+                        checked[:] = [(dec, pos, base_used)]
                 opts = ConvertOptions(
                     inverter=inverter,
                     base=BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
@@ -235,7 +234,18 @@ def main(conn, settings: dict) -> None:
                     result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
             if msg.get("hash"):
                 result["sha256"] = _sha256(src)
+            result["checks_follow"] = bool(checked)
             conn.send(result)
+            if checked:  # the preview is out: now the frame checks' numbers, from the same frame
+                from station.checks import metrics_for_decoded
+
+                follow = {"id": jid, "checks_metrics": None, "checks_error": None}
+                try:  # a check that fails must not fail the frame
+                    follow["checks_metrics"] = metrics_for_decoded(*checked[0], check_params)
+                except Exception as exc:
+                    follow["checks_error"] = f"{exc.__class__.__name__}: {exc}"
+                checked.clear()
+                conn.send(follow)
         except StationError as exc:
             reason = exc.reason
             if isinstance(exc, OutputError) and exc.path is not None:
