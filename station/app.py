@@ -1,12 +1,16 @@
 """The application: builds the daemon's parts, starts them, stops them in reverse.
 
-Plug-in API for other services (camera, web page, pedal, ...):
+Its boundary is typed (station/boundary.py): what it publishes is a `Snapshot`,
+and every part it runs beside its own (camera, hooks, auto-roll, checks, live
+view, the web page) is a `Service`.
 
-    app.register_service(obj, name=None)   # obj.start() / obj.stop(); started with the
-                                           # app (or at once if already running), stopped
-                                           # in reverse order.  name="camera" makes it the
-                                           # camera (see `command("capture")`).
-    app.register_command(name, fn)         # fn(**kw) -> JSON-able; overrides built-ins
+    app.register_service(svc)              # a boundary.Service: svc.name unique, its commands()
+                                           # registered (a name taken twice is an error);
+                                           # started with the app (or at once if already
+                                           # running), stopped in reverse order.
+                                           # name "camera" makes it the camera: its snapshot()
+                                           # is the CameraState, it answers capture/roll_new/calibrate.
+    app.register_command(name, fn)         # a command no service owns: fn(**kw) -> JSON-able
     app.command(name, **kw) -> JSON-able   # what the control socket and the web page call;
                                            # raises CommandError (one-line message)
     app.command("reinvert", path=KEY, reason=TEXT)  # re-render one frame from its RAW with the
@@ -15,14 +19,19 @@ Plug-in API for other services (camera, web page, pedal, ...):
     app.command("set_print", path=KEY | roll=NAME, settings={...}, neutral={x, y}, reset=False)
                                            # store a frame's / a roll's print and re-render
                                            # (daemon/prints.py); get_print(path=KEY) reads it
-    app.snapshot() -> dict                 # JSON-able state (see `snapshot`)
+    app.commands() -> [name]               # every command the app answers now
+    app.state() -> Snapshot                # typed state (see boundary.py)
+    app.snapshot() -> dict                 # its JSON form (`station status --json`)
     app.subscribe(callback) -> unsubscribe # callback(event: dict), called on one
                                            # dispatcher thread, never under a lock
     app.publish(event: dict)               # services announce their own changes
 
-Events: {"type": "frame", "frame": {...}} on every journal transition,
+Events: {"type": "frame", "frame": FrameView.to_dict()} on every journal transition,
 {"type": "job", "path", "stage", "state": "started"}, {"type": "queue", "queue": {...}},
-{"type": "camera", ...} (published by the camera service), {"type": "stopping"}.
+{"type": "camera", ...} and {"type": "roll", "event": "new"|"calibrated", "roll"}
+(published by the camera service), {"type": "checks", ...}, {"type": "stopping"}.
+
+The plug-ins `station run` attaches are declared in one list, station/plugins.py.
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ import time
 from pathlib import Path
 
 from station import sdnotify
+from station.boundary import CameraState, QueueState, Snapshot, FrameView, missing_members
 from station.daemon.processor import Processor, frame_view
 from station.daemon.workers import WorkerPool
 from station.ingest.jobs import MASTER, PREVIEW, JobQueue
@@ -48,6 +58,15 @@ log = logging.getLogger("station")
 
 class CommandError(Exception):
     """A command that cannot be done; the message is one line for the user."""
+
+
+BUILTIN_COMMANDS = ("status", "ping", "retry", "reinvert", "set_print", "get_print", "frames")
+# commands the camera service answers; without one they refuse with this line
+CAMERA_COMMANDS = {
+    "capture": "no camera configured",
+    "roll_new": "no roll service configured (rolls come with the camera service: set camera.port)",
+    "calibrate": "no camera configured (calibrating the base shoots a blank frame)",
+}
 
 
 class App:
@@ -76,10 +95,11 @@ class App:
             self.queue,
             {"method": inv["method"], "model": str(inv["model"]) if inv["model"] else None,
              "base": str(inv["base"]) if inv["base"] else None,
-             "preview_size": out["preview_size"], "jpeg_quality": out["jpeg_quality"]},
+             "preview_size": out["preview_size"], "jpeg_quality": out["jpeg_quality"],
+             "checks": dict(cfg.get("checks") or {})},
             count=w["count"], start_method=w["start_method"],
             deadlines={PREVIEW: w["preview_deadline"], MASTER: w["master_deadline"]},
-            on_result=self._on_result, on_start=self.processor.on_start,
+            on_result=self._on_result, on_start=self.processor.on_start, on_metrics=self.processor.on_metrics,
             base_for=self.processor.base_for, print_for=self.prints.for_job, stages_in_use=self.processor.stages,
         )
         wa = cfg["watcher"]
@@ -88,13 +108,35 @@ class App:
         self.watcher = Watcher(paths["incoming"], self.inbox, polling=wa["polling"], poll_interval=wa["poll_interval"])
         self.control = None
         self._last_status = None
+        self.subscribe(self._store_checks)
+
+    def _store_checks(self, ev: dict) -> None:
+        """The frame checks' findings ({"type": "checks"}, from the checks service) go to the
+        frame's journal row (and so to the snapshot, `station status --json` and the page)."""
+        if ev.get("type") == "checks" and ev.get("path"):
+            self.processor.record_checks(ev["path"], ev.get("findings") or [])
 
     # -- plug-in API -------------------------------------------------------------------
-    def register_service(self, obj, name: str | None = None) -> None:
-        self.services.append((name, obj))
+    def register_service(self, svc, name: str | None = None) -> None:
+        """Add a `boundary.Service`; its commands become the app's.  `name` (optional) must
+        equal svc.name when given.  Raises TypeError/ValueError for a service that breaks
+        the protocol, a name or a command already taken."""
+        missing = missing_members(svc)
+        if missing:
+            raise TypeError(f"{svc!r} is not a station service: it lacks {', '.join(missing)}")
+        if name is not None and name != svc.name:
+            raise ValueError(f"service {svc!r} is named {svc.name!r}, registered as {name!r}")
+        if self.service(svc.name) is not None:
+            raise ValueError(f"a service named {svc.name!r} is registered already")
+        cmds = dict(svc.commands() or {})
+        for cmd in cmds:
+            if cmd in self._commands or cmd in BUILTIN_COMMANDS:
+                raise ValueError(f"service {svc.name!r}: command {cmd!r} is answered already")
+        self.services.append((svc.name, svc))
+        self._commands.update(cmds)
         if self._running:
-            obj.start()
-            self._started.append(obj)
+            svc.start()
+            self._started.append(svc)
 
     def service(self, name: str):
         for n, obj in self.services:
@@ -103,7 +145,14 @@ class App:
         return None
 
     def register_command(self, name: str, fn) -> None:
+        """A command no service owns (e.g. a refusal that names what is missing)."""
+        if name in self._commands or name in BUILTIN_COMMANDS:
+            raise ValueError(f"command {name!r} is answered already")
         self._commands[name] = fn
+
+    def commands(self) -> list[str]:
+        """Every command the app answers (a camera command without a camera answers a refusal)."""
+        return sorted({*BUILTIN_COMMANDS, *CAMERA_COMMANDS, *self._commands})
 
     def subscribe(self, callback):
         with self._sub_lock:
@@ -160,72 +209,66 @@ class App:
                 return getattr(self.prints, name)(**kw)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
-        if name == "capture":
-            cam = self.service("camera")
-            if cam is None or not hasattr(cam, "capture"):
-                raise CommandError("no camera configured")
-            return cam.capture(**kw)
-        if name == "roll_new":
-            svc = self.service("rolls") or self.service("camera")
-            if svc is None or not hasattr(svc, "roll_new"):
-                raise CommandError("no roll service configured (rolls come with the camera service)")
-            return svc.roll_new(**kw)
         if name == "frames":
             limit = int(kw.get("limit", 100))
             return [frame_view(r) for r in self.journal.frames(limit=limit, newest_first=True)]
-        known = sorted({"status", "ping", "retry", "reinvert", "set_print", "get_print", "capture", "roll_new", "frames",
-                        *self._commands})
-        raise CommandError(f"unknown command {name!r} (known: {', '.join(known)})")
+        if name in CAMERA_COMMANDS:
+            raise CommandError(CAMERA_COMMANDS[name])
+        raise CommandError(f"unknown command {name!r} (known: {', '.join(self.commands())})")
 
-    def camera_state(self):
+    def camera_state(self) -> CameraState:
         cam = self.service("camera")
         if cam is None:
-            return {"state": "none", "port": self.cfg["camera"]["port"]}
-        for attr in ("snapshot", "state"):
-            fn = getattr(cam, attr, None)
-            if callable(fn):
-                try:
-                    st = fn()
-                except Exception as exc:
-                    return {"state": "error", "error": str(exc)}
-                return st if isinstance(st, dict) else {"state": str(st)}
-        return {"state": "unknown"}
+            return CameraState(state="none", port=self.cfg["camera"]["port"])
+        try:
+            st = cam.snapshot()
+        except Exception as exc:  # a camera's state must never break status
+            return CameraState(state="error", port=self.cfg["camera"]["port"], last_error=str(exc))
+        if not isinstance(st, CameraState):
+            return CameraState(state="error", port=self.cfg["camera"]["port"],
+                               last_error=f"the camera service reported {type(st).__name__}, not a CameraState")
+        return st
+
+    def state(self) -> Snapshot:
+        """The station now, typed (boundary.Snapshot)."""
+        q = self.queue.counts()
+        frames = [FrameView.from_row(r) for r in self.journal.frames(limit=50, newest_first=True)]
+        return Snapshot(
+            pid=os.getpid(),
+            started=self.started_at,
+            uptime=round(time.time() - self.started_at, 1),
+            config=self.cfg.get("_source"),
+            paths={k: str(v) if v is not None else None for k, v in self.cfg["paths"].items()},
+            queue=QueueState(length=q[PREVIEW] + q[MASTER], preview=q[PREVIEW], master=q[MASTER],
+                             tracking=len(self.tracker)),
+            workers=self.pool.info(),
+            counts=self.journal.counts(),
+            latency=self.journal.latencies(),
+            last_frame=self.processor.last_frame or (frames[0] if frames else None),
+            last_positive=self.processor.last_positive,
+            frames=frames,
+            recent_errors=self.journal.recent_errors(),
+            camera=self.camera_state(),
+            web=self.cfg["web"]["address"],
+            services=self._service_snapshots(),
+        )
 
     def snapshot(self) -> dict:
-        """JSON-able state of the station."""
-        q = self.queue.counts()
-        frames = [frame_view(r) for r in self.journal.frames(limit=50, newest_first=True)]
-        return {
-            "pid": os.getpid(),
-            "started": self.started_at,
-            "uptime": round(time.time() - self.started_at, 1),
-            "config": self.cfg.get("_source"),
-            "paths": {k: str(v) if v is not None else None for k, v in self.cfg["paths"].items()},
-            "queue": {"length": q[PREVIEW] + q[MASTER], "preview": q[PREVIEW], "master": q[MASTER],
-                      "tracking": len(self.tracker)},
-            "workers": self.pool.info(),
-            "counts": self.journal.counts(),
-            "latency": self.journal.latencies(),
-            "last_frame": self.processor.last_frame or (frames[0] if frames else None),
-            "last_positive": self.processor.last_positive,
-            "frames": frames,
-            "recent_errors": self.journal.recent_errors(),
-            "camera": self.camera_state(),
-            "web": self.cfg["web"]["address"],
-            **self._plugin_snapshots(),
-        }
+        """JSON-able state of the station (`state().to_dict()`)."""
+        return self.state().to_dict()
 
-    def _plugin_snapshots(self) -> dict:
-        """Snapshots of the plug-in services that have one (auto-roll progress, hooks, checks, live view)."""
+    def _service_snapshots(self) -> dict:
+        """Each service's part (the camera's is `camera`); a failing one reports its error."""
         out = {}
-        for name in ("autoroll", "hooks", "checks", "liveview"):
-            svc = self.service(name)
-            snap = getattr(svc, "snapshot", None)
-            if callable(snap):
-                try:
-                    out[name] = snap()
-                except Exception as exc:  # a plug-in's state must never break status
-                    out[name] = {"error": str(exc)}
+        for name, svc in self.services:
+            if name == "camera":
+                continue
+            try:
+                part = svc.snapshot()
+            except Exception as exc:  # a plug-in's state must never break status
+                part = {"error": str(exc)}
+            if part is not None:
+                out[name] = part
         return out
 
     # -- life cycle ------------------------------------------------------------------------
@@ -272,16 +315,27 @@ class App:
         self.control.start()
         self._started.append(self.control)
         self._clean_temporaries()
-        threading.Thread(target=self._dispatch_events, name="events", daemon=True).start()
+        self.start_events()
         self.pool.start()
         self._started.append(self.pool)
         self.watcher.start()  # before the rescan: nothing slips between the two
         self._started.append(self.watcher)
-        for name, obj in list(self.services):
-            obj.start()
-            self._started.append(obj)
-        self._running = True
+        self.start_services()
         self.rescan(startup=True)
+
+    def start_events(self) -> None:
+        """Start the event dispatcher (start() does; a harness without workers calls it alone)."""
+        if not getattr(self, "_events_thread", None):
+            self._events_thread = threading.Thread(target=self._dispatch_events, name="events", daemon=True)
+            self._events_thread.start()
+
+    def start_services(self) -> None:
+        """Start the registered services in order; later ones start as they register."""
+        for name, obj in list(self.services):
+            if obj not in self._started:
+                obj.start()
+                self._started.append(obj)
+        self._running = True
 
     def stop(self) -> None:
         self._running = False
@@ -293,6 +347,7 @@ class App:
                 log.exception("stopping %r failed", obj)
         self._started.clear()
         self._events.put(None)
+        self._events_thread = None
         try:
             self.journal.close()
         except Exception:
@@ -322,7 +377,7 @@ class App:
             for state in ("seen", "preview_written"):
                 for row in self.journal.frames(state):
                     if not (incoming / row["path"]).exists():
-                        self.processor._fail(row["path"], "file disappeared before it was processed",
+                        self.processor.fail(row["path"], "file disappeared before it was processed",
                                              PREVIEW if state == "seen" else MASTER)
         if n:
             log.info("%s: %d file(s) to take", "start-up scan" if startup else "rescan", n)
@@ -359,9 +414,9 @@ class App:
         lf = self.processor.last_frame
         last = "none"
         if lf:
-            lat = lf.get("lat_preview")
-            last = f"{Path(lf['path']).name} {lf['state']}" + (f" {lat:.1f}s" if lat is not None else "")
-        cam = self.camera_state().get("state")
+            lat = lf.lat_preview
+            last = f"{Path(lf.path).name} {lf.state}" + (f" {lat:.1f}s" if lat is not None else "")
+        cam = self.camera_state().state
         c = self.journal.counts()
         return (f"queue {q[PREVIEW] + q[MASTER]} ({q[PREVIEW]} preview); last {last}; camera {cam}; "
                 f"{c['master_written']} done, {c['failed']} failed")

@@ -310,19 +310,20 @@ def commands(controller: AutoRoll) -> dict[str, Callable]:
 
 
 def register(app, controller: AutoRoll, name: str = "autoroll") -> AutoRoll:
-    """Plug the controller into the daemon: commands, a service (stopped with the app),
-    and progress events {"type": "autoroll", "autoroll": snapshot} on the app's bus."""
-    for cmd, fn in commands(controller).items():
-        app.register_command(cmd, fn)
+    """Plug the controller into the daemon: a service (stopped with the app) answering its
+    commands, and progress events {"type": "autoroll", "autoroll": snapshot} on the app's bus."""
     if controller.on_change is None and hasattr(app, "publish"):
         controller.on_change = lambda snap: app.publish({"type": "autoroll", "autoroll": snap})
-    app.register_service(_Service(controller), name=name)
+    app.register_service(_Service(controller, name))
     return controller
 
 
 class _Service:
-    def __init__(self, controller: AutoRoll):
+    """The auto-roll as a boundary.Service."""
+
+    def __init__(self, controller: AutoRoll, name: str = "autoroll"):
         self.controller = controller
+        self.name = name
 
     def start(self):
         pass
@@ -333,6 +334,29 @@ class _Service:
 
     def snapshot(self):
         return self.controller.snapshot()
+
+    def commands(self) -> dict:
+        return commands(self.controller)
+
+
+class _NoCamera:
+    """Without a camera the auto-roll's commands answer why they cannot run."""
+    name = "autoroll"
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def snapshot(self):
+        return None
+
+    def commands(self) -> dict:
+        def no_camera(**_):
+            raise RuntimeError("auto-roll needs a camera: set camera.port in the config")
+
+        return {n: no_camera for n in ("roll_auto", "roll_stop", "roll_auto_status")}
 
 
 def attach(app, hooks=None) -> AutoRoll | None:
@@ -347,16 +371,12 @@ def attach(app, hooks=None) -> AutoRoll | None:
     cam = app.service("camera")
     hooks = hooks or app.service("hooks")
     if cam is None or not hasattr(cam, "camera"):
-        def no_camera(**_):
-            raise RuntimeError("auto-roll needs a camera: set camera.port in the config")
-
-        for name in ("roll_auto", "roll_stop", "roll_auto_status"):
-            app.register_command(name, no_camera)
+        app.register_service(_NoCamera())
         return None
 
     def roll_name():
-        snap = cam.snapshot()
-        return (snap.get("roll") or {}).get("name")
+        roll = cam.snapshot().roll
+        return roll.name if roll else None
 
     controller = from_config(cam.camera.capture, hooks, app.cfg.get("autoroll"), roll=roll_name)
 

@@ -24,7 +24,8 @@ Two ways in:
    then turns them into findings with the roll's context (focus median, previous
    frame).  ``check_frame(pos, D, linear, history)`` does both at once.
 2. ``check_file(path)`` decodes (half size) and inverts a RAW with the pipeline, for
-   a command-line check of files already on disk.
+   a check of files already on disk (never in the daemon's process: its workers send
+   the metrics, see CheckService).
 """
 from __future__ import annotations
 
@@ -410,14 +411,19 @@ def checks_from_config(obj) -> tuple[bool, CheckParams]:
 # -- the daemon plug-in ----------------------------------------------------------------------
 
 class CheckService:
-    """Checks every frame the daemon inverts, on a thread of its own, in shooting order.
+    """A boundary.Service named "checks": checks every frame the daemon inverts, on a
+    thread of its own, in shooting order.
 
-    Subscribed to the app's events: on a frame's `preview_written` it takes the frame's
-    metrics from the event when the worker sent them (`frame["checks_metrics"]`, see
-    `metrics_for_decoded`), else decodes the RAW again at preview size (`check_file`) —
-    self-contained, at the cost of a second half-size decode per frame.  Findings go to
-    the event bus ({"type": "checks", "path", "roll", "findings"}), to the `frame_flagged`
-    hook and to `snapshot()` (the `checks` command).
+    Subscribed to the app's events: after each preview, a {"type": "metrics", "path",
+    "roll", "frame", "metrics"} event carries the metrics the worker computed from the
+    frame it decoded (sent after the preview's result, see `metrics_for_decoded` and
+    station/daemon/worker.py); this service only adds the roll's context (focus median,
+    the previous frame) — it never decodes a RAW, so the daemon's process never loads
+    LibRaw.  A frame without metrics (its preview existed already) is counted
+    `unchecked`; the first metrics of a frame count (a re-render's are not re-judged).  Findings go to the
+    event bus ({"type": "checks", "path", "roll", "findings"}: the App stores them in
+    the frame's journal row), to the `frame_flagged` hook and to `snapshot()` (the
+    `checks` command).
     """
 
     def __init__(self, incoming, params: CheckParams | None = None, hooks=None, publish=None,
@@ -436,7 +442,7 @@ class CheckService:
         self._results: dict[str, list[dict]] = {}
         self._order: deque = deque(maxlen=keep)
         self._seen: set = set()
-        self.counts = {"checked": 0, "flagged": 0, "errors": 0}
+        self.counts = {"checked": 0, "flagged": 0, "errors": 0, "unchecked": 0}
 
     def start(self) -> None:
         if self._thread is None:
@@ -450,18 +456,22 @@ class CheckService:
             self._thread = None
 
     def on_app_event(self, ev: dict) -> None:
-        if ev.get("type") != "frame":
+        if ev.get("type") != "metrics":
             return
-        fr = ev.get("frame") or {}
-        path = fr.get("path")
-        if fr.get("state") != "preview_written" or not path:
+        path = ev.get("path")
+        fr = dict(ev.get("frame") or {}, path=path, roll=ev.get("roll"))
+        if not path:
             return
         with self._lock:
             if path in self._seen:
                 return
             self._seen.add(path)
+        if ev.get("metrics") is None:
+            with self._lock:
+                self.counts["unchecked"] += 1
+            return
         try:
-            self._q.put_nowait(dict(fr))
+            self._q.put_nowait(dict(fr, metrics=ev["metrics"]))
         except Exception:
             import logging
 
@@ -479,12 +489,7 @@ class CheckService:
             rel = fr["path"]
             raw = rel if os.path.isabs(rel) else os.path.join(str(self.incoming), rel)
             try:
-                m = fr.get("checks_metrics")
-                if m is not None:
-                    findings = self.roll_checks.check(m, fr.get("roll"))
-                else:
-                    findings, _ = check_file(raw, history=self.roll_checks, roll=fr.get("roll"),
-                                             preview_size=self.preview_size)
+                findings = self.roll_checks.check(fr["metrics"], fr.get("roll"))
             except Exception as exc:
                 self.counts["errors"] += 1
                 log.warning("frame checks: %s: %s", rel, exc)
@@ -504,6 +509,11 @@ class CheckService:
                                     raw=raw, positive=fr.get("tiff") or fr.get("preview"), reason=summary(findings),
                                     checks=findings)
 
+    name = "checks"
+
+    def commands(self) -> dict:
+        return {"checks": lambda path=None, **_: self.findings(path) if path else self.snapshot()}
+
     def findings(self, path: str) -> list[dict] | None:
         with self._lock:
             return self._results.get(path)
@@ -521,7 +531,6 @@ def attach(app) -> CheckService | None:
     if not enabled:
         return None
     svc = CheckService(app.cfg["paths"]["incoming"], params, hooks=app.service("hooks"), publish=app.publish)
-    app.register_service(svc, name="checks")
+    app.register_service(svc)
     app.subscribe(svc.on_app_event)
-    app.register_command("checks", lambda path=None, **_: svc.findings(path) if path else svc.snapshot())
     return svc

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-# Order is the order shown in --help.  A module that does not exist yet is skipped.
+# Order is the order shown in --help.  Each is a module station.commands.<name> (a missing one is an error).
 COMMANDS = [
     "invert", "run", "status", "capture", "roll", "retry", "demo",
     "train", "evaluate", "export_lut", "bench", "bench_print", "install_service",
@@ -30,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"station.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"station.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"station.commands.{name}").register(sub)
     return parser
 
 

@@ -292,27 +292,44 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
 
     # Folders last, so type errors come first.
     if check_paths:
-        p["incoming"] = _writable_dir("paths.incoming", _expand(p["incoming"]))
-        p["output"] = _writable_dir("paths.output", _expand(p["output"]))
-        if p["state"] is None:
-            sd = os.environ.get("STATE_DIRECTORY")
-            p["state"] = _writable_dir("paths.state", Path(sd.split(":")[0]) if sd else default_state_dir(), create=True)
-        else:
-            p["state"] = _writable_dir("paths.state", _expand(p["state"]))
+        r = resolve_paths(cfg)
+        p["incoming"] = _writable_dir("paths.incoming", r["incoming"])
+        p["output"] = _writable_dir("paths.output", r["output"])
+        p["state"] = _writable_dir("paths.state", r["state"], create=p["state"] is None)
         inc, outp = p["incoming"], p["output"]
         if outp == inc or inc in outp.parents:
             raise ConfigError("paths.output", f"must not be inside paths.incoming ({outp})")
         if outp in inc.parents:
             raise ConfigError("paths.incoming", f"must not be inside paths.output ({inc})")
-        if p["socket"] is None:
-            rt = os.environ.get("RUNTIME_DIRECTORY")
-            p["socket"] = (Path(rt.split(":")[0]) if rt else p["state"]) / "station.sock"
-        else:
-            p["socket"] = _expand(p["socket"]).absolute()
-            _writable_dir("paths.socket", p["socket"].parent)
+        if p["socket"] is not None:
+            _writable_dir("paths.socket", r["socket"].parent)
+        p["socket"] = r["socket"]
         if len(os.fsencode(str(p["socket"]))) > 107:
             raise ConfigError("paths.socket", f"path too long for a Unix socket ({len(str(p['socket']))} > 107 bytes)")
     return cfg
+
+
+def resolve_paths(cfg: dict) -> dict[str, Path]:
+    """The one path resolver: where the folders and the control socket of this configuration
+    are (nothing created, nothing checked).  The daemon checks them (`validate`); the client
+    commands (status, retry, roll, capture) use them as they are.
+
+    incoming/output: `~` and `$VARS` expanded; state: paths.state, else $STATE_DIRECTORY
+    (systemd), else ~/.local/state/station; socket: paths.socket, else
+    $RUNTIME_DIRECTORY/station.sock, else <state>/station.sock."""
+    p = cfg["paths"]
+    out = {"incoming": _expand(p["incoming"]), "output": _expand(p["output"])}
+    if p["state"] is not None:
+        out["state"] = _expand(p["state"])
+    else:
+        sd = os.environ.get("STATE_DIRECTORY")
+        out["state"] = Path(sd.split(":")[0]) if sd else default_state_dir()
+    if p["socket"] is not None:
+        out["socket"] = _expand(p["socket"]).absolute()
+    else:
+        rt = os.environ.get("RUNTIME_DIRECTORY")
+        out["socket"] = (Path(rt.split(":")[0]) if rt else out["state"]) / "station.sock"
+    return out
 
 
 def default_state_dir() -> Path:
@@ -321,21 +338,12 @@ def default_state_dir() -> Path:
 
 
 def socket_candidates(cfg: dict) -> list[Path]:
-    """Where a client looks for the daemon's socket (config not path-checked)."""
-    p = cfg["paths"]
-    if p.get("socket"):
-        return [_expand(p["socket"])]
-    out = []
-    rt = os.environ.get("RUNTIME_DIRECTORY")
-    if rt:
-        out.append(Path(rt.split(":")[0]) / "station.sock")
-    if p.get("state"):
-        out.append(_expand(p["state"]) / "station.sock")
-    else:
-        sd = os.environ.get("STATE_DIRECTORY")
-        out.append((Path(sd.split(":")[0]) if sd else default_state_dir()) / "station.sock")
-    out.append(Path("/run/station/station.sock"))
-    return out
+    """Where a client looks for the daemon's socket (config not path-checked): the configured
+    one only; else the resolved one, <state>/station.sock, /run/station/station.sock."""
+    r = resolve_paths(cfg)
+    if cfg["paths"].get("socket"):
+        return [r["socket"]]
+    return list(dict.fromkeys([r["socket"], r["state"] / "station.sock", Path("/run/station/station.sock")]))
 
 
 def find_config(explicit: str | None = None) -> Path | None:

@@ -115,9 +115,12 @@ class ControlServer:
             return {"ok": False, "error": str(exc) or exc.__class__.__name__}
 
 
-def request(path: str | Path, cmd: str, timeout: float = 10.0, **kw):
-    """Send one command; return its result or raise ControlError with the daemon's message."""
-    data = json.dumps({"cmd": cmd, **kw}).encode() + b"\n"
+def request(path: str | Path, cmd: str, timeout: float = 10.0, args: dict | None = None, **kw):
+    """Send one command; return its result or raise ControlError with the daemon's message.
+
+    The one client of the control socket (every command-line tool uses it).  The command's
+    arguments are `kw`, or `args` for names this function takes itself (`path`, `timeout`)."""
+    data = json.dumps({"cmd": cmd, **(args or {}), **kw}).encode() + b"\n"
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)

@@ -215,7 +215,7 @@ def run_hook(spec: HookSpec, env: dict[str, str], timeout: float | None = None, 
 
 
 class HookRunner:
-    """Runs the configured hooks.  Thread-safe; `start()`/`stop()` for the daemon's service list.
+    """Runs the configured hooks (a boundary.Service named "hooks").  Thread-safe; `start()`/`stop()` for the daemon's service list.
 
     on_result(HookResult) is called (on the hook's worker thread) after every run, so the
     daemon can publish failures to its status and journal.
@@ -240,6 +240,11 @@ class HookRunner:
         return event in self.specs
 
     # -- service protocol
+    name = "hooks"
+
+    def commands(self) -> dict:
+        return {"hooks": lambda **_: self.snapshot()}
+
     def start(self) -> None:
         pass  # workers start lazily, one per event, on the first fire()
 
@@ -372,6 +377,9 @@ class HookRunner:
         once per frame (STATION_POSITIVE = the TIFF master, else the JPEG, else the
         preview); state "failed" fires `error`.  Other event types are ignored.
         """
+        if ev.get("type") == "roll" and ev.get("event") == "new":
+            self.fire("roll_started", roll=ev.get("roll"))
+            return
         if ev.get("type") == "camera" and ev.get("event") == "file":
             # the capture service downloaded a file: frame_captured, once per RAW
             if ev.get("kind") in ("raw", None) and ev.get("path"):
@@ -424,40 +432,25 @@ def _fmt_out(text: str) -> str:
 
 
 def register(app, runner: HookRunner) -> HookRunner:
-    """Plug the runner into the daemon: a service (stopped with the app), a subscriber that
-    turns journal transitions into `positive_ready` / `error`, and a `hooks` status command."""
-    app.register_service(runner, name="hooks")
+    """Plug the runner into the daemon: a service (stopped with the app, its `hooks` status
+    command) and a subscriber that turns the app's events into hooks: journal transitions
+    into `positive_ready` / `error`, a new roll into `roll_started`, a download into
+    `frame_captured`."""
+    app.register_service(runner)
     app.subscribe(runner.on_app_event)
-    app.register_command("hooks", lambda **_: runner.snapshot())
     return runner
-
-
-def roll_new_with_hook(roll_new, runner: HookRunner):
-    """Wrap a `roll_new(**kw) -> {"name": ...}` command so that it fires `roll_started`."""
-    def wrapped(**kw):
-        res = roll_new(**kw)
-        name = res.get("name") if isinstance(res, dict) else None
-        runner.fire("roll_started", roll=name)
-        return res
-
-    return wrapped
 
 
 def attach(app) -> HookRunner:
     """The daemon plug-in (`station run` calls `attach(app)` of each plug-in module).
 
     Builds the runner from `app.cfg["hooks"]` and registers it (service "hooks", the
-    event-bus subscriber, the `hooks` status command); when a camera service with
-    `roll_new` is registered already, the `roll_new` command is wrapped to fire
-    `roll_started`.  Attach after station.capture.service.
+    event-bus subscriber, the `hooks` status command).
     """
     cfg = app.cfg
     runner = HookRunner(cfg.get("hooks") or {}, raw_root=cfg["paths"]["incoming"],
                         on_result=lambda res: _publish_failure(app, res))
     register(app, runner)
-    cam = app.service("camera") if hasattr(app, "service") else None
-    if cam is not None and hasattr(cam, "roll_new"):
-        app.register_command("roll_new", roll_new_with_hook(cam.roll_new, runner))
     return runner
 
 

@@ -267,6 +267,19 @@ class LiveViewWatcher:
     def snapshot(self) -> dict:
         return {"running": self.running, "state": self.detector.state, **self.stats}
 
+    # a boundary.Service named "liveview"; its command turns auto-capture on and off
+    name = "liveview"
+
+    def commands(self) -> dict:
+        def liveview(enabled=None, **_):
+            if enabled is True:
+                self.start()
+            elif enabled is False:
+                self.stop()
+            return self.snapshot()
+
+        return {"liveview": liveview}
+
     def _run(self) -> None:
         backoff = self.interval
         while not self._stop.is_set():
@@ -387,14 +400,5 @@ def attach(app) -> LiveViewWatcher | None:
     if live is not None and getattr(live, "feed", None) is not None:
         grab = live.feed.next_jpeg
     watcher = LiveViewWatcher(grab, camera.capture, params, interval=interval, paused=paused)
-    app.register_service(watcher, name="liveview")
-
-    def command(enabled=None, **_):
-        if enabled is True:
-            watcher.start()
-        elif enabled is False:
-            watcher.stop()
-        return watcher.snapshot()
-
-    app.register_command("liveview", command)
+    app.register_service(watcher)
     return watcher

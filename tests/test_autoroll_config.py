@@ -48,8 +48,13 @@ def test_hooks_register_with_an_app(tmp_path):
         def __init__(self):
             self.services, self.subs, self.commands = [], [], {}
 
-        def register_service(self, obj, name=None):
-            self.services.append((name, obj))
+        def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
+            from station.boundary import missing_members
+
+            assert not missing_members(obj), missing_members(obj)
+            self.services.append((obj.name, obj))
+            for n, fn in obj.commands().items():
+                self.register_command(n, fn)
 
         def subscribe(self, cb):
             self.subs.append(cb)

@@ -195,8 +195,13 @@ def test_register_with_an_app(tmp_path):
         def register_command(self, name, fn):
             self.commands[name] = fn
 
-        def register_service(self, obj, name=None):
-            self.services.append((name, obj))
+        def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
+            from station.boundary import missing_members
+
+            assert not missing_members(obj), missing_members(obj)
+            self.services.append((obj.name, obj))
+            for n, fn in obj.commands().items():
+                self.register_command(n, fn)
 
         def publish(self, ev):
             self.events.append(ev)
@@ -234,7 +239,9 @@ def test_attach_takes_over_the_pedal_only_while_running(tmp_path):
             self.pedal_captures = 0
 
         def snapshot(self):
-            return {"roll": {"name": "r9"}}
+            from station.boundary import CameraState, RollState
+
+            return CameraState(state="ready", roll=RollState("r9"))
 
         def press(self):  # what CaptureService._pedal_press does
             if self.pedal_action is not None:
@@ -251,8 +258,9 @@ def test_attach_takes_over_the_pedal_only_while_running(tmp_path):
         def service(self, name):
             return self.services.get(name)
 
-        def register_service(self, obj, name=None):
-            pass
+        def register_service(self, obj):
+            for n, fn in obj.commands().items():
+                self.register_command(n, fn)
 
         def register_command(self, name, fn):
             self.commands[name] = fn
@@ -287,6 +295,10 @@ def test_attach_without_a_camera_gives_clear_commands():
 
         def register_command(self, name, fn):
             self.commands[name] = fn
+
+        def register_service(self, obj):
+            for n, fn in obj.commands().items():
+                self.register_command(n, fn)
 
     app = App()
     assert attach(app) is None

@@ -62,7 +62,7 @@ def test_capture_without_camera_exits_nonzero_with_reason(tmp_path):
     assert r.returncode == 1
     assert "no camera answering" in r.stderr
     r = station("capture", "--socket", tmp_path / "nope.sock")
-    assert r.returncode == 1 and "no station daemon control socket" in r.stderr
+    assert r.returncode == 1 and f"the daemon is not running (no control socket at {tmp_path / 'nope.sock'})" in r.stderr
 
 
 def test_capture_through_daemon_socket(tmp_path):
@@ -90,3 +90,35 @@ def test_capture_through_daemon_socket(tmp_path):
     assert r.returncode == 0, r.stderr
     assert got["req"]["cmd"] == "capture" and got["req"]["wait_positive"] is True
     assert "/in/r1/01.dng" in r.stdout and "0.91 s" in r.stdout
+
+
+def test_roll_and_capture_use_the_config_files_folders(tmp_path):
+    """`station roll new --config F` and `station capture --config F` work in F's folders,
+    resolved as the daemon resolves them (one resolver), and ask F's daemon (one client)."""
+    import yaml
+
+    inc, out, state = tmp_path / "f-in", tmp_path / "f-out", tmp_path / "f-state"
+    for d in (inc, out, state):
+        d.mkdir()
+    cfg = tmp_path / "station.yaml"
+    cfg.write_text(yaml.safe_dump({"paths": {"incoming": str(inc), "output": str(out), "state": str(state)}}))
+    r = station("roll", "new", "--config", cfg, "--name", "cfg-roll", "--stock", "Fuji C200")
+    assert r.returncode == 0, r.stderr
+    assert (state / "rolls" / "cfg-roll" / "manifest.json").is_file()
+    assert str(inc / "cfg-roll" / "01") in r.stdout
+    assert (state / "rolls" / "current").read_text().strip() == "cfg-roll"
+    r = station("roll", "show", "--config", cfg)
+    assert r.returncode == 0 and json.loads(r.stdout)["name"] == "cfg-roll"
+    # direct capture: the RAW goes into F's incoming folder, named into F's current roll
+    with EmulatedCamera() as emu:
+        r = station("capture", "--config", cfg, "--camera", emu.address)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == str(inc / "cfg-roll" / "01.dng")
+        assert (inc / "cfg-roll" / "01.dng").read_bytes() == emu.captured[0].data
+    # through the daemon: F's socket (no daemon there: said so, with the path)
+    r = station("capture", "--config", cfg)
+    assert r.returncode == 1 and str(state / "station.sock") in r.stderr
+    # a bad config file: one line naming the key, exit 2
+    cfg.write_text(yaml.safe_dump({"paths": {"incoming": 5}}))
+    r = station("roll", "new", "--config", cfg, "--name", "x")
+    assert r.returncode == 2 and "paths.incoming" in r.stderr and not (state / "rolls" / "x").exists()

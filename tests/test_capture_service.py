@@ -21,8 +21,12 @@ class FakeApp:
         self.subs = []
         self.commands = {}
 
-    def register_service(self, obj, name=None):
-        self.services.append((name, obj))
+    def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
+        from station.boundary import missing_members
+
+        assert not missing_members(obj), missing_members(obj)
+        self.services.append((obj.name, obj))
+        self.commands.update(obj.commands())
 
     def register_command(self, name, fn):
         self.commands[name] = fn
@@ -70,9 +74,12 @@ def test_capture_roll_and_positive_wait(tmp_path):
             out = svc.capture(wait_positive=True, timeout=10)
             assert out["files"] == [str(tmp_path / "in" / "r7" / "01.dng")]  # JPEG dropped (jpeg: drop)
             assert out["preview"] == "/out/r7/01.preview.jpg" and "trigger to preview" in out["latency"]
-            snap = svc.snapshot()
-            assert snap["state"] == "ready" and snap["roll"]["name"] == "r7" and snap["roll"]["frames"] == 1
-            assert "ready" in snap["status"]
+            snap = svc.snapshot()  # the boundary's CameraState, with the camera's roll
+            assert snap.state == "ready" and snap.roll.name == "r7" and snap.roll.frames == 1
+            assert "ready" in snap.status
+            assert {"type": "roll", "event": "new", "roll": "r7"} in [
+                {k: e.get(k) for k in ("type", "event", "roll")} for e in app.events]
+            assert set(app.commands) == {"capture", "roll_new", "calibrate"}
             assert any(e.get("type") == "camera" and e.get("state") == "ready" for e in app.events)
         finally:
             svc.stop()

@@ -7,7 +7,7 @@ import time
 from negatives import write_negative_dng
 from test_checks_frames import expose, good_frame, rebate_frame, textured_scene
 
-from station.checks import CheckService, attach
+from station.checks import CheckService, attach, check_file
 from station.hooks import HookRunner
 
 
@@ -33,11 +33,16 @@ def test_service_checks_frames_in_order_and_flags_through_the_hook(tmp_path):
     svc.start()
     try:
         for name in frames:
-            ev = {"type": "frame", "frame": {"path": f"r1/{name}.dng", "roll": "r1", "state": "preview_written",
-                                              "preview": f"/o/r1/{name}.preview.jpg"}}
+            # the metrics as a worker sends them: from the frame it decoded at preview size
+            _, m = check_file(inc / "r1" / f"{name}.dng", preview_size=1024)
+            ev = {"type": "metrics", "path": f"r1/{name}.dng", "roll": "r1", "metrics": m,
+                  "frame": {"path": f"r1/{name}.dng", "roll": "r1", "state": "preview_written",
+                            "preview": f"/o/r1/{name}.preview.jpg"}}
             svc.on_app_event(ev)
             svc.on_app_event(ev)  # the same transition twice: checked once
-        svc.on_app_event({"type": "frame", "frame": {"path": "r1/01.dng", "state": "master_written"}})
+        # a preview event without metrics (the preview existed already): not checked, nothing decoded
+        svc.on_app_event({"type": "metrics", "path": "r1/04.dng", "roll": "r1", "metrics": None, "frame": None})
+        svc.on_app_event({"type": "frame", "frame": {"path": "r1/01.dng", "state": "master_written"}})  # ignored
         assert wait_for(lambda: svc.snapshot()["checked"] == 3)
     finally:
         svc.stop()
@@ -48,7 +53,7 @@ def test_service_checks_frames_in_order_and_flags_through_the_hook(tmp_path):
     frame, checks = out.read_text().splitlines()
     assert frame == "02" and json.loads(checks)[0]["check"] == "duplicate"
     snap = svc.snapshot()
-    assert snap["flagged"] == 1 and snap["errors"] == 0
+    assert snap["flagged"] == 1 and snap["errors"] == 0 and snap["unchecked"] == 1
 
 
 def test_service_uses_worker_metrics_when_the_event_has_them(tmp_path):
@@ -61,7 +66,7 @@ def test_service_uses_worker_metrics_when_the_event_has_them(tmp_path):
     svc = CheckService(tmp_path)  # no RAW on disk: the metrics must come from the event
     svc.start()
     try:
-        svc.on_app_event({"type": "frame", "frame": {"path": "x.dng", "state": "preview_written", "checks_metrics": m}})
+        svc.on_app_event({"type": "metrics", "path": "x.dng", "roll": None, "metrics": m, "frame": {}})
         assert wait_for(lambda: svc.snapshot()["checked"] == 1)
     finally:
         svc.stop()
@@ -77,8 +82,13 @@ def test_attach_and_disable(tmp_path):
         def service(self, name):
             return self.services.get(name)
 
-        def register_service(self, obj, name=None):
-            self.services[name] = obj
+        def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
+            from station.boundary import missing_members
+
+            assert not missing_members(obj), missing_members(obj)
+            self.services[obj.name] = obj
+            for n, fn in obj.commands().items():
+                self.register_command(n, fn)
 
         def subscribe(self, cb):
             self.subs.append(cb)

@@ -6,6 +6,7 @@ import pytest
 
 from station import config
 from station.app import App, CommandError
+from station.boundary import CameraState, RollState
 from station.control import ControlError, ControlServer, request
 
 
@@ -20,7 +21,10 @@ def app(tmp_path):
     a.journal.close()
 
 
-class FakeCamera:
+class StubCamera:
+    """A camera service (boundary.Service) below the App."""
+    name = "camera"
+
     def __init__(self):
         self.calls = []
         self.events = []
@@ -35,8 +39,11 @@ class FakeCamera:
         self.calls.append(kw)
         return {"files": ["IMG_0001.CR3"]}
 
-    def state(self):
-        return {"state": "connected", "model": "Fake"}
+    def snapshot(self):
+        return CameraState(state="ready", model="Stub", roll=RollState("r7", 3, 4))
+
+    def commands(self):
+        return {"capture": self.capture}
 
 
 def test_commands_and_camera(app):
@@ -46,20 +53,69 @@ def test_commands_and_camera(app):
         app.command("roll_new", name="r1")
     with pytest.raises(CommandError, match="unknown command"):
         app.command("explode")
+    assert {"capture", "roll_new", "calibrate", "reinvert", "retry", "status"} <= set(app.commands())
     assert app.snapshot()["camera"]["state"] == "none"
-    cam = FakeCamera()
-    app.register_service(cam, name="camera")
+    assert app.state().roll is None
+    cam = StubCamera()
+    app.register_service(cam)
     assert app.command("capture", count=1) == {"files": ["IMG_0001.CR3"]} and cam.calls == [{"count": 1}]
-    assert app.snapshot()["camera"] == {"state": "connected", "model": "Fake"}
+    snap = app.snapshot()
+    assert snap["camera"]["state"] == "ready" and snap["camera"]["model"] == "Stub"
+    assert snap["camera"]["roll"] == {"name": "r7", "frames": 3, "next_frame": 4}
+    assert app.state().roll == RollState("r7", 3, 4)
     app.register_command("roll_new", lambda **kw: {"roll": kw["name"]})
     assert app.command("roll_new", name="r1") == {"roll": "r1"}
     assert app.command("retry") == {"requeued": []}
-    snap = app.snapshot()
     import json
 
     json.dumps(snap)  # JSON-able
     for key in ("queue", "frames", "latency", "camera", "last_positive", "counts", "workers", "recent_errors"):
         assert key in snap
+
+
+def test_services_keep_the_protocol(app):
+    class Half:
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+    with pytest.raises(TypeError, match="lacks name, snapshot, commands"):
+        app.register_service(Half())
+    app.register_service(StubCamera())
+    with pytest.raises(ValueError, match="registered already"):
+        app.register_service(StubCamera())
+
+    class Other(StubCamera):
+        name = "other"
+
+    with pytest.raises(ValueError, match="'capture' is answered already"):
+        app.register_service(Other())
+    with pytest.raises(ValueError, match="answered already"):
+        app.register_command("retry", lambda **kw: None)
+
+    class Broken(StubCamera):
+        name = "broken"
+
+        def snapshot(self):
+            raise RuntimeError("sensor on fire")
+
+        def commands(self):
+            return {}
+
+    app.register_service(Broken())
+    assert app.snapshot()["broken"] == {"error": "sensor on fire"}  # a service's part never breaks status
+
+
+def test_plugins_are_declared_and_a_missing_one_is_an_error(app):
+    from station.plugins import PLUGINS, PluginError, attach_all
+
+    assert "station.web.server" in PLUGINS
+    with pytest.raises(PluginError, match="station.nonexistent"):
+        attach_all(app, ("station.nonexistent",))
+    with pytest.raises(PluginError, match="no attach"):
+        attach_all(app, ("station.journal",))
 
 
 def test_publish_subscribe(app):

@@ -56,8 +56,13 @@ class App:
     def service(self, name):
         return self.services.get(name)
 
-    def register_service(self, obj, name=None):
-        self.services[name] = obj
+    def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
+        from station.boundary import missing_members
+
+        assert not missing_members(obj), missing_members(obj)
+        self.services[obj.name] = obj
+        for n, fn in obj.commands().items():
+            self.register_command(n, fn)
 
     def register_command(self, name, fn):
         self.commands[name] = fn

@@ -1,84 +1,99 @@
-"""The adapter from the daemon App's snapshot to the page's view model."""
+"""The page's adapter over the real App: boundary.Snapshot in, the view model out;
+and the page's buttons against the App's commands (a button without a command
+cannot exist)."""
 from __future__ import annotations
 
-import os
+import json
+import re
+from pathlib import Path
 
-from station.web.adapter import AppSource
+import pytest
 
+from station import config
+from station.app import App
+from station.boundary import CAMERA_STATES, FRAME_STATES
+from station.web import adapter
+from station.web.adapter import PAGE_COMMANDS, AppSource
+from station_stub import Station
 
-class Snap:
-    def __init__(self, snap):
-        self.snap = snap
-        self.calls = []
-
-    def snapshot(self):
-        return self.snap
-
-    def subscribe(self, cb):
-        return lambda: None
-
-    def command(self, name, /, **kw):
-        self.calls.append((name, kw))
-        return {"ok": True}
+STATIC = Path(adapter.__file__).with_name("static")
 
 
-def frame(path, state, t, out, **kw):
-    stem = os.path.splitext(os.path.basename(path))[0]
-    d = os.path.dirname(path)
-    base = os.path.join(str(out), d, stem)
-    f = {"path": path, "roll": d or None, "state": state, "reason": None, "stage": None, "sha256": None,
-         "preview": base + ".preview.jpg", "tiff": base + ".tif", "jpeg": base + ".jpg",
-         "complete": t, "lat_preview": 0.5 if state != "seen" else None, "lat_master": None, "updated": t + 1}
-    f.update(kw)
-    return f
+@pytest.fixture
+def st(tmp_path):
+    s = Station(tmp_path)
+    yield s
+    s.close()
 
 
-def test_real_snapshot_shape(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    frames = [  # the daemon lists the newest first
-        frame("r2/IMG_3.CR3", "failed", 30.0, out, reason="decoder crashed", stage="preview"),
-        frame("r2/IMG_2.CR3", "master_written", 20.0, out, lat_master=3.2),
-        frame("r2/IMG_1.CR3", "preview_written", 10.0, out),
-        frame("r1/IMG_9.CR3", "master_written", 5.0, out),
-    ]
-    snap = {"queue": {"length": 2, "preview": 1, "master": 1, "tracking": 0},
-            "camera": {"state": "reconnecting", "model": "Nikon Z 6", "last_error": "USB unplugged; reconnecting"},
-            "last_positive": str(out / "r2" / "IMG_2.preview.jpg"), "frames": frames,
-            "recent_errors": [{"path": "r2/IMG_3.CR3", "stage": "preview", "reason": "decoder crashed"}]}
-    v = AppSource(Snap(snap), out).view()
-    assert v["roll"] == "r2"
-    assert [f["key"] for f in v["frames"]] == ["r2/IMG_1.CR3", "r2/IMG_2.CR3", "r2/IMG_3.CR3"]
-    assert [f["number"] for f in v["frames"]] == [1, 2, 3]
+def _jpeg(p: Path) -> Path:
+    from PIL import Image
+
+    p.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (60, 40), (200, 120, 40)).save(p, "JPEG")
+    return p
+
+
+def test_view_of_the_real_snapshot(st, tmp_path):
+    src = AppSource(st.app, st.output)
+    old = st.add_frame()
+    st.land_preview(old, _jpeg(tmp_path / "0.jpg"))
+    st.land_master(old)
+    st.app.command("roll_new", name="r2")
+    a, b, c = st.add_frame(), st.add_frame(), st.add_frame()
+    st.land_preview(a, _jpeg(tmp_path / "a.jpg"), latency=0.5)
+    st.land_preview(b, _jpeg(tmp_path / "b.jpg"), latency=0.5)
+    st.land_master(b, latency=3.2)
+    st.fail(c, "decoder crashed")
+    st.app.journal.update(b, checks=json.dumps([{"check": "focus", "message": "soft", "value": 0.4}]))
+    st.camera.set_state("reconnecting", "USB unplugged; reconnecting")
+    v = src.view()
+    assert v["roll"] == "r2"  # the camera's roll: the strip is that roll, oldest first
+    assert [f["key"] for f in v["frames"]] == [a, b, c] and [f["number"] for f in v["frames"]] == [1, 2, 3]
     assert [f["status"] for f in v["frames"]] == ["preview", "master", "failed"]
     assert v["frames"][2]["reason"] == "decoder crashed" and v["frames"][2]["url"] is None  # no file: no URL
-    assert v["frames"][1]["latency"] == {"preview": 0.5, "master": 3.2}
-    assert v["frames"][1]["url"] == "/img/r2/IMG_2.preview.jpg?v=21.0"
-    assert v["latest"] == {"url": "/img/r2/IMG_2.preview.jpg?v=21.0", "key": "r2/IMG_2.CR3", "number": 2}
-    assert v["queue"]["total"] == 2
+    assert v["frames"][1]["latency"]["master"] == pytest.approx(3.2, abs=0.1)
+    assert v["frames"][1]["checks"] == [{"check": "focus", "message": "soft", "value": 0.4}]
+    assert v["frames"][0]["checks"] is None  # not checked
+    updated = st.row(b)["updated"]
+    assert v["frames"][1]["url"] == f"/img/r2/IMG_0003.preview.jpg?v={updated}"
+    assert v["latest"]["key"] == b  # the last positive written
+    assert v["queue"]["total"] == 1 and v["queue"]["detail"]["master"] == 1  # a's master waits
     assert v["camera"] == {"state": "reconnecting", "detail": "USB unplugged; reconnecting"}
-    assert v["errors"] == ["r2/IMG_3.CR3: decoder crashed"]
+    assert v["errors"] == [f"{c}: decoder crashed"]
+    json.dumps(v)
 
 
-def test_camera_states_and_queue_shapes(tmp_path):
-    def cam(c):
-        return AppSource(Snap({"camera": c}), tmp_path).view()["camera"]
-    assert cam({"state": "ready", "model": "Virtual camera"}) == {"state": "connected", "detail": "Virtual camera"}
-    assert cam({"state": "busy"})["state"] == "busy"
-    assert cam({"state": "connecting"})["state"] == "connecting"
-    assert cam({"state": "none", "port": None}) == {"state": "off", "detail": None}
-    assert cam({"state": "stopped"})["state"] == "off"
-    assert cam(None)["state"] == "off"
-    assert cam("reconnecting")["state"] == "reconnecting"
-    for q, n in ((3, 3), ({"preview": 2, "master": 1}, 3), ({"length": 4}, 4), (None, 0), ("x", 0)):
-        assert AppSource(Snap({"queue": q}), tmp_path).view()["queue"]["total"] == n
+def test_every_app_state_has_a_page_word(st):
+    src = AppSource(st.app, st.output)
+    assert set(adapter.STATUS) == set(FRAME_STATES) and set(adapter.CAMERA) == set(CAMERA_STATES)
+    page_words = {"connected", "busy", "reconnecting", "connecting", "disconnected", "off"}
+    for state in CAMERA_STATES:
+        st.camera.state = state
+        assert src.view()["camera"]["state"] in page_words
+    st.camera.state = "ready"
+    assert src.view()["camera"] == {"state": "connected", "detail": "Stub camera"}
 
 
-def test_urls_only_under_the_output_folder(tmp_path):
-    out = tmp_path / "out"
+def test_without_a_camera_the_strip_is_the_newest_frames_roll(tmp_path):
+    s = Station(tmp_path, camera=False)
+    try:
+        src = AppSource(s.app, s.output)
+        assert src.view()["camera"]["state"] == "off" and src.view()["roll"] is None
+        p = s.incoming / "r9" / "a.dng"
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+        s.app.processor.submit(p, 0.0)
+        assert src.view()["roll"] == "r9"
+    finally:
+        s.close()
+
+
+def test_urls_only_under_the_output_folder(st, tmp_path):
+    out = st.output
     (out / "r").mkdir(parents=True)
     (out / "r" / "a b#?.preview.jpg").write_bytes(b"x")
-    src = AppSource(Snap({}), out)
+    src = AppSource(st.app, out)
     assert src.url_for(out / "r" / "a b#?.preview.jpg", 7) == "/img/r/a%20b%23%3F.preview.jpg?v=7"
     assert src.url_for("r/a b#?.preview.jpg", 7).startswith("/img/r/")
     assert src.url_for(tmp_path / "elsewhere.jpg") is None
@@ -87,12 +102,43 @@ def test_urls_only_under_the_output_folder(tmp_path):
     assert src.url_for("/etc/passwd") is None
 
 
-def test_command_names_and_refusal(tmp_path):
-    app = Snap({})
-    src = AppSource(app, tmp_path)
-    src.command("roll_new", {"name": "portra-400"})
-    src.command("reinvert", {"frame": "r/IMG_1.CR3"})
-    assert app.calls == [("roll_new", {"name": "portra-400"}), ("reinvert", {"path": "r/IMG_1.CR3"})]
-    import pytest
+def test_commands_go_to_the_app_by_their_own_names(st):
+    src = AppSource(st.app, st.output)
+    assert src.command("roll_new", {"name": "portra-400"}) == {"name": "portra-400"}
+    assert st.camera.calls == [("roll_new", {"name": "portra-400"})]
     with pytest.raises(KeyError):
         src.command("shutdown", {})
+    with pytest.raises(KeyError):
+        src.command("hooks", {})  # an App command, but not one the page sends
+
+
+def _page_commands() -> set[str]:
+    return set(re.findall(r'\bcommand\("(\w+)"', (STATIC / "app.js").read_text()))
+
+
+def test_every_button_sends_a_command_the_real_app_answers(tmp_path):
+    """The page's buttons ⇔ PAGE_COMMANDS ⇔ commands the real App (with every plug-in of
+    station/plugins.py attached) answers — with and without a camera."""
+    js = (STATIC / "app.js").read_text()
+    html = (STATIC / "index.html").read_text()
+    buttons = re.findall(r'<button[^>]*\bid="(btn-[\w-]+)"', html)
+    assert buttons, "no buttons found on the page"
+    for b in buttons:  # every button is wired to something in app.js
+        assert f'$("{b}")' in js, f"button #{b} is not wired in app.js"
+    assert _page_commands() == set(PAGE_COMMANDS)
+    from station.plugins import attach_all
+
+    for port in ("off", "virtual"):
+        root = tmp_path / port
+        for sub in ("in", "out", "st"):
+            (root / sub).mkdir(parents=True)
+        cfg = config.validate({"paths": {"incoming": str(root / "in"), "output": str(root / "out"),
+                                         "state": str(root / "st")}, "web": {"address": "off"},
+                               "camera": {"port": port}})
+        app = App(cfg)
+        try:
+            attach_all(app)
+            missing = set(PAGE_COMMANDS) - set(app.commands())
+            assert not missing, f"camera {port}: the page sends commands the App does not answer: {missing}"
+        finally:
+            app.journal.close()

@@ -1,5 +1,6 @@
 """The live view end to end in a real headless browser (Debian's chromium driven
-by Playwright's Python package), first over the fake App, then over the real
+by Playwright's Python package), first over the real App with a stub camera
+and the test playing the worker (tests/station_stub.py), then over the real
 daemon started as a subprocess.
 
 Skipped, with the reason, where chromium or playwright is missing:
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from station.web.fake import FakeApp
 from station.web.server import WebService
+from station_stub import Station
 
 CHROMIUM = os.environ.get("STATION_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -78,14 +79,12 @@ def positive(path: Path, seed: int, size=(600, 400)) -> Path:
 
 @pytest.fixture
 def fake(tmp_path):
-    out = tmp_path / "positives"
-    app = FakeApp(out)
-    svc = WebService(app, "127.0.0.1:0", None, out)
-    app.register_service(svc)
-    app.url = svc.url
-    app.src = tmp_path / "src"
-    yield app
-    app.stop()
+    st = Station(tmp_path)
+    svc = st.serve(WebService(st.app, "127.0.0.1:0", None, st.output))
+    st.url = svc.url
+    st.src = tmp_path / "src"
+    yield st
+    st.close()
 
 
 def wait_until(pred, what, deadline=5.0):
@@ -97,7 +96,7 @@ def wait_until(pred, what, deadline=5.0):
     raise AssertionError(f"not before the deadline: {what}")
 
 
-# -- over the fake App ----------------------------------------------------------------------
+# -- over the real App with a stub camera, the test playing the worker -------------------------
 
 def test_new_preview_appears_strip_grows_histogram(fake, page):
     page.goto(fake.url)
@@ -108,26 +107,30 @@ def test_new_preview_appears_strip_grows_histogram(fake, page):
     expect(page.locator("#cap-status")).to_have_text("queued")
     fake.land_preview(f1, positive(fake.src / "1.jpg", 1), latency=0.91)
     img = page.locator("#latest")
-    expect(img).to_have_attribute("data-url", f"/img/roll-001/IMG_0001.preview.jpg?v={f1['updated']}", timeout=SHOW_MS)
+    expect(img).to_have_attribute("data-url", f"/img/roll-001/IMG_0001.preview.jpg?v={fake.row(f1)['updated']}",
+                                  timeout=SHOW_MS)
     expect(img).to_be_visible()
     assert page.evaluate("document.getElementById('latest').naturalWidth") == 600
     expect(page.locator("#cap-number")).to_have_text("#1")
-    expect(page.locator("#cap-latency")).to_contain_text("0.91 s")
+    expect(page.locator("#cap-latency")).to_contain_text(re.compile(r"preview 0\.9\d s"))
     expect(page.locator("#histogram")).to_have_attribute("data-ready", "1")
     expect(page.locator("#histo-note")).to_contain_text("clipped")
     for i in range(2, 5):
         f = fake.add_frame()
         fake.land_preview(f, positive(fake.src / f"{i}.jpg", i), latency=0.8 + i / 100)
-        expect(img).to_have_attribute("data-url", f"/img/roll-001/IMG_{i:04d}.preview.jpg?v={f['updated']}",
+        expect(img).to_have_attribute("data-url", f"/img/roll-001/IMG_{i:04d}.preview.jpg?v={fake.row(f)['updated']}",
                                       timeout=SHOW_MS)
         expect(page.locator("#strip .frame")).to_have_count(i)
     nums = page.locator("#strip .frame .num").all_inner_texts()
     assert nums == ["1", "2", "3", "4"]
+    for k in (f1, "roll-001/IMG_0002.CR3", "roll-001/IMG_0003.CR3"):
+        fake.land_master(k)
     fake.land_master(f, latency=3.5)
     expect(page.locator("#strip .frame").nth(3)).to_have_attribute("data-status", "master")
-    expect(page.locator("#cap-latency")).to_contain_text("master 3.50 s")
+    expect(page.locator("#cap-latency")).to_contain_text(re.compile(r"master 3\.[5-6]\d s"))
     # thumbnails come from the server's downscaled copies
-    expect(page.locator("#strip .frame").nth(0).locator("img")).to_have_attribute("src", f"/img/roll-001/IMG_0001.preview.jpg?v={fake.frames[0]['updated']}&w=240")
+    expect(page.locator("#strip .frame").nth(0).locator("img")).to_have_attribute(
+        "src", f"/img/roll-001/IMG_0001.preview.jpg?v={fake.row(f1)['updated']}&w=240")
     wait_until(lambda: page.evaluate("document.querySelector('#strip .frame img').naturalWidth") == 240, "thumbnail")
 
 
@@ -153,73 +156,76 @@ def test_failed_frame_shows_reason(fake, page):
     page.keyboard.press("Escape")
     expect(reason).to_be_visible()
     page.locator("#btn-retry").click()
-    wait_until(lambda: ("retry", {}) in fake.commands, "retry command")
+    wait_until(lambda: fake.row(bad)["state"] == "seen", "retry re-queued the failed frame")
+    expect(page.locator("#btn-retry")).to_be_hidden()
+
+
+def test_check_findings_are_shown(fake, page):
+    page.goto(fake.url)
+    k = fake.add_frame()
+    fake.land_preview(k, positive(fake.src / "1.jpg", 1))
+    expect(page.locator("#strip .frame")).to_have_count(1)
+    expect(page.locator("#cap-checks")).to_be_hidden()
+    # the checks service's findings, stored by the App in the journal (as on the daemon)
+    fake.app.processor.record_checks(k, [{"check": "focus", "message": "soft: sharpness 31 % of the roll's median",
+                                          "value": 0.31}])
+    expect(page.locator("#cap-checks")).to_have_text("focus: soft: sharpness 31 % of the roll's median")
+    frame = page.locator(f'#strip .frame[data-key="{k}"]')
+    expect(frame).to_have_attribute("data-flagged", "1")
+    expect(frame).to_have_attribute("title", re.compile(r"· focus$"))
 
 
 def test_camera_state_and_queue(fake, page):
     page.goto(fake.url)
     cam = page.locator("#camera")
     expect(cam).to_have_text("camera ready")
-    fake.set_camera("busy")
+    fake.camera.set_state("busy")
     expect(cam).to_have_attribute("data-state", "busy")
-    with fake._lock:
-        fake.camera = "reconnecting"
-    fake.changed()
+    fake.camera.set_state("reconnecting")
     expect(cam).to_have_text("camera reconnecting…")
-    fake.set_queue(5)
+    for _ in range(5):
+        fake.add_frame()
     expect(page.locator("#queue")).to_have_text("queue 5")
-    fake.set_camera("connected")
+    fake.camera.set_state("ready")
     expect(cam).to_have_text("camera ready")
 
 
-def test_camera_reconnecting_shows_the_reason(tmp_path, page):
-    out = tmp_path / "out"
-
-    class Dropping(FakeApp):
-        def snapshot(self):
-            s = super().snapshot()
-            s["camera"] = {"state": self.camera, "model": "Virtual camera",
-                           "last_error": "USB cable unplugged (during capture); reconnecting"}
-            return s
-
-    app = Dropping(out)
-    svc = WebService(app, "127.0.0.1:0", None, out)
-    app.register_service(svc)
-    try:
-        page.goto(svc.url)
-        app.set_camera("reconnecting")
-        expect(page.locator("#camera")).to_have_text("camera reconnecting…")
-        expect(page.locator("#banner")).to_have_text("USB cable unplugged (during capture); reconnecting")
-        app.set_camera("ready")
-        expect(page.locator("#banner")).to_be_hidden()
-    finally:
-        app.stop()
+def test_camera_reconnecting_shows_the_reason(fake, page):
+    page.goto(fake.url)
+    fake.camera.set_state("reconnecting", "USB cable unplugged (during capture); reconnecting")
+    expect(page.locator("#camera")).to_have_text("camera reconnecting…")
+    expect(page.locator("#banner")).to_have_text("USB cable unplugged (during capture); reconnecting")
+    fake.camera.set_state("ready")
+    expect(page.locator("#banner")).to_be_hidden()
 
 
 def test_space_and_buttons_send_commands(fake, page):
     page.goto(fake.url)
     expect(page.locator("#link")).to_have_text("live")
+    calls = fake.camera.calls
     page.keyboard.press("Space")
-    wait_until(lambda: fake.commands == [("capture", {})], "capture from Space")
+    wait_until(lambda: calls == [("capture", {})], "capture from Space")
     page.locator("#btn-capture").click()
-    wait_until(lambda: fake.commands == [("capture", {})] * 2, "capture from the button")
+    wait_until(lambda: calls == [("capture", {})] * 2, "capture from the button")
     # Space while the capture button has focus still captures once, not twice
     page.locator("#btn-capture").focus()
     page.keyboard.press("Space")
-    wait_until(lambda: len(fake.commands) == 3, "capture from Space on a focused button")
+    wait_until(lambda: len(calls) == 3, "capture from Space on a focused button")
     time.sleep(0.3)
-    assert fake.commands == [("capture", {})] * 3
+    assert calls == [("capture", {})] * 3
     f = fake.add_frame()
     fake.land_preview(f, positive(fake.src / "1.jpg", 1))
+    fake.land_master(f)
     expect(page.locator("#strip .frame")).to_have_count(1)
     page.locator("#btn-reinvert").click()
-    wait_until(lambda: fake.commands[-1] == ("reinvert", {"path": "roll-001/IMG_0001.CR3"}), "reinvert")
+    wait_until(lambda: fake.row(f)["rerender"] is not None, "reinvert reached the journal")
+    expect(page.locator("#toast")).to_have_text("re-inverting #1")
     page.once("dialog", lambda d: d.accept())
     page.locator("#btn-calibrate").click()
-    wait_until(lambda: fake.commands[-1] == ("calibrate", {}), "calibrate")
+    wait_until(lambda: calls[-1] == ("calibrate", {}), "calibrate")
     page.once("dialog", lambda d: d.accept("ektar-100-03"))
     page.locator("#btn-roll").click()
-    wait_until(lambda: fake.commands[-1] == ("roll_new", {"name": "ektar-100-03"}), "new roll")
+    wait_until(lambda: calls[-1] == ("roll_new", {"name": "ektar-100-03"}), "new roll")
     expect(page.locator("#roll")).to_have_text("roll ektar-100-03")
     expect(page.locator("#strip .frame")).to_have_count(0)  # the strip is the current roll
 
@@ -227,7 +233,7 @@ def test_space_and_buttons_send_commands(fake, page):
 def test_command_refusal_is_shown(fake, page):
     def refuse(**kw):
         raise RuntimeError("no camera configured")
-    fake.on_command["capture"] = refuse
+    fake.camera.on_command["capture"] = refuse
     page.goto(fake.url)
     expect(page.locator("#link")).to_have_text("live")
     page.keyboard.press("Space")
@@ -235,10 +241,8 @@ def test_command_refusal_is_shown(fake, page):
 
 
 def test_token_page_on_all_interfaces(tmp_path, browser):
-    out = tmp_path / "out"
-    app = FakeApp(out)
-    svc = WebService(app, "0.0.0.0:0", "correct-horse", out)
-    app.register_service(svc)
+    app = Station(tmp_path)
+    svc = app.serve(WebService(app.app, "0.0.0.0:0", "correct-horse", app.output))
     ctx = browser.new_context()
     pg = ctx.new_page()
     try:
@@ -249,16 +253,14 @@ def test_token_page_on_all_interfaces(tmp_path, browser):
         expect(pg.locator("#link")).to_have_text("live")  # events carry the cookie
         f = app.add_frame()
         app.land_preview(f, positive(tmp_path / "1.jpg", 3))
-        expect(pg.locator("#latest")).to_have_attribute("data-url", f"/img/roll-001/IMG_0001.preview.jpg?v={f['updated']}",
-                                                        timeout=SHOW_MS)
+        expect(pg.locator("#latest")).to_have_attribute(
+            "data-url", f"/img/roll-001/IMG_0001.preview.jpg?v={app.row(f)['updated']}", timeout=SHOW_MS)
         assert pg.evaluate("document.getElementById('latest').naturalWidth") == 600  # the image carried it too
         pg.keyboard.press("Space")
-        # (the print panel asked for the frame's print: get_print)
-        wait_until(lambda: [c for c in app.commands if c[0] != "get_print"] == [("capture", {})],
-                   "capture with the token cookie")
+        wait_until(lambda: app.camera.calls == [("capture", {})], "capture with the token cookie")
     finally:
         ctx.close()
-        app.stop()
+        app.close()
 
 
 def test_phone_layout(fake, browser):
@@ -280,7 +282,7 @@ def test_phone_layout(fake, browser):
             assert box["y"] >= 0 and box["y"] + box["height"] <= 844 + 1, sel
         assert pg.locator("#btn-capture").bounding_box()["height"] >= 44  # a thumb-sized target
         pg.locator("#btn-capture").tap()
-        wait_until(lambda: ("capture", {}) in fake.commands, "capture by tap")
+        wait_until(lambda: ("capture", {}) in fake.camera.calls, "capture by tap")
     finally:
         ctx.close()
 
@@ -476,4 +478,117 @@ def test_real_daemon_print_sliders_and_neutral_picker(daemon_factory, tmp_path, 
     d.wait_for(lambda: (_described(tif, "tiff") or {}).get("contrast") == 1.2, 120, "the master after the restart")
     assert _described(tif, "tiff")["exposure"] == 1.0
     assert _described(tif, "tiff")["temperature"] == picked["temperature"]
+
+
+def test_real_daemon_every_control_of_the_page(daemon_factory, page):
+    """Every control of the page, on the real daemon (`station run --camera virtual --web ...`):
+    New roll, Calibrate base, Capture (button and Space), a strip frame, ← / →, Esc, ● live,
+    Re-invert, Retry failed — each checked for what it says it does, on disk and on the page."""
+    import json as _json
+
+    pytest.importorskip("gphoto2")
+    port = _free_port()
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}", "--camera", "virtual"]).start()
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page.locator("#camera")).to_have_text("camera ready", timeout=30000)
+    toast = page.locator("#toast")
+
+    # New roll: the roll exists, the page shows the camera's new roll, its strip is empty
+    page.once("dialog", lambda dlg: dlg.accept("e2e-roll"))
+    page.locator("#btn-roll").click()
+    expect(page.locator("#roll")).to_have_text("roll e2e-roll", timeout=10000)
+    expect(toast).to_contain_text("new roll")
+    assert (d.state / "rolls" / "e2e-roll" / "manifest.json").is_file()
+    expect(page.locator("#strip .frame")).to_have_count(0)
+
+    # Calibrate base: a blank frame shot, the roll's film base measured
+    page.once("dialog", lambda dlg: dlg.accept())
+    page.locator("#btn-calibrate").click()
+    expect(toast).to_have_text("film base calibrated", timeout=60000)
+    man = _json.loads((d.state / "rolls" / "e2e-roll" / "manifest.json").read_text())
+    assert man["base"]["rgb"] and len(man["base"]["rgb"]) == 3
+
+    # Capture (the button), then Space: two frames of the roll, each positive shown
+    img = page.locator("#latest")
+    page.locator("#btn-capture").click()
+    expect(page.locator("#strip .frame")).to_have_count(1, timeout=60000)
+    expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/01\.preview\.jpg\?v="), timeout=60000)
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus off the button: Space is the page's key
+    page.keyboard.press("Space")
+    expect(page.locator("#strip .frame")).to_have_count(2, timeout=60000)
+    expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/02\.preview\.jpg\?v="), timeout=60000)
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    frames = d.frames()
+    assert set(frames) >= {"e2e-roll/01.dng", "e2e-roll/02.dng"}
+    d.wait_for(lambda: d.done(["e2e-roll/01.dng", "e2e-roll/02.dng"]), 90, "both masters")
+
+    # the frame checks' findings of the frame shown are on the page as the journal has them
+    d.wait_for(lambda: d.frames()["e2e-roll/02.dng"]["checks"] is not None, 60, "frame 2 checked")
+    findings = _json.loads(d.frames()["e2e-roll/02.dng"]["checks"])
+    if findings:
+        expect(page.locator("#cap-checks")).to_contain_text(findings[0]["message"])
+    else:
+        expect(page.locator("#cap-checks")).to_be_hidden()
+
+    # a strip frame: pins it; ● live: back to the newest
+    page.locator('#strip .frame[data-key="e2e-roll/01.dng"]').click()
+    expect(page.locator("#cap-number")).to_have_text("#1")
+    expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/01\.preview\.jpg"))
+    live = page.locator("#btn-live")
+    expect(live).to_be_visible()
+    live.click()
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    expect(live).to_be_hidden()
+    # ← and → step through the roll, Esc goes back to live
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#cap-number")).to_have_text("#1")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Escape")
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    expect(live).to_be_hidden()
+
+    # Re-invert the frame shown: its preview and master are made again and replace the old ones
+    before = d.frames()["e2e-roll/02.dng"]
+    ino = (d.output / "e2e-roll" / "02.preview.jpg").stat().st_ino
+    page.locator("#btn-reinvert").click()
+    expect(toast).to_have_text("re-inverting #2")
+    d.wait_for(lambda: (lambda r: r["state"] == "master_written" and r["rerender"] is None
+                        and r["t_master"] > before["t_master"])(d.frames()["e2e-roll/02.dng"]), 90, "re-render")
+    assert (d.output / "e2e-roll" / "02.preview.jpg").stat().st_ino != ino
+
+    # Retry failed: shown once a frame failed; re-queues it (a file that is no RAW fails again)
+    retry = page.locator("#btn-retry")
+    expect(retry).to_be_hidden()
+    (d.incoming / "e2e-roll" / "zz-bad.dng").write_bytes(b"\x00" * 64)
+    expect(page.locator('#strip .frame[data-key="e2e-roll/zz-bad.dng"]')).to_have_attribute(
+        "data-status", "failed", timeout=60000)
+    expect(retry).to_be_visible()
+    assert d.frames()["e2e-roll/zz-bad.dng"]["attempts"] == 1
+    retry.click()
+    expect(toast).to_have_text("failed frames re-queued")
+    d.wait_for(lambda: d.frames()["e2e-roll/zz-bad.dng"]["attempts"] == 2, 60, "the retried frame tried again")
+    assert "retry e2e-roll/zz-bad.dng" in d.log_text()
+
+    # the print panel (its sliders and the neutral picker are followed to the pixels in
+    # test_real_daemon_print_sliders_and_neutral_picker): a slider, Apply to roll, Reset
+    page.locator('#strip .frame[data-key="e2e-roll/02.dng"]').click()
+    expect(page.locator("#cap-number")).to_have_text("#2")
+    _set_slider(page, "contrast", 1.3)
+    expect(toast).to_contain_text("#2 print:")
+    d.wait_for(lambda: _json.loads(d.frames()["e2e-roll/02.dng"].get("print") or "{}").get("contrast") == 1.3,
+               30, "the frame's print in the journal")
+    expect(page.locator("#pr-source")).to_have_text("frame's")
+    page.locator("#btn-print-roll").click()
+    expect(toast).to_contain_text("roll e2e-roll:")
+    man = _json.loads((d.state / "rolls" / "e2e-roll" / "manifest.json").read_text())
+    assert man["print"]["contrast"] == 1.3
+    page.locator("#btn-print-reset").click()
+    expect(toast).to_contain_text("#2 print reset:")
+    d.wait_for(lambda: not d.frames()["e2e-roll/02.dng"].get("print"), 30, "the frame follows its roll again")
+    expect(page.locator("#pr-source")).to_have_text("roll's")
+    # all of it (the calibration's blank frame included) parsed RAWs outside the daemon's process
+    with open(f"/proc/{d.proc.pid}/maps") as fh:
+        assert "libraw" not in fh.read().lower()
     assert d.stop() == 0

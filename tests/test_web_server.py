@@ -1,5 +1,6 @@
-"""The live view's HTTP layer (real WebService, real sockets) over a fake App:
-SSE delivery, command dispatch, token enforcement, traversal blocking."""
+"""The live view's HTTP layer (real WebService, real sockets) over the real App
+(station_stub.Station: the daemon's App with a stub camera and the test playing
+the worker): SSE delivery, command dispatch, token enforcement, traversal blocking."""
 from __future__ import annotations
 
 import http.client
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from station.web.fake import FakeApp
+from station_stub import Station
 from station.web.server import WebConfigError, WebService, parse_address
 
 DEADLINE = 5.0
@@ -26,23 +27,19 @@ def jpeg(path: Path, size=(320, 200), colour=(180, 120, 60)) -> Path:
 
 
 @pytest.fixture
-def out(tmp_path) -> Path:
-    d = tmp_path / "positives"
-    d.mkdir()
-    return d
+def app(tmp_path):
+    st = Station(tmp_path)
+    yield st
+    st.close()
 
 
 @pytest.fixture
-def app(out):
-    a = FakeApp(out)
-    yield a
-    a.stop()
+def out(app) -> Path:
+    return app.output
 
 
-def serve(app, out, address="127.0.0.1:0", token=None, **kw) -> WebService:
-    svc = WebService(app, address, token, out, **kw)
-    app.register_service(svc)
-    return svc
+def serve(st, out, address="127.0.0.1:0", token=None, **kw) -> WebService:
+    return st.serve(WebService(st.app, address, token, out, **kw))
 
 
 def request(svc, method, path, body=None, headers=None, host=None):
@@ -127,9 +124,9 @@ def test_parse_address():
 @pytest.mark.parametrize("address", ["0.0.0.0:0", "192.168.1.20:8077", "[::]:8077"])
 def test_non_loopback_without_token_refused(app, out, address):
     with pytest.raises(WebConfigError, match="web.token"):
-        WebService(app, address, None, out)
+        WebService(app.app, address, None, out)
     with pytest.raises(WebConfigError, match="web.token"):
-        WebService(app, address, "", out)
+        WebService(app.app, address, "", out)
 
 
 def test_loopback_default_needs_no_token(app, out):
@@ -158,7 +155,7 @@ def test_token_every_carrier_and_every_route(app, out):
         r, _ = request(svc, "GET", path + "?token=wrong")
         assert r.status == 401, path
     r, _ = post(svc, "capture")
-    assert r.status == 401 and app.commands == []
+    assert r.status == 401 and app.camera.calls == []
     good = [({}, "?token=tok-123"), ({"X-Station-Token": "tok-123"}, ""),
             ({"Authorization": "Bearer tok-123"}, ""), ({"Cookie": "station_token=tok-123"}, "")]
     for headers, q in good:
@@ -167,7 +164,7 @@ def test_token_every_carrier_and_every_route(app, out):
             assert r.status == 200, (path, headers)
         r, _ = post(svc, "capture" + q, headers=headers)
         assert r.status == 200, headers
-    assert [c for c, _ in app.commands] == ["capture"] * 4
+    assert [c for c, _ in app.camera.calls] == ["capture"] * 4
     # the page opened with ?token= sets an HttpOnly cookie so images, events and commands carry it
     r, _ = request(svc, "GET", "/?token=tok-123")
     cookie = r.getheader("Set-Cookie")
@@ -187,18 +184,28 @@ def test_loopback_without_token_refuses_foreign_host_header(app, out):
 
 # -- commands ---------------------------------------------------------------------------------
 
-def test_command_dispatch(app, out):
+def test_command_dispatch(app, out, tmp_path):
     svc = serve(app, out)
     r, body = post(svc, "capture")
     assert r.status == 200 and json.loads(body) == {"ok": True, "result": {"ok": True}}
-    r, body = post(svc, "roll_new", {"name": "kodak-gold-12"})
-    assert r.status == 200 and json.loads(body)["result"] == {"roll": "kodak-gold-12"}
-    r, _ = post(svc, "reinvert", {"path": "roll-001/IMG_0001.CR3"})
-    assert r.status == 200
     post(svc, "calibrate")
-    post(svc, "retry")
-    assert app.commands == [("capture", {}), ("roll_new", {"name": "kodak-gold-12"}),
-                            ("reinvert", {"path": "roll-001/IMG_0001.CR3"}), ("calibrate", {}), ("retry", {})]
+    assert app.camera.calls == [("capture", {}), ("calibrate", {})]
+    # reinvert and retry are the App's own: they reach the journal and the job queue
+    k = app.add_frame()
+    app.land_preview(k, jpeg(tmp_path / "p.jpg"))
+    app.land_master(k)
+    r, body = post(svc, "reinvert", {"path": k})
+    assert r.status == 200 and json.loads(body)["result"] == {"frame": k, "queued": "preview"}
+    assert app.row(k)["rerender"] and app.app.queue.get(("preview",), timeout=1).overwrite
+    r, body = post(svc, "reinvert", {"path": "roll-001/nope.CR3"})
+    assert r.status == 409 and "nope.CR3" in json.loads(body)["error"]
+    f = app.add_frame()
+    app.fail(f, "truncated")
+    r, body = post(svc, "retry")
+    assert r.status == 200 and json.loads(body)["result"] == {"requeued": [f]}
+    r, body = post(svc, "roll_new", {"name": "kodak-gold-12"})
+    assert r.status == 200 and json.loads(body)["result"] == {"name": "kodak-gold-12"}
+    assert app.camera.calls[-1] == ("roll_new", {"name": "kodak-gold-12"})
 
 
 def test_command_errors_and_refusals(app, out):
@@ -206,7 +213,7 @@ def test_command_errors_and_refusals(app, out):
 
     def busy(**kw):
         raise RuntimeError("camera busy")
-    app.on_command["capture"] = busy
+    app.camera.on_command["capture"] = busy
     r, body = post(svc, "capture")
     assert r.status == 409 and json.loads(body) == {"ok": False, "error": "camera busy"}
     r, _ = post(svc, "format_card")
@@ -225,7 +232,7 @@ def test_command_errors_and_refusals(app, out):
     assert r.status == 400
     r, _ = request(svc, "PUT", "/api/command/capture", "{}", {"Content-Type": "application/json"})
     assert r.status == 405
-    assert [c for c, _ in app.commands] == ["capture"]  # only the one that reached the App
+    assert [c for c, _ in app.camera.calls] == ["capture"]  # only the one that reached the App
     r, _ = post(svc, "capture", headers={"Origin": f"http://127.0.0.1:{svc.port}"})
     assert r.status == 409  # same origin: reaches the App (which is busy)
 
@@ -273,6 +280,7 @@ def test_sse_delivers_state_on_connect_and_on_change(app, out, tmp_path):
     assert sse.status == 200 and "text/event-stream" in sse.headers
     first = sse.next_state()
     assert first["frames"] == [] and first["camera"]["state"] == "connected"
+    assert first["roll"] == "roll-001"  # the camera's roll (no frame in it yet)
     f = app.add_frame()
     st = sse.wait_for(lambda s: len(s["frames"]) == 1)
     assert st["frames"][0]["status"] == "queued" and st["frames"][0]["url"] is None
@@ -280,7 +288,7 @@ def test_sse_delivers_state_on_connect_and_on_change(app, out, tmp_path):
     app.land_preview(f, src, latency=0.84)
     st = sse.wait_for(lambda s: s["latest"] is not None)
     fr = st["frames"][0]
-    assert fr["status"] == "preview" and fr["latency"]["preview"] == 0.84 and fr["number"] == 1
+    assert fr["status"] == "preview" and fr["latency"]["preview"] == pytest.approx(0.84, abs=0.1) and fr["number"] == 1
     assert st["latest"]["url"] == fr["url"] and fr["url"].startswith("/img/roll-001/IMG_0001.preview.jpg?v=")
     r, body = request(svc, "GET", fr["url"])
     assert r.status == 200 and body == src.read_bytes()
@@ -288,10 +296,13 @@ def test_sse_delivers_state_on_connect_and_on_change(app, out, tmp_path):
     app.fail(g, "truncated RAW (LibRaw: unexpected end of file)")
     st = sse.wait_for(lambda s: len(s["frames"]) == 2 and s["frames"][1]["status"] == "failed")
     assert st["frames"][1]["reason"] == "truncated RAW (LibRaw: unexpected end of file)"
-    app.set_camera("reconnecting")
-    assert sse.wait_for(lambda s: s["camera"]["state"] == "reconnecting")
-    app.set_queue(3)
-    assert sse.wait_for(lambda s: s["queue"]["total"] == 3)
+    app.camera.set_state("reconnecting", "USB cable unplugged; reconnecting")
+    st = sse.wait_for(lambda s: s["camera"]["state"] == "reconnecting")
+    assert st["camera"]["detail"] == "USB cable unplugged; reconnecting"
+    for _ in range(3):
+        app.add_frame()
+    st = sse.wait_for(lambda s: s["queue"]["total"] == 4)  # three previews and the first frame's master
+    assert st["queue"]["detail"] == {"length": 4, "preview": 3, "master": 1, "tracking": 0}
     sse.close()
 
 
@@ -302,21 +313,21 @@ def test_sse_many_clients_keepalive_and_clean_stop(app, out):
         c.next_state()
     # keepalive comments flow while nothing changes (dead clients are found this way)
     assert b": keepalive" in (clients[0]._until(b": keepalive\n\n") + b": keepalive")
-    app.set_camera("busy")
+    app.camera.set_state("busy")
     for c in clients:
         assert c.wait_for(lambda s: s["camera"]["state"] == "busy")
     clients[1].close()  # a client going away must not disturb the others
-    app.set_camera("connected")
+    app.camera.set_state("ready")
     assert clients[0].wait_for(lambda s: s["camera"]["state"] == "connected")
     t0 = threading.active_count()
-    app.stop()  # the App stops its services: the streams end, the port closes
+    app.close()  # the App stops its services: the streams end, the port closes
     for c in (clients[0], clients[2]):
         with pytest.raises((EOFError, ConnectionError)):
             while True:
                 c._until(b"\n\n")
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", svc.port), timeout=1)
-    assert app._subs == []  # unsubscribed
+    assert app.app._subscribers == [app.app._store_checks]  # the page unsubscribed (the App's own stays)
     assert threading.active_count() <= t0
 
 
@@ -324,12 +335,15 @@ def test_roll_filter_and_state_view(app, out, tmp_path):
     svc = serve(app, out)
     a = app.add_frame()
     app.land_preview(a, jpeg(tmp_path / "a.jpg"))
-    app.command("roll_new", name="roll-002")
+    app.app.command("roll_new", name="roll-002")
+    r, body = request(svc, "GET", "/api/state")
+    assert json.loads(body)["roll"] == "roll-002"  # the camera's new roll, before any frame is in it
+    assert json.loads(body)["frames"] == []
     b = app.add_frame()
     r, body = request(svc, "GET", "/api/state")
     st = json.loads(body)
     assert st["roll"] == "roll-002"
-    assert [f["key"] for f in st["frames"]] == [b["path"]]  # the strip shows the current roll
+    assert [f["key"] for f in st["frames"]] == [b]  # the strip shows the current roll
     assert st["frames"][0]["number"] == 1
     assert st["latest"]["url"].startswith("/img/roll-001/")  # the last positive is still shown large
 
@@ -348,7 +362,7 @@ def test_event_streams_are_capped(app, out, monkeypatch):
     a.close()
     end = time.monotonic() + DEADLINE  # a's thread notices the closed socket at its next write
     while time.monotonic() < end:
-        app.set_queue(int(time.monotonic() * 1000) % 1000)
+        app.add_frame()  # a change: every stream writes
         d = SSE(svc)
         if d.status == 200:
             d.close()

@@ -8,6 +8,11 @@ learns of a problem only through a timeout).  Between commands the owner
 polls `wait_for_event`, which doubles as the heartbeat and downloads photos
 taken with the camera's own shutter button.
 
+Size: ~1000 lines, over the project's ~600, because `CameraService` still holds
+connection supervision, the card record's bookkeeping, downloads, live view and
+the request queue in one class (they share the owner thread's state); splitting
+it along those lines is issue 15 item 5.
+
 Faults:
 * busy (-110): retried a few times inside the command, reported in the
   snapshot; the camera stays connected.

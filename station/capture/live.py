@@ -478,8 +478,14 @@ class LiveService:
     """The `live` service: feed + positive; started by config (`liveview.live: true`), by the
     `live` command (the page's button) or by auto-capture (the settle watcher's frames)."""
 
-    def __init__(self, feed: LiveFeed, positive: LivePositive, autostart: bool = False):
+    name = "live"
+
+    def __init__(self, feed: LiveFeed, positive: LivePositive, autostart: bool = False, command=None):
         self.feed, self.positive, self.autostart = feed, positive, autostart
+        self._command = command
+
+    def commands(self) -> dict:
+        return {"live": self._command} if self._command is not None else {}
 
     def start(self) -> None:
         if self.autostart:
@@ -501,11 +507,13 @@ def attach(app) -> LiveService | None:
     cam = app.service("camera")
     camera = getattr(cam, "camera", None)
     if camera is None or not callable(getattr(camera, "preview", None)):
+        def refuse(**_):
+            raise ValueError("live view needs a camera with live view (preview()); none is attached")
+
+        app.register_command("live", refuse)  # the page's button answers with the reason
         return None
     feed = LiveFeed(camera.preview, fps=float(cfg.get("fps", 20.0)))
     positive = LivePositive(feed, _Settings(app), size=int(cfg.get("size", 960)))
-    svc = LiveService(feed, positive, autostart=bool(cfg.get("live", False)))
-    app.register_service(svc, name="live")
 
     def command(on=None, point=None, **_):
         if point is not None:
@@ -522,7 +530,8 @@ def attach(app) -> LiveService | None:
                 feed.stop()
         return positive.snapshot()
 
-    app.register_command("live", command)
+    svc = LiveService(feed, positive, autostart=bool(cfg.get("live", False)), command=command)
+    app.register_service(svc)
 
     def on_event(ev: dict) -> None:
         if ev.get("type") == "camera" and ev.get("event") == "file" and ev.get("kind") == "raw" and positive.running:

@@ -195,16 +195,9 @@ class Roll:
     def set_base(self, data: bytes, ext: str, source: str = "file") -> Path:
         """Store the blank film-base frame for this roll and its base colour."""
         path = write_atomic_no_clobber(data, self.folder / f"base{ext}")
-        rgb = None
-        try:
-            from station.pipeline.base import base_from_blank
-            from station.pipeline.decode import decode
-
-            est = base_from_blank(decode(path, half_size=True).rgb)
-            rgb = [round(float(v), 6) for v in est.rgb]
-        except Exception as exc:  # keep the frame; say why no colour was measured
-            rgb = None
-            self.data["base_error"] = f"{exc.__class__.__name__}: {exc}"
+        rgb, error = measure_base(path)
+        if error:  # keep the frame; say why no colour was measured
+            self.data["base_error"] = error
         with self._lock:
             self.data["base"] = {"file": path.name, "rgb": rgb, "source": source, "at": _now()}
             self.save()
@@ -220,6 +213,37 @@ class Roll:
         from station.pipeline.base import BaseEstimate
 
         return BaseEstimate(rgb=np.asarray(base["rgb"], dtype=np.float32), source="blank frame")
+
+
+def _measure_base(path: str) -> tuple[list[float] | None, str | None]:
+    """(In a child process.) The film-base colour of a blank frame: (rgb, None) or (None, why)."""
+    try:
+        from station.pipeline.base import base_from_blank
+        from station.pipeline.decode import decode
+
+        est = base_from_blank(decode(path, half_size=True).rgb)
+        return [round(float(v), 6) for v in est.rgb], None
+    except Exception as exc:
+        return None, f"{exc.__class__.__name__}: {exc}"
+
+
+def measure_base(path, timeout: float = 120.0) -> tuple[list[float] | None, str | None]:
+    """Measure a blank frame's film base in a child process: the RAW is untrusted, so LibRaw
+    parses it outside the caller (the daemon never maps LibRaw itself, and a crash in it
+    takes only the child).  Returns (rgb, None) or (None, one-line reason)."""
+    import concurrent.futures
+    import multiprocessing
+
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+            return ex.submit(_measure_base, str(path)).result(timeout)
+    except concurrent.futures.process.BrokenProcessPool:
+        return None, "the decoder crashed on the blank frame"
+    except concurrent.futures.TimeoutError:
+        return None, f"measuring the blank frame took longer than {timeout:g} s"
+    except Exception as exc:
+        return None, f"{exc.__class__.__name__}: {exc}"
 
 
 class RollStore:

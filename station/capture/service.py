@@ -1,14 +1,14 @@
 """The capture service inside the daemon: `station run` calls `attach(app)`.
 
-It registers one object as the app's "camera" (and "rolls") service:
+It registers one object as the app's "camera" service (a boundary.Service):
 * a CameraService on `camera.port` writing into `paths.incoming` (files are
   named into the current roll when there is one),
 * the foot pedal (`pedal:` config section, when present and evdev is
   installed),
-* commands `capture` (also what SIGUSR1 and the web page's button call) and
-  `roll_new`,
-* `snapshot()` -> the camera state for `station status` / STATUS=, and
-  {"type": "camera", ...} events on every state change.
+* commands `capture` (also what SIGUSR1 and the web page's button call),
+  `roll_new` (publishes {"type": "roll", "event": "new", "roll"}) and `calibrate`,
+* `snapshot()` -> the CameraState (with the current roll) for `station status`,
+  STATUS= and the page, and {"type": "camera", ...} events on every state change.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from station.boundary import CameraState, RollState
 from station.capture.camera import CameraError, CameraService, CaptureOptions, status_line
 from station.capture.roll import RollError, RollStore
 
@@ -28,6 +29,8 @@ def _get(cfg, key, default=None):
 
 
 class CaptureService:
+    name = "camera"
+
     def __init__(self, app, cfg: dict):
         self.app = app
         cam = _get(cfg, "camera", {}) or {}
@@ -91,13 +94,19 @@ class CaptureService:
         if self.virtual:
             self.virtual.close()
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> CameraState:
         snap = self.camera.snapshot()
-        snap["status"] = status_line(snap)
         roll = self._current_roll()
-        snap["roll"] = {"name": roll.name, "frames": roll.frame_count, "next_frame": roll.next_frame()} if roll else None
-        snap["pedal"] = self.pedal.state if self.pedal else None
-        return snap
+        detail = {k: v for k, v in snap.items() if k not in ("state", "port", "model", "last_error")}
+        detail["pedal"] = self.pedal.state if self.pedal else None
+        return CameraState(
+            state=snap["state"], port=snap.get("port"), model=snap.get("model"), last_error=snap.get("last_error"),
+            status=status_line(snap),
+            roll=RollState(roll.name, roll.frame_count, roll.next_frame()) if roll else None,
+            detail=detail)
+
+    def commands(self) -> dict:
+        return {"capture": self.capture, "roll_new": self.roll_new, "calibrate": self.calibrate}
 
     # -------------------------------------------------------------- rolls
     def _current_roll(self):
@@ -207,6 +216,7 @@ class CaptureService:
                                   camera=self.camera.snapshot().get("model"))
         except RollError as exc:
             raise RuntimeError(str(exc)) from None
+        self.app.publish({"type": "roll", "event": "new", "roll": roll.name})
         return {"name": roll.name, "manifest": str(roll.manifest_path), "folder": str(self.incoming / roll.rel_stem(1).parent)}
 
     def _pedal_press(self) -> None:
@@ -297,6 +307,5 @@ def attach(app) -> None:
     if port in (None, False, "off", "none", ""):
         return
     svc = CaptureService(app, cfg)
-    app.register_service(svc, name="camera")
-    app.register_command("calibrate", svc.calibrate)
+    app.register_service(svc)
     log.info("capture service on %s", port)

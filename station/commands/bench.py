@@ -6,7 +6,9 @@ megapixels (station.io.dng, so they go through LibRaw like a camera file).
 For each file it reports per-stage medians over N runs for
 
 * preview: fast decode (Bayer binning to the preview size, fastdecode.py),
-  base, density, LUT inversion, JPEG encode + atomic write;
+  base, density, LUT inversion, JPEG encode + atomic write; and apart (not in
+  the total) the frame checks' metrics the daemon's worker computes after
+  each preview is out;
 * master: what convert_file runs for a full-size RAW (fastmaster.py): LibRaw
   decode to uint16 (LINEAR demosaic), base, normaliser, one-pass shaper+LUT,
   16-bit TIFF encode + atomic write (the "normalise" column is the normaliser's
@@ -145,7 +147,8 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
     inv = compiled(inverter)
     fast_master = (sniff(src) == "raw" and isinstance(inv, LutInverter)
                    and getattr(inv.direct, "frame_affine", None) is not None)
-    stages: dict[str, list[float]] = {k: [] for k in ("read", "decode", "base", "normalise", "invert", "write", "total")}
+    stages: dict[str, list[float]] = {k: [] for k in ("read", "decode", "base", "normalise", "invert", "checks",
+                                                      "write", "total")}
     for i in range(runs):
         dst = out_dir / f"{src.stem}.{kind}.{i}.{'jpg' if kind == 'preview' else 'tif'}"
         t_start = time.perf_counter()
@@ -192,6 +195,12 @@ def _time_pipeline(src: Path, out_dir: Path, kind: str, inverter, runs: int) -> 
                 write_tiff16(dst, pos, meta, True)
             stages["write"].append(time.perf_counter() - t0)
             stages["total"].append(time.perf_counter() - t_start)
+            if kind == "preview":  # the frame checks' metrics: the worker computes them after each
+                from station.checks import metrics_for_decoded  # preview is out (not in its total)
+
+                t0 = time.perf_counter()
+                metrics_for_decoded(dec, pos, base)
+                stages["checks"].append(time.perf_counter() - t0)
             del dec, D, pos
         try:
             dst.unlink()
@@ -392,7 +401,7 @@ def machine() -> str:
 
 def _table(s: dict) -> str:
     lines = [f"station bench on {s['machine']}"]
-    stages = ("decode", "base", "normalise", "invert", "write", "total")
+    stages = ("decode", "base", "normalise", "invert", "checks", "write", "total")
     for r in s["files"]:
         lines.append(f"\n{r['file']} ({r['megapixels']} MP)")
         lines.append(f"  {'stage':<10}" + "".join(f"{k:>10}" for k in ("read",) + stages))

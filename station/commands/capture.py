@@ -10,18 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 
 def register(sub) -> None:
+    from station.commands.run import add_config_args
+
     p = sub.add_parser("capture", help="fire the camera once and download the RAW to the incoming folder")
     p.add_argument("--camera", metavar="PORT", help="camera port: auto, usb:BUS,DEV, ptpip:HOST:PORT:PORT, virtual "
                                                    "(opens the camera directly instead of asking the daemon)")
-    p.add_argument("--incoming", type=Path, metavar="DIR", help="folder the RAW goes to (direct mode)")
+    add_config_args(p)  # --config FILE (the daemon's), --incoming, --output, --state, --socket
     p.add_argument("--direct", action="store_true", help="do not use the daemon even if one is running")
-    p.add_argument("--socket", type=Path, metavar="PATH", help="daemon control socket (default: $STATION_SOCKET, "
-                                                              "$RUNTIME_DIRECTORY/station.sock or <state>/station.sock)")
-    p.add_argument("--state", type=Path, metavar="DIR", help="state folder (rolls); default $STATION_STATE")
     p.add_argument("--roll", metavar="NAME", help="name the file into this roll (default: the current roll, if any)")
     p.add_argument("--no-roll", action="store_true", help="keep the camera's file name, ignore rolls")
     p.add_argument("--delete", action="store_true", help="delete the file from the card after a verified download")
@@ -33,25 +31,23 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from station.capture.camera import CameraError, CaptureOptions
-    from station.capture.control import (
-        DaemonUnavailable, capture_direct, capture_via_daemon, default_incoming, default_state_dir,
-    )
+    from station.capture.control import capture_direct
+    from station.commands.run import client_paths, daemon_socket
+    from station.control import ControlError, request
 
+    paths = client_paths(args)  # the configuration's folders (--config FILE), the flags on top
+    if paths is None:
+        return 2
     direct = args.direct or args.camera is not None or args.incoming is not None
     if not direct:
         t0 = time.monotonic()
         try:
-            from station.capture.control import control_socket_path
-
-            reply = capture_via_daemon(args.socket or control_socket_path(args.state), timeout=args.timeout + 20)
-        except DaemonUnavailable as exc:
+            result = request(daemon_socket(args), "capture", timeout=args.timeout + 25,
+                             args={"wait_positive": True, "timeout": args.timeout + 20}) or {}
+        except ControlError as exc:
             print(f"station capture: {exc}; start `station run`, or capture directly with "
-                  "--camera PORT --incoming DIR", file=sys.stderr)
+                  "--camera PORT", file=sys.stderr)
             return 1
-        if not reply.get("ok"):
-            print(f"station capture: {reply.get('error', 'capture failed')}", file=sys.stderr)
-            return 1
-        result = reply.get("result") or {}
         for f in result.get("files", []):
             print(f)
         if result.get("preview"):
@@ -64,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
     if args.no_roll and args.roll:
         print("station capture: --roll and --no-roll contradict each other (choose one)", file=sys.stderr)
         return 2
-    incoming = args.incoming or default_incoming()
+    incoming = paths["incoming"]
     port = args.camera or "auto"
     options = CaptureOptions(keep_on_card=not args.delete, keep_jpeg=not args.drop_jpeg, capture_target=args.target)
     roll = None
     if not args.no_roll:
         from station.capture.roll import RollError, RollStore
 
-        store = RollStore(args.state or default_state_dir(), incoming)
+        store = RollStore(paths["state"], incoming)
         try:
             roll = store.get(args.roll) if args.roll else store.current()
         except RollError as exc:

@@ -98,7 +98,7 @@ def _drive(app, frames: int, deadline: float, report: dict, web: str = "off") ->
             return
         roll = app.command("roll_new", stock="generated negatives (film-physics model)", frames=frames)
         report["roll"] = roll["name"]
-        print(f"roll {roll['name']} on the virtual camera ({cam.snapshot().get('model')})", flush=True)
+        print(f"roll {roll['name']} on the virtual camera ({cam.snapshot().model})", flush=True)
         raws = []
         for i in range(frames):
             res = app.command("capture", wait_positive=True, timeout=max(5.0, deadline - time.monotonic()))

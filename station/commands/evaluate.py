@@ -53,7 +53,7 @@ def run(args) -> int:
         return 2
     if args.family:
         return run_family(args, model)
-    classic = ev.classic_inverter()
+    from station.pipeline.classic import classic_invert as classic
     methods = {"mlp": model, "classic": classic, "naive 1−x": ev.naive_invert}
     frames = ev.eval_frames(stocks, args.scenes, args.size, args.seed)
     out = {"model": str(args.model or "default"), "description": model.description, "stocks": list(stocks),
@@ -73,7 +73,7 @@ def run(args) -> int:
     if args.pairs:
         from station.model.training import TrainingError, pair_frames
         try:
-            pf = pair_frames(args.pairs, args.negative_encoding)
+            pf = pair_frames(args.pairs, args.negative_encoding, base_fn=pipeline_base)
         except TrainingError as exc:
             print(f"station evaluate: {exc}", file=sys.stderr)
             return 1
@@ -100,7 +100,9 @@ def run_family(args, model) -> int:
     for fa in fams:
         stocks = tuple(s.strip() for s in args.stocks.split(",")) if (args.stocks and len(fams) == 1) else None
         try:
-            frames = fe.family_frames(fa, stocks, size=args.size, seed=args.seed)
+            from station.pipeline.base import base_from_blank
+
+            frames = fe.family_frames(fa, stocks, size=args.size, seed=args.seed, base_from_blank=base_from_blank)
         except ValueError as exc:
             print(f"station evaluate: {exc}", file=sys.stderr)
             return 2
@@ -120,3 +122,10 @@ def run_family(args, model) -> int:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return 0
+
+
+def pipeline_base(rgb):
+    """The pipeline's film-base estimate for the model's training pairs."""
+    from station.pipeline.base import estimate_base
+
+    return estimate_base(rgb).rgb

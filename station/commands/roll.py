@@ -11,9 +11,12 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("roll", help="start a roll, shoot its blank film base, show it")
-    p.add_argument("--state", type=Path, metavar="DIR", help="state folder (default $STATION_STATE or ~/.local/state/station)")
-    p.add_argument("--incoming", type=Path, metavar="DIR", help="incoming folder (default $STATION_INCOMING or ./incoming)")
+    from station.commands.run import add_config_args
+
+    p = sub.add_parser("roll", help="start a roll, shoot its blank film base, show it",
+                       description="Rolls live in the configuration's folders (--config FILE, as `station run`: "
+                                   "paths.state/rolls, RAWs in paths.incoming/<roll>/); the flags override them.")
+    add_config_args(p)
     rs = p.add_subparsers(dest="roll_cmd", metavar="ACTION")
     n = rs.add_parser("new", help="start a new roll (its own folder, frame counter and manifest)")
     n.add_argument("--name", help="roll name (default roll-YYYYMMDD-NN)")
@@ -41,23 +44,25 @@ def register(sub) -> None:
     s = rs.add_parser("show", help="print the roll's manifest")
     s.add_argument("name", nargs="?", help="roll (default: the current one)")
     rs.add_parser("list", help="list rolls")
-    for action in rs.choices.values():  # `station roll new --state DIR` as well as `station roll --state DIR new`
-        action.add_argument("--state", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        action.add_argument("--incoming", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    for action in rs.choices.values():  # the flags are taken after the action too: roll new --config F
+        add_config_args(action, suppress=True)
     p.set_defaults(func=run, _parser=p)
 
 
 def _store(args):
-    from station.capture.control import default_incoming, default_state_dir
     from station.capture.roll import RollStore
+    from station.commands.run import client_paths
 
-    return RollStore(args.state or default_state_dir(), args.incoming or default_incoming())
+    paths = client_paths(args)
+    return None if paths is None else RollStore(paths["state"], paths["incoming"])
 
 
 def run(args: argparse.Namespace) -> int:
     from station.capture.roll import DEFAULT_PATTERN, RollError
 
     store = _store(args)
+    if store is None:
+        return 2
     try:
         if args.roll_cmd == "new":
             roll = store.new(name=args.name, stock=args.stock, frames=args.frames, camera=args.camera_model,
@@ -172,7 +177,7 @@ def _calibrate(args, store) -> int:
 
 def _auto(args) -> int:
     """`roll auto` / `roll stop`: commands to the running daemon's auto-roll."""
-    from station.capture.control import control_socket_path
+    from station.commands.run import daemon_socket
     from station.control import ControlError, request
 
     name = f"station roll {args.roll_cmd}"
@@ -183,7 +188,9 @@ def _auto(args) -> int:
         if args.settle is not None and args.settle < 0:
             print(f"{name}: --settle must be 0 or more seconds, got {args.settle}", file=sys.stderr)
             return 2
-    sock = _daemon_socket(args) or control_socket_path(args.state)
+    sock = _daemon_socket(args) or daemon_socket(args)
+    if sock is None:
+        return 2
     if not Path(sock).exists():
         print(f"{name}: no running station daemon (no control socket at {sock}); the auto-roll runs in the "
               "daemon: start it with `station run` (or give its --state)", file=sys.stderr)
@@ -211,14 +218,13 @@ def _auto(args) -> int:
 
 
 def _daemon_socket(args):
-    """The running daemon's control socket for this state folder, or None."""
+    """The running daemon's control socket for this configuration, or None when none answers."""
     import socket as _socket
 
-    state = getattr(args, "state", None)
-    if not state:
-        return None
-    path = Path(state) / "station.sock"
-    if not path.exists():
+    from station.commands.run import daemon_socket
+
+    path = daemon_socket(args)
+    if path is None or not path.exists():
         return None
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:

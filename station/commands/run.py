@@ -1,20 +1,47 @@
 """`station run`: the daemon."""
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
 log = logging.getLogger("station")
 
 
-def add_config_args(p, with_paths: bool = True) -> None:
+def add_config_args(p, with_paths: bool = True, suppress: bool = False) -> None:
+    """--config and the path flags every command takes.  `suppress`: for a sub-action's parser
+    when its parent has them too (a flag given before the action is not reset after it)."""
+    kw = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("--config", metavar="FILE", help="config file (default: $STATION_CONFIG, "
-                   "/etc/station/station.yaml, ~/.config/station/station.yaml)")
+                   "/etc/station/station.yaml, ~/.config/station/station.yaml)", **kw)
     if with_paths:
-        p.add_argument("--incoming", metavar="DIR", help="folder the RAWs land in (paths.incoming)")
-        p.add_argument("--output", metavar="DIR", help="folder for the positives (paths.output)")
-    p.add_argument("--state", metavar="DIR", help="folder for the journal and socket (paths.state)")
-    p.add_argument("--socket", metavar="PATH", help="control socket (paths.socket)")
+        p.add_argument("--incoming", metavar="DIR", help="folder the RAWs land in (paths.incoming)", **kw)
+        p.add_argument("--output", metavar="DIR", help="folder for the positives (paths.output)", **kw)
+    p.add_argument("--state", metavar="DIR", help="folder for the journal, rolls and socket (paths.state)", **kw)
+    p.add_argument("--socket", metavar="PATH", help="control socket (paths.socket)", **kw)
+
+
+def client_paths(args) -> dict | None:
+    """The folders and socket a client command (status, retry, roll, capture) works with:
+    the config file (--config, $STATION_CONFIG, ...) with the flags on top, resolved as the
+    daemon resolves them (`config.resolve_paths`), nothing created.  None after printing
+    one line (the caller exits 2)."""
+    from station.config import resolve_paths
+
+    cfg = load_config(args, check_paths=False)
+    return None if cfg is None else resolve_paths(cfg)
+
+
+def daemon_socket(args):
+    """The running daemon's control socket for this configuration: the first that exists of
+    `config.socket_candidates`, else the first.  None after printing one line (exit 2)."""
+    from station.config import socket_candidates
+
+    cfg = load_config(args, check_paths=False)
+    if cfg is None:
+        return None
+    cands = socket_candidates(cfg)
+    return next((c for c in cands if c.exists()), cands[0])
 
 
 def overrides_from(args) -> dict:
@@ -87,7 +114,13 @@ def run(args) -> int:
     except Exception as exc:
         print(f"station: cannot start: {exc}", file=sys.stderr)
         return 1
-    _plug_in_services(app)
+    from station.plugins import PluginError
+
+    try:
+        _plug_in_services(app)
+    except (PluginError, ValueError, TypeError) as exc:
+        print(f"station: cannot start: {exc}", file=sys.stderr)
+        return 1
     try:
         return app.run()
     except WorkerConfigError as exc:  # the model or base frame named by the config is unusable
@@ -102,20 +135,7 @@ def run(args) -> int:
 
 
 def _plug_in_services(app) -> None:
-    """Optional services owned by other modules: each provides `attach(app)`.
-    A module that does not exist yet is skipped."""
-    import importlib
+    """The plug-ins of station/plugins.py (a missing one is an error)."""
+    from station.plugins import attach_all
 
-    # Order matters: hooks wrap the camera's roll_new, auto-roll uses camera + hooks,
-    # checks fire hooks, live view pauses during an auto-roll; the web page comes last.
-    for mod in ("station.capture.service", "station.hooks", "station.autoroll", "station.checks",
-                "station.capture.live", "station.settle", "station.web.server"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name in (mod, mod.rsplit(".", 1)[0]):
-                continue
-            raise
-        attach = getattr(m, "attach", None)
-        if callable(attach):
-            attach(app)
+    attach_all(app)

@@ -17,19 +17,10 @@ def register(subparsers) -> None:
 
 
 def socket_path(args) -> Path | None:
-    """The daemon's control socket: the configured one, else the first that exists of
-    $RUNTIME_DIRECTORY/station.sock, <state>/station.sock, /run/station/station.sock."""
-    from station.commands.run import load_config
-    from station.config import socket_candidates
+    """The daemon's control socket (`commands.run.daemon_socket`)."""
+    from station.commands.run import daemon_socket
 
-    cfg = load_config(args, check_paths=False)
-    if cfg is None:
-        return None
-    cands = socket_candidates(cfg)
-    for c in cands:
-        if c.exists():
-            return c
-    return cands[0]
+    return daemon_socket(args)
 
 
 def _fmt(v):
@@ -89,6 +80,11 @@ def _run(args) -> int:
         job = w.get("job")
         print(f"worker   {w['index']} pid {w['pid']} {'alive' if w['alive'] else 'DOWN'} {'/'.join(w['stages'])}"
               f", restarts {w['restarts']}" + (f", on {job['path']} ({job['stage']})" if job else ""))
+    flagged = [f for f in snap.get("frames") or [] if f.get("checks")]
+    if flagged:
+        print("checks")
+        for f in flagged[:10]:
+            print(f"  {f['path']}: " + "; ".join(f"{c['check']}: {c['message']}" for c in f["checks"]))
     errs = snap.get("recent_errors") or []
     if errs:
         print("errors")

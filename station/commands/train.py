@@ -110,7 +110,9 @@ def run(args) -> int:
         frames = []
         sources = {}
         if args.pairs:
-            pf = pair_frames(args.pairs, args.negative_encoding, register=not args.no_register)
+            from station.commands.evaluate import pipeline_base
+
+            pf = pair_frames(args.pairs, args.negative_encoding, register=not args.no_register, base_fn=pipeline_base)
             frames += pf
             sources["pairs"] = {"folder": str(args.pairs), "count": len(pf)}
             log.info("loaded %d pairs from %s", len(pf), args.pairs)

@@ -36,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 
+from station.boundary import FrameView
 from station.ingest import pairs
 from station.ingest.jobs import MASTER, PREVIEW, Job, JobQueue
 from station.journal import Journal
@@ -73,7 +74,7 @@ class Processor:
         self._roll_bases: dict[str, tuple] = {}  # roll -> (manifest mtime, base rgb or None)
         self.state = Path(cfg["paths"]["state"])
         self.last_positive: str | None = None
-        self.last_frame: dict | None = None
+        self.last_frame: FrameView | None = None
         self._rerender_after: dict[str, str] = {}  # frame in progress -> reason of a re-render asked meanwhile
         self.window = float(cfg["watcher"]["stable_seconds"])  # JPEG's wait for its RAW; decode-failure grace
         self._again: dict[str, tuple] = {}  # rel -> (path, t_complete, force, wait_for_rel): completed while busy
@@ -295,6 +296,7 @@ class Processor:
         for rel in done:
             log.info("retry %s", rel)
             self._suspect.pop(rel, None)
+            self._emit(rel)  # the page and the hooks see it queued again
             self.submit(self.incoming / rel, time.time(), force=True, retry=True)
         return done
 
@@ -430,6 +432,9 @@ class Processor:
             log.info("preview %s -> %s (%.2f s)%s%s", rel, Path(job.outputs["preview"]).name, row["lat_preview"] or 0,
                      " [existing kept]" if res.get("skipped") else "", _timings(res))
             self._emit(rel)
+            if not res.get("checks_follow"):  # no metrics will come (the preview existed already)
+                self.publish({"type": "metrics", "path": rel, "roll": self.roll_of(rel), "metrics": None,
+                              "frame": self.last_frame.to_dict() if self.last_frame else None})
             hold = self._master_hold.get(rel, 0.0)
             if self.master_kinds and hold > 0 and rel in self._rerender_after:
                 self._rerender_pending(job)  # the print changed again while this preview ran: its master is obsolete
@@ -456,17 +461,38 @@ class Processor:
             self._emit(rel)
             self._rerender_pending(job)
 
+    def fail(self, rel: str, reason: str, stage: str | None) -> None:
+        """Record a frame as failed (one line in the log naming it and the reason) and publish it."""
+        self._fail(rel, reason, stage)
+
     def _fail(self, rel: str, reason: str, stage: str | None) -> None:
         self.journal.failed(rel, reason, stage)
         log.error("FAILED %s (%s): %s", rel, stage or "-", reason)
+        self._emit(rel)
+
+    def on_metrics(self, job: Job, msg: dict) -> None:
+        """The frame checks' metrics a worker computed from a preview it made (sent after the
+        preview's result): published for the checks service as {"type": "metrics"}."""
+        rel = job.key
+        if msg.get("checks_error"):
+            log.warning("frame checks: %s: %s", rel, msg["checks_error"])
+        row = self.journal.get(rel)
+        self.publish({"type": "metrics", "path": rel, "roll": self.roll_of(rel), "metrics": msg.get("checks_metrics"),
+                      "frame": FrameView.from_row(row).to_dict() if row else None})
+
+    def record_checks(self, rel: str, findings: list[dict]) -> None:
+        """Store a frame's check findings in its journal row and publish the frame."""
+        if self.journal.get(rel) is None:
+            return
+        self.journal.update(rel, checks=json.dumps(findings))
         self._emit(rel)
 
     def _emit(self, rel: str) -> None:
         row = self.journal.get(rel)
         if row is None:
             return
-        self.last_frame = frame_view(row)
-        self.publish({"type": "frame", "frame": self.last_frame})
+        self.last_frame = FrameView.from_row(row)
+        self.publish({"type": "frame", "frame": self.last_frame.to_dict()})
 
 
 def _timings(res: dict) -> str:
@@ -475,11 +501,5 @@ def _timings(res: dict) -> str:
 
 
 def frame_view(row: dict) -> dict:
-    """The JSON-able view of a journal row (snapshot, events, status)."""
-    return {
-        "path": row["path"], "roll": row["roll"], "state": row["state"], "reason": row["reason"],
-        "stage": row["stage"], "sha256": row["sha256"],
-        "preview": row["preview"], "tiff": row["tiff"], "jpeg": row["jpeg"],
-        "complete": row["t_complete"], "lat_preview": row["lat_preview"], "lat_master": row["lat_master"],
-        "updated": row["updated"],
-    }
+    """The JSON-able view of a journal row (events, the `frames` command): FrameView's."""
+    return FrameView.from_row(row).to_dict()

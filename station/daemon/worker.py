@@ -15,7 +15,17 @@ are kept (a daemon killed after writing one: outputs are atomic, so it is comple
 Child → parent: first {"ready": True, "pid", "inverter", "error", "error_key"} once
 loaded (error: the model or base frame cannot be used; error_key: its setting), then per
 job {"id", "ok": True, "written": {kind: path}, "skipped": [kinds],
-"sha256", "base": [r,g,b], "timings"} or {"id", "ok": False, "reason", "kind"}.
+"sha256", "base": [r,g,b], "timings", "checks_follow": bool} or
+{"id", "ok": False, "reason", "kind"}; after a result with "checks_follow",
+{"id", "checks_metrics": {...} | None, "checks_error": str | None}.
+
+Frame checks (settings["checks"] = the `checks:` config, enabled): on the preview
+stage the worker keeps the frame it has just decoded and inverted, sends the
+preview's result at once (the preview's latency does not pay for the checks),
+then computes the checks' metrics (station.checks.metrics_for_decoded) from that
+frame and sends them as a follow-up message for the same job id;
+the daemon turns them into findings with the roll's context and never decodes
+a RAW itself.  A preview that already existed (kept, not re-made) has no metrics.
 
 Test hooks (environment, fnmatch globs on the file name; for the fault
 tests only): STATION_FAULT_KILL (the worker SIGKILLs itself mid-frame),
@@ -120,6 +130,12 @@ def main(conn, settings: dict) -> None:
     from station.pipeline.printing import PrintError, PrintSettings
 
     inverter, base, load_error, error_key = _load(settings)
+    check_params = None
+    if settings.get("checks") is not None:
+        from station.checks import checks_from_config
+
+        enabled, params = checks_from_config(settings["checks"])
+        check_params = params if enabled else None
     if load_error is None:
         try:  # compile (or load from numba's cache) the fast kernels and bake the LUT once
             from station.pipeline.lutinvert import warm_up
@@ -168,13 +184,18 @@ def main(conn, settings: dict) -> None:
             for p in todo.values():
                 p.parent.mkdir(parents=True, exist_ok=True)
             result = {"id": jid, "ok": True, "written": {}, "skipped": skipped, "sha256": None,
-                      "base": msg.get("base"), "timings": {}}
+                      "base": msg.get("base"), "timings": {}, "checks_follow": False}
+            checked = []  # (decoded, positive, base) of this preview, for the checks' follow-up
             if not Path(src).is_file():
                 raise StationError(src, "file disappeared before it was processed (deleted while queued)")
             if overwrite and any(Path(v).resolve() == Path(src).resolve() for v in todo.values()):
                 raise StationError(src, "an output path is the RAW itself (not overwriting)")
             if todo:
                 b = msg.get("base")
+                observe = None
+                if check_params is not None and msg.get("stage") == "preview":
+                    def observe(dec, pos, base_used):
+                        checked[:] = [(dec, pos, base_used)]
                 opts = ConvertOptions(
                     inverter=inverter,
                     base=BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
@@ -183,6 +204,7 @@ def main(conn, settings: dict) -> None:
                     preview_size=settings.get("preview_size", 1600),
                     overwrite=overwrite,
                     print=PrintSettings.from_dict(msg["print"]) if msg.get("print") else None,
+                    observe=observe,
                 )
                 write.atomic_write = (enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
                                       else killed_atomic_write if _fault(name, "STATION_FAULT_KILL_WRITING",
@@ -212,7 +234,18 @@ def main(conn, settings: dict) -> None:
                     result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
             if msg.get("hash"):
                 result["sha256"] = _sha256(src)
+            result["checks_follow"] = bool(checked)
             conn.send(result)
+            if checked:  # the preview is out: now the frame checks' numbers, from the same frame
+                from station.checks import metrics_for_decoded
+
+                follow = {"id": jid, "checks_metrics": None, "checks_error": None}
+                try:  # a check that fails must not fail the frame
+                    follow["checks_metrics"] = metrics_for_decoded(*checked[0], check_params)
+                except Exception as exc:
+                    follow["checks_error"] = f"{exc.__class__.__name__}: {exc}"
+                checked.clear()
+                conn.send(follow)
         except StationError as exc:
             reason = exc.reason
             if isinstance(exc, OutputError) and exc.path is not None:

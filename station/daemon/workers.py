@@ -147,7 +147,37 @@ class Slot:
                 log.exception("result handler failed for %s", job.src)
             finally:
                 q.done(job)
+            if result.get("checks_follow"):
+                self._follow_up(job, result.get("id"))
         self.shutdown()
+
+    def _follow_up(self, job: Job, jid) -> None:
+        """The frame checks' metrics the worker sends after a preview's result (the frame is
+        free for its master meanwhile); a worker that dies or hangs here is replaced."""
+        deadline = time.monotonic() + self.pool.deadlines[PREVIEW]
+        msg = None
+        try:
+            while time.monotonic() < deadline and not self.pool.stopping.is_set():
+                if self.conn.poll(0.2):
+                    m = self.conn.recv()
+                    if m.get("id") == jid and "checks_metrics" in m:
+                        msg = m
+                        break
+                elif not self.alive():
+                    break
+        except (EOFError, OSError, AttributeError):
+            msg = None
+        if msg is None:
+            if self.alive() and not self.pool.stopping.is_set():
+                log.error("worker %d: no frame-check metrics for %s: replacing it", self.index,
+                          os.path.basename(job.src))
+                self.kill()
+                self.restarts += 1
+            msg = {"checks_metrics": None, "checks_error": "the worker sent no metrics"}
+        try:
+            self.pool.on_metrics(job, msg)
+        except Exception:
+            log.exception("metrics handler failed for %s", job.src)
 
     def _do(self, job: Job) -> dict:
         """Hand the job to the worker; a worker that dies before it has taken the job
@@ -238,6 +268,7 @@ class WorkerPool:
 
     def __init__(self, queue: JobQueue, settings: dict, *, count: int, start_method: str,
                  deadlines: dict, on_result, on_start=lambda job, slot: None, base_for=lambda job: None,
+                 on_metrics=lambda job, msg: None,
                  print_for=lambda job: None,
                  stages_in_use=(PREVIEW, MASTER), start_timeout: float = 120.0):
         self.queue = queue
@@ -246,6 +277,7 @@ class WorkerPool:
         self.deadlines = deadlines
         self.on_result = on_result
         self.on_start = on_start
+        self.on_metrics = on_metrics  # (job, {"checks_metrics", "checks_error"}) after a preview
         self.base_for = base_for
         self.print_for = print_for
         self.stages_in_use = tuple(stages_in_use)

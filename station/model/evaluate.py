@@ -41,15 +41,6 @@ def naive_invert(D: np.ndarray) -> np.ndarray:
     return (1.0 - film.srgb_encode(10.0 ** -np.asarray(D, np.float64))).astype(np.float32)
 
 
-def classic_inverter():
-    """`station.pipeline.classic.classic_invert` if present on this branch, else None."""
-    try:
-        from station.pipeline.classic import classic_invert
-    except ImportError:
-        return None
-    return classic_invert
-
-
 def _density(scan: film.NegativeScan) -> np.ndarray:
     return scan.density
 

@@ -56,9 +56,11 @@ def _scene(rng, size, k):
     return film.scene_with_charts(img)
 
 
-def family_frames(family: str, stocks=None, size: int = 160, seed: int = 2000) -> list[RollFrame]:
-    """12 frames per stock (FILM_EVS x SCAN_EVS) of the family, densities from the blank's base."""
-    from station.pipeline.base import base_from_blank
+def family_frames(family: str, stocks=None, size: int = 160, seed: int = 2000, *, base_from_blank) -> list[RollFrame]:
+    """12 frames per stock (FILM_EVS x SCAN_EVS) of the family, densities from the blank's base.
+
+    base_from_blank(linear rgb) -> BaseEstimate: the pipeline's (`station.pipeline.base`), passed
+    in by the caller (the model package does not import the pipeline)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
     rng = np.random.default_rng(seed + (0 if family == "spectral" else 1))

@@ -118,18 +118,20 @@ def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
 
 
 def estimate_base_simple(rgb: np.ndarray) -> np.ndarray:
-    """Film base estimate: the lead's `station.pipeline.base.estimate_base` when present,
-    else the per-channel 99.5th percentile of the negative (the least dense film)."""
-    try:
-        from station.pipeline.base import estimate_base  # lands on main
-        return np.asarray(estimate_base(rgb).rgb, np.float32)
-    except ImportError:
-        flat = rgb.reshape(-1, 3)
-        return np.maximum(np.percentile(flat, 99.5, axis=0), 1e-4).astype(np.float32)
+    """Film base estimate without the pipeline: the per-channel 99.5th percentile of the
+    negative (the least dense film).  The commands pass the pipeline's `estimate_base`
+    instead (`pair_frames(base_fn=...)`); the model package never imports the pipeline."""
+    flat = rgb.reshape(-1, 3)
+    return np.maximum(np.percentile(flat, 99.5, axis=0), 1e-4).astype(np.float32)
 
 
-def pair_frames(folder: Path, negative_encoding: str = "auto", register: bool = True) -> list[Frame]:
-    """Load, linearise, register a folder of pairs -> Frames (masks mark registered overlap)."""
+def pair_frames(folder: Path, negative_encoding: str = "auto", register: bool = True,
+                base_fn=None) -> list[Frame]:
+    """Load, linearise, register a folder of pairs -> Frames (masks mark registered overlap).
+
+    base_fn(linear negative HxWx3) -> film base (3,): the pipeline's estimator, passed in by
+    the caller (default: `estimate_base_simple`)."""
+    base_fn = base_fn or estimate_base_simple
     from station.model.film import srgb_decode
     from station.model.register import RegistrationError, register_pair
     frames = []
@@ -151,7 +153,7 @@ def pair_frames(folder: Path, negative_encoding: str = "auto", register: bool = 
                      neg_p.stem, reg.method, reg.rotation_deg, reg.scale, reg.inliers, reg.ncc)
         elif pos.shape != neg.shape:
             raise TrainingError(f"{neg_p.name} / {pos_p.name}: sizes differ and registration is off")
-        base = estimate_base_simple(neg)
+        base = np.asarray(base_fn(neg), np.float32)
         D = -np.log10(np.maximum(neg, 1e-6) / base).astype(np.float32)
         frames.append(Frame(D, pos.astype(np.float32), mask, neg_p.stem))
     return frames

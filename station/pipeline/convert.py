@@ -16,6 +16,9 @@ from station.errors import DecodeError, StationError
 from station.pipeline.base import BaseEstimate, estimate_base
 from station.pipeline.decode import Decoded, decode
 from station.pipeline.normalise import density
+from station.pipeline.outputs import (  # noqa: F401  (shared with fastmaster; re-exported)
+    NEGATIVE_BLUE_MAX, ConvertResult, output_meta, positive_warning, resize_long_side,
+)
 
 # Output kinds: "tiff" = full-resolution 16-bit TIFF, "jpeg" = full-size JPEG,
 # "preview" = small JPEG (long side `preview_size`) for the operator's screen.
@@ -34,60 +37,10 @@ class ConvertOptions:
     preview_size: int = 1600
     extra_meta: dict = field(default_factory=dict)
     print: object | None = None  # printing.PrintSettings after the inversion; None = as inverted
-
-
-@dataclass
-class ConvertResult:
-    src: Path
-    outputs: dict[str, Path]
-    base: BaseEstimate
-    timings: dict[str, float]
-    positive_shape: tuple[int, int]
-    warnings: list[str] = field(default_factory=list)  # one line each, e.g. "looks like a positive"
-
-
-NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)
-
-
-def positive_warning(base) -> str | None:
-    """A colour negative's film base (its brightest tone) is orange: blue far below red and
-    green.  A photo of a scene has no such base; say so (it is still inverted).  The shared
-    scene RAWs give 0.52-1.26, the test negatives stay under the limit (docs/PIPELINE.md)."""
-    rgb = np.asarray(base.rgb, np.float64).reshape(3)
-    top = max(rgb[0], rgb[1])
-    if top <= 0:
-        return None
-    ratio = rgb[2] / top
-    if ratio <= NEGATIVE_BLUE_MAX:
-        return None
-    return (f"looks like a positive, not a colour negative: no orange film base (its brightest tone has "
-            f"blue at {ratio:.2f} of red/green; a colour negative's is under {NEGATIVE_BLUE_MAX}); inverted anyway")
-
-
-def resize_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    if max(h, w) <= long_side:
-        return img
-    from PIL import Image
-
-    scale = long_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    chans = [Image.fromarray(img[..., c].astype(np.float32), "F").resize(size, Image.BILINEAR, reducing_gap=2.0) for c in range(3)]
-    return np.stack([np.asarray(c) for c in chans], axis=2)
-
-
-def output_meta(source_meta: dict, base: BaseEstimate, options: "ConvertOptions", src: Path) -> dict:
-    """What the outputs carry: the RAW's metadata plus how the station made the positive."""
-    meta = dict(source_meta)
-    meta.update(options.extra_meta)
-    meta["station_base"] = [round(float(v), 6) for v in base.rgb]
-    meta["station_base_source"] = base.source
-    meta["station_method"] = getattr(options.inverter, "name", "default")
-    meta["station_source"] = Path(src).name
-    ps = options.print
-    if ps is not None and not ps.identity:
-        meta["station_print"] = ps.to_dict()
-    return meta
+    # observe(decoded, positive, base): called after the inversion on the decode-invert path,
+    # with the frame in memory (the daemon's worker computes the frame checks' metrics here);
+    # not called on the one-pass master path (fastmaster)
+    observe: object | None = None
 
 
 def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, BaseEstimate, dict]:
@@ -182,6 +135,10 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     except Exception as exc:
         raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
     timings.update(t)
+    if options.observe is not None:
+        t0 = time.perf_counter()
+        options.observe(dec, pos, base)
+        timings["observe"] = time.perf_counter() - t0
     meta = output_meta(dec.meta, base, options, src)
     t0 = time.perf_counter()
     written = write_positive(outputs, pos, meta, overwrite=options.overwrite, quality=options.jpeg_quality,

@@ -18,7 +18,7 @@ The binning kernel is numba-compiled (parallel over rows, releases the GIL)
 when numba is available, else numpy strided sums.  Sensors that are not 2x2
 Bayer (X-Trans, Foveon, linear DNG) fall back to LibRaw's half-size decode.
 
-Output: `station.pipeline.decode.Decoded` (float32 HxWx3 linear camera RGB,
+Output: `station.pipeline.readers.Decoded` (float32 HxWx3 linear camera RGB,
 1.0 = sensor white, no white balance), like `decode()`.
 """
 from __future__ import annotations
@@ -31,14 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from station.errors import DecodeError
-from station.pipeline.decode import Decoded, _check_file, _decode_raw, _raw_meta, decode, sniff
+from station.pipeline.readers import Decoded, check_file, decode_raw, open_raw, raw_meta, read_image, sniff, validated
 
 try:
     import numba as _nb
 except Exception:  # pragma: no cover
     _nb = None
 HAVE_NUMBA = _nb is not None and os.environ.get("STATION_NO_NUMBA", "") in ("", "0")
-CLIPPED = 65000.0 / 65535.0  # as decode._decode_raw: a channel at or above this is clipped
+CLIPPED = 65000.0 / 65535.0  # as readers.decode_raw: a channel at or above this is clipped
 
 
 @dataclass
@@ -274,7 +274,7 @@ def _direct_dng(path: Path) -> Bayer | None:
         return None
     h2, w2 = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
     chan = np.array([[cfa_pat[0], cfa_pat[1]], [cfa_pat[2], cfa_pat[3]]], np.int64)
-    meta = _raw_meta(None, path)
+    meta = raw_meta(None, path)
     meta.setdefault("orientation", flip if flip in (1, 3, 6, 8) else 1)
     return Bayer(cfa=data[:h2, :w2], chan=chan, black=black, white=white, meta=meta, reader="dng-direct")
 
@@ -291,8 +291,6 @@ def open_bayer(path: str | os.PathLike, copy: bool = False, direct: bool = True)
             mapped.cfa = np.array(mapped.cfa, dtype=np.uint16, copy=True)
         yield mapped
         return
-    from station.pipeline.decode import open_raw
-
     raw = open_raw(path)
     with raw:
         try:
@@ -311,7 +309,7 @@ def open_bayer(path: str | os.PathLike, copy: bool = False, direct: bool = True)
                 blacks = np.asarray(raw.black_level_per_channel, np.float32)
                 black = np.array([[blacks[int(pattern[y, x])] for x in (0, 1)] for y in (0, 1)], np.float32)
                 chan = np.array([["RGB".index(letters[2 * y + x]) for x in (0, 1)] for y in (0, 1)], np.int64)
-                meta = _raw_meta(raw, path)
+                meta = raw_meta(raw, path)
                 meta.setdefault("orientation", {0: 1, 3: 3, 5: 8, 6: 6}.get(raw.sizes.flip, 1))
                 bayer = Bayer(cfa=cfa, chan=chan, black=black, white=float(raw.white_level), meta=meta)
         except DecodeError:
@@ -396,10 +394,11 @@ def decode_fast(path: str | os.PathLike, long_side: int | None = None, backend: 
     `long_side=None`: exactly LibRaw half-size (one RGB pixel per 2x2 block).
     `long_side=L`: bin to the smallest size whose long side is still >= L, then
     resize in linear light to exactly L.  Non-RAW inputs and non-Bayer RAWs go
-    through `decode(path, half_size=True)` (then the resize)."""
+    through the readers at half size (then the resize)."""
     path = Path(path)
-    _check_file(path)
-    if sniff(path) == "raw":
+    check_file(path)
+    kind = sniff(path)
+    if kind == "raw":
         with open_bayer(path) as bayer:
             if bayer is not None:
                 h, w = bayer.cfa.shape
@@ -414,9 +413,9 @@ def decode_fast(path: str | os.PathLike, long_side: int | None = None, backend: 
             clipped = float(np.mean(rgb.max(axis=2) >= CLIPPED))
             meta["decode"] = f"bayer-bin {2 * k}x{2 * k} ({reader})"
             return Decoded(rgb=rgb, meta=meta, clipped=clipped)
-        dec = _decode_raw(path, True)
-    else:
-        dec = decode(path, half_size=True)
+        dec = validated(decode_raw(path, True), path)
+    else:  # a scan or an sRGB image (anything else is refused there, with the reason)
+        dec = validated(read_image(path, kind, half_size=True), path)
     if long_side:
         dec.rgb = resize_linear(dec.rgb, long_side)
     return dec

@@ -78,8 +78,8 @@ def invert_u16(rgb16: np.ndarray, lut_inverter, base=None) -> tuple[np.ndarray, 
 
 def convert_master(src, outputs: dict, options):
     """Fast path of convert_file for full-resolution RAW conversions; None when it does not apply."""
-    from station.pipeline.convert import ConvertResult, resize_long_side
-    from station.pipeline.decode import _check_file, decode_raw_u16, sniff
+    from station.pipeline.outputs import ConvertResult, output_meta, positive_warning, resize_long_side
+    from station.pipeline.readers import check_file, decode_raw_u16, sniff
     from station.pipeline.invert import get_inverter
     from station.pipeline.lutinvert import LutInverter, compiled
     from station.pipeline.write import write_positive
@@ -87,7 +87,7 @@ def convert_master(src, outputs: dict, options):
     src = Path(src)
     if options.half_size or not options.compiled or options.crop != "none":
         return None
-    _check_file(src)
+    check_file(src)
     if sniff(src) != "raw":
         return None
     inverter = compiled(options.inverter or get_inverter(), print=getattr(options, "print", None))
@@ -107,8 +107,6 @@ def convert_master(src, outputs: dict, options):
         raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
     del rgb16
     timings.update(t)
-    from station.pipeline.convert import output_meta
-
     meta = output_meta(meta0, base, options, src)
     t0 = time.perf_counter()
 
@@ -120,7 +118,5 @@ def convert_master(src, outputs: dict, options):
     written = write_positive(outputs, pos16, meta, overwrite=options.overwrite, quality=options.jpeg_quality,
                              small=small, src=src)
     timings["write"] = time.perf_counter() - t0
-    from station.pipeline.convert import positive_warning
-
     return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos16.shape[:2],
                          warnings=[w for w in (positive_warning(base),) if w])

@@ -1,6 +1,7 @@
 """The live view: a web page served by the daemon (`station.web.server.WebService`).
 
-`adapter.AppSource` is the only module that knows the App's snapshot fields;
-`static/` is the page (plain HTML/CSS/JS, no build step); `fake.FakeApp`
-stands in for the App in tests.
+`adapter.AppSource` turns the App's typed `boundary.Snapshot` into the page's
+view model and sends the App's own commands; `static/` is the page (plain
+HTML/CSS/JS, no build step).  Tests run it over the real App
+(tests/station_stub.py) and the real daemon.
 """

@@ -1,24 +1,26 @@
-"""The one place that knows the daemon App's field names.
+"""The page's view of the App: `boundary.Snapshot` in, the page's view model out.
 
-The web layer never reads ``App.snapshot()`` directly: `AppSource.view()`
-turns whatever the App reports into the page's view model (below), and
-`AppSource.command()` maps the page's command names onto the App's.  When
-the App's snapshot changes shape, only this file changes.
+`AppSource.view()` reads `app.state()` (a typed Snapshot, station/boundary.py)
+and shapes it for the page; `AppSource.command()` sends one of the App's own
+commands, by its own name (PAGE_COMMANDS: the ones the page's buttons send;
+tests/test_web_adapter.py checks that every `command("...")` in static/app.js
+is one of them and that the real App answers each).
 
 View model (what `/api/state` and the SSE `state` event carry)::
 
     {
-      "roll":   "roll-007" | null,
+      "roll":   "roll-007" | null,          # the camera's current roll, else the newest frame's
       "frames": [{"key": "roll-007/IMG_0001.CR3", "name": "IMG_0001.CR3",
                   "number": 1, "status": "queued|preview|master|failed",
                   "reason": str|null, "stage": str|null,
                   "latency": {"preview": 0.93|null, "master": 4.1|null},
+                  "checks": [{"check": "focus", "message": "...", "value": 0.4}] | null,
                   "url": "/img/roll-007/IMG_0001.preview.jpg?v=..." | null}],
-      "queue":  {"total": 3, "detail": {...}},
-      "camera": {"state": "connected|busy|reconnecting|disconnected|off",
+      "queue":  {"total": 3, "detail": {"length", "preview", "master", "tracking"}},
+      "camera": {"state": "connected|busy|reconnecting|connecting|disconnected|off",
                  "detail": str|null},
       "latest": {"url": ..., "key": ..., "number": ...} | null,
-      "errors": [...]  # recent failures, if the App reports them
+      "errors": ["path: reason", ...]        # recent failures
     }
 
 Images are addressed by their path relative to the output folder; a path
@@ -26,37 +28,25 @@ outside the output folder gets no URL at all (it could not be served).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
-# page command -> App command name.  Only these can be sent from the page.
-COMMANDS: dict[str, str] = {
-    "capture": "capture",
-    "roll_new": "roll_new",
-    "calibrate": "calibrate",
-    "reinvert": "reinvert",
-    "retry": "retry",
-    "set_print": "set_print",  # the print panel: store a frame's / a roll's print, re-render
-    "get_print": "get_print",  # the print the sliders show for a frame
-    "live": "live",  # live view on/off, magnifier point (station.capture.live)
-}
+from station.boundary import CAMERA_STATES, FRAME_STATES, CameraState, FrameView, Snapshot
 
-_STATUS = {
-    "seen": "queued", "queued": "queued", "pending": "queued", "processing": "queued", "new": "queued",
-    "preview_written": "preview", "preview": "preview",
-    "master_written": "master", "master": "master", "done": "master",
-    "failed": "failed", "error": "failed",
-}
+# The App commands the page sends (each button's; see static/app.js).
+PAGE_COMMANDS: tuple[str, ...] = ("capture", "roll_new", "calibrate", "reinvert", "retry", "set_print", "get_print",
+                                  "live")  # live: live view on/off, magnifier point (station.capture.live)
 
-_CAMERA = {
-    "connected": "connected", "ready": "connected", "idle": "connected", "ok": "connected",
-    "busy": "busy", "capturing": "busy",
-    "reconnecting": "reconnecting", "connecting": "connecting", "lost": "reconnecting",
-    "disconnected": "disconnected", "absent": "disconnected", "error": "disconnected",
-    "off": "off", "none": "off", "disabled": "off", "stopped": "off",
-}
+# the page's word for each journal state and each camera state (every state has one)
+STATUS: dict[str, str] = {"seen": "queued", "preview_written": "preview", "master_written": "master",
+                          "failed": "failed"}
+CAMERA: dict[str, str] = {"none": "off", "disconnected": "disconnected", "connecting": "connecting",
+                          "ready": "connected", "busy": "busy", "reconnecting": "reconnecting", "stopped": "off",
+                          "error": "disconnected"}
+assert set(STATUS) == set(FRAME_STATES) and set(CAMERA) == set(CAMERA_STATES)
 
 STRIP_MAX = 200  # frames sent to the page at most (the newest)
 
@@ -73,65 +63,53 @@ class AppSource:
     # -- notifications -------------------------------------------------------
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """callback() on every state change; returns unsubscribe."""
-        unsub = self.app.subscribe(lambda *a, **k: callback())
-        return unsub if callable(unsub) else (lambda: None)
+        return self.app.subscribe(lambda ev: callback())
 
     # -- commands ------------------------------------------------------------
     def command(self, name: str, kw: dict) -> Any:
-        if name not in COMMANDS:
+        """Send the App's command `name` (one of PAGE_COMMANDS; KeyError otherwise)."""
+        if name not in PAGE_COMMANDS:
             raise KeyError(name)
-        if name == "reinvert" and "frame" in kw and "path" not in kw:
-            kw = dict(kw)
-            kw["path"] = kw.pop("frame")
-        return self.app.command(COMMANDS[name], **kw)
+        return self.app.command(name, **kw)
 
     # -- the view model --------------------------------------------------------
     def view(self) -> dict:
-        snap = self.app.snapshot() or {}
-        frames_in = _oldest_first(list(snap.get("frames") or []))
-        roll = _roll_name(snap.get("roll"))
-        if roll is None and frames_in:
-            roll = frames_in[-1].get("roll")
+        snap: Snapshot = self.app.state()
+        frames_in = sorted(snap.frames, key=lambda f: f.id)  # the strip runs oldest → newest
+        roll = snap.roll.name if snap.roll else (frames_in[-1].roll if frames_in else None)
         if roll is not None:  # the strip is the current roll (empty right after "new roll")
-            frames_in = [f for f in frames_in if f.get("roll") == roll]
+            frames_in = [f for f in frames_in if f.roll == roll]
         frames_in = frames_in[-STRIP_MAX:]
         frames = [self._frame(f, i + 1) for i, f in enumerate(frames_in)]
-        latest = self._latest(snap, frames)
         return {
             "roll": roll,
             "frames": frames,
-            "queue": _queue(snap.get("queue", snap.get("queue_length"))),
-            "camera": _camera(snap.get("camera")),
-            "latest": latest,
-            "errors": [_error_line(e) for e in (snap.get("recent_errors") or snap.get("errors") or [])][:10],
+            "queue": {"total": snap.queue.length, "detail": dataclasses.asdict(snap.queue)},
+            "camera": _camera(snap.camera),
+            "latest": self._latest(snap, frames),
+            "errors": [f"{e.get('path', '')}: {e.get('reason', '')}" for e in snap.recent_errors][:10],
         }
 
-    def _frame(self, f: dict, index: int) -> dict:
-        key = str(f.get("path") or f.get("key") or f.get("name") or index)
-        status = _STATUS.get(str(f.get("state") or f.get("status") or "").lower(), "queued")
-        lat = f.get("latency") if isinstance(f.get("latency"), dict) else {}
-        image = f.get("preview") or f.get("jpeg")
-        if status == "queued" or status == "failed":
+    def _frame(self, f: FrameView, number: int) -> dict:
+        status = STATUS[f.state]
+        image = f.preview or f.jpeg
+        if status in ("queued", "failed"):
             # a preview left from an earlier attempt may still be shown
             image = image if image and Path(image).is_file() else None
         return {
-            "key": key,
-            "name": Path(key).name,
-            "number": f.get("number") or index,
+            "key": f.path,
+            "name": Path(f.path).name,
+            "number": number,
             "status": status,
-            "reason": f.get("reason"),
-            "stage": f.get("stage"),
-            "latency": {
-                "preview": _num(f.get("lat_preview", lat.get("preview"))),
-                "master": _num(f.get("lat_master", lat.get("master"))),
-            },
-            "url": self.url_for(image, f.get("updated")) if image else None,
+            "reason": f.reason,
+            "stage": f.stage,
+            "latency": {"preview": _num(f.lat_preview), "master": _num(f.lat_master)},
+            "checks": None if f.checks is None else [dataclasses.asdict(c) for c in f.checks],
+            "url": self.url_for(image, f.updated) if image else None,
         }
 
-    def _latest(self, snap: dict, frames: list[dict]) -> dict | None:
-        last = snap.get("last_positive") or snap.get("latest")
-        if isinstance(last, dict):
-            last = last.get("path") or last.get("preview")
+    def _latest(self, snap: Snapshot, frames: list[dict]) -> dict | None:
+        last = snap.last_positive
         if last:
             url = self.url_for(last)
             if url:
@@ -166,54 +144,11 @@ class AppSource:
         return "/img/" + quote(Path(rel).as_posix()) + "?v=" + quote(str(version))
 
 
-def _roll_name(roll: Any) -> str | None:
-    if isinstance(roll, dict):
-        roll = roll.get("name") or roll.get("id")
-    return str(roll) if roll else None
+def _num(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 3)
 
 
-def _num(x: Any) -> float | None:
-    try:
-        return None if x is None else round(float(x), 3)
-    except (TypeError, ValueError):
-        return None
-
-
-def _queue(q: Any) -> dict:
-    if isinstance(q, dict):
-        total = q.get("total", q.get("length"))
-        if total is None:
-            total = sum(v for v in q.values() if isinstance(v, (int, float)))
-        return {"total": int(total), "detail": q}
-    try:
-        return {"total": int(q or 0), "detail": None}
-    except (TypeError, ValueError):
-        return {"total": 0, "detail": None}
-
-
-def _camera(c: Any) -> dict:
-    detail = None
-    if isinstance(c, dict):
-        state = _CAMERA.get(str(c.get("state") or c.get("status") or "off").lower(), "unknown")
-        problem = c.get("last_error") or c.get("error")
-        detail = c.get("detail") or (problem if state in ("reconnecting", "disconnected", "connecting") and problem
-                                     else c.get("model") or c.get("port"))
-    else:
-        state = _CAMERA.get(str(c or "off").lower(), str(c).lower() if c else "off")
-    return {"state": state, "detail": None if detail is None else str(detail)}
-
-
-def _oldest_first(frames: list[dict]) -> list[dict]:
-    """The strip runs oldest → newest; the daemon lists newest first."""
-    if all(isinstance(f.get("id"), int) for f in frames):
-        return sorted(frames, key=lambda f: f["id"])
-    times = [f.get("complete") for f in frames]
-    if len(frames) > 1 and all(isinstance(t, (int, float)) for t in (times[0], times[-1])) and times[0] > times[-1]:
-        return frames[::-1]
-    return frames
-
-
-def _error_line(e: Any) -> str:
-    if isinstance(e, dict):
-        return f"{e.get('path', '')}: {e.get('reason', '')}".strip(": ")
-    return str(e)
+def _camera(c: CameraState) -> dict:
+    state = CAMERA[c.state]
+    trouble = state in ("reconnecting", "disconnected", "connecting") and c.last_error
+    return {"state": state, "detail": c.last_error if trouble else (c.model or c.port)}

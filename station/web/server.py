@@ -19,8 +19,9 @@ Routes (every one checks the token when one is set):
     GET  /img/<path>[?w=N]     a positive from the output folder (JPEG/PNG only;
                                w = thumbnail width); nothing outside that folder
     GET  /live.mjpg, /live.json  the live positive and its aids (station/web/live.py)
-    POST /api/command/<name>   capture | roll_new | calibrate | reinvert | retry | live;
-                               JSON body = keyword arguments
+    POST /api/command/<name>   an App command the page sends (adapter.PAGE_COMMANDS:
+                               capture | roll_new | calibrate | reinvert | retry |
+                               set_print | get_print | live); JSON body = its keyword arguments
 
 Security: the default address is 127.0.0.1.  Any other address needs a token
 (refused at construction without one).  With a token every request must carry
@@ -46,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from station.web.adapter import COMMANDS, AppSource
+from station.web.adapter import PAGE_COMMANDS, AppSource
 
 log = logging.getLogger("station.web")
 
@@ -132,7 +133,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class WebService:
-    """The live view as an App service: start() binds and serves on its own thread."""
+    """The live view as an App service (boundary.Service "web"): start() binds and serves
+    on its own thread.  It answers no command of its own: the page sends the App's."""
+
+    name = "web"
 
     def __init__(self, app, address: str = "127.0.0.1:8077", token: str | None = None,
                  output_dir=None, *, keepalive: float = 15.0):
@@ -182,6 +186,12 @@ class WebService:
             self._thread.join(timeout=5)
         self._server = None
         log.info("live view stopped")
+
+    def snapshot(self):
+        return None
+
+    def commands(self) -> dict:
+        return {}
 
     @property
     def url(self) -> str:
@@ -458,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(415, "commands take a JSON body (Content-Type: application/json)")
             return
         name = parts.path[len("/api/command/"):]
-        if name not in COMMANDS:
+        if name not in PAGE_COMMANDS:
             self._error(404, f"unknown command {name!r}")
             return
         try:
@@ -486,7 +496,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def attach(app) -> WebService | None:
-    """Called by `station run` (`_plug_in_services`): the live view from the config.
+    """The plug-in (station/plugins.py): the live view from the config.
 
     `web.address` ("HOST:PORT" or "off", set by `--web`), `web.token`,
     `paths.output`.  Returns the service, or None when the live view is off.
@@ -498,7 +508,7 @@ def attach(app) -> WebService | None:
         log.info("live view off")
         return None
     svc = WebService(app, address, web.get("token"), cfg["paths"]["output"])
-    app.register_service(_Guarded(svc), name="web") if _takes_name(app) else app.register_service(_Guarded(svc))
+    app.register_service(_Guarded(svc))
     return svc
 
 
@@ -506,8 +516,16 @@ class _Guarded:
     """The live view must never take the daemon down: a port already in use is
     logged as an error and the station goes on inverting without its page."""
 
+    name = "web"
+
     def __init__(self, svc: WebService):
         self.svc = svc
+
+    def snapshot(self):
+        return None
+
+    def commands(self) -> dict:
+        return {}
 
     def start(self) -> None:
         try:
@@ -520,12 +538,3 @@ class _Guarded:
 
     def __repr__(self) -> str:
         return f"<live view {self.svc.url}>"
-
-
-def _takes_name(app) -> bool:
-    import inspect
-
-    try:
-        return "name" in inspect.signature(app.register_service).parameters
-    except (TypeError, ValueError):
-        return False

@@ -6,7 +6,7 @@
     roll: $("roll"), camera: $("camera"), queue: $("queue"), link: $("link"),
     img: $("latest"), empty: $("empty"), strip: $("strip"), stage: $("stage"), tag: $("tag"),
     number: $("cap-number"), name: $("cap-name"), status: $("cap-status"), latency: $("cap-latency"),
-    reason: $("cap-reason"), banner: $("banner"), live: $("btn-live"), toast: $("toast"),
+    reason: $("cap-reason"), checks: $("cap-checks"), banner: $("banner"), live: $("btn-live"), toast: $("toast"),
     histo: $("histogram"), histoNote: $("histo-note"),
     capture: $("btn-capture"), roll_new: $("btn-roll"), calibrate: $("btn-calibrate"),
     reinvert: $("btn-reinvert"), retry: $("btn-retry"),
@@ -90,13 +90,27 @@
       els.latency.textContent = l.join(" · ");
       els.reason.hidden = f.status !== "failed";
       els.reason.textContent = f.status === "failed" ? "#" + f.number + " failed" + (f.stage ? " (" + f.stage + ")" : "") + ": " + (f.reason || "unknown reason") : "";
+      renderChecks(f.checks);
     } else {
       els.number.textContent = els.name.textContent = els.status.textContent = els.latency.textContent = "";
       els.status.dataset.status = "";
       els.reason.hidden = true;
+      renderChecks(null);
     }
     for (const b of els.strip.children) b.setAttribute("aria-current", String(!!f && b.dataset.key === f.key));
     loadPrint(f);
+  }
+
+  // the frame checks' findings of the frame shown (framing, focus, clipping, duplicate)
+  function renderChecks(checks) {
+    els.checks.textContent = "";
+    els.checks.hidden = !(checks && checks.length);
+    for (const c of checks || []) {
+      const li = document.createElement("li");
+      li.dataset.check = c.check;
+      li.textContent = c.check + ": " + c.message;
+      els.checks.appendChild(li);
+    }
   }
 
   function showImage(url, number) {
@@ -142,7 +156,9 @@
       }
       have.delete(f.key);
       el.dataset.status = f.status;
-      el.title = f.name + " · " + f.status + (f.reason ? ": " + f.reason : "");
+      el.dataset.flagged = f.checks && f.checks.length ? "1" : "";
+      el.title = f.name + " · " + f.status + (f.reason ? ": " + f.reason : "") +
+        (f.checks && f.checks.length ? " · " + f.checks.map((c) => c.check).join(", ") : "");
       el.querySelector(".num").textContent = f.number;
       el.querySelector(".lat").textContent = fmtLat(f.latency.preview);
       const thumb = el.querySelector(".thumb");
