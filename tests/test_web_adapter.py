@@ -112,19 +112,24 @@ def test_commands_go_to_the_app_by_their_own_names(st):
         src.command("hooks", {})  # an App command, but not one the page sends
 
 
+def _all_js() -> str:
+    return "\n".join(p.read_text() for p in sorted(STATIC.glob("*.js")))  # app.js, live.js
+
+
 def _page_commands() -> set[str]:
-    return set(re.findall(r'\bcommand\("(\w+)"', (STATIC / "app.js").read_text()))
+    js = _all_js()
+    return set(re.findall(r'\bcommand\("(\w+)"', js)) | set(re.findall(r'"/api/command/(\w+)"', js))
 
 
 def test_every_button_sends_a_command_the_real_app_answers(tmp_path):
     """The page's buttons ⇔ PAGE_COMMANDS ⇔ commands the real App (with every plug-in of
     station/plugins.py attached) answers — with and without a camera."""
-    js = (STATIC / "app.js").read_text()
+    js = _all_js()
     html = (STATIC / "index.html").read_text()
     buttons = re.findall(r'<button[^>]*\bid="(btn-[\w-]+)"', html)
     assert buttons, "no buttons found on the page"
     for b in buttons:  # every button is wired to something in app.js
-        assert f'$("{b}")' in js, f"button #{b} is not wired in app.js"
+        assert f'$("{b}")' in js, f"button #{b} is not wired in the page's scripts"
     assert _page_commands() == set(PAGE_COMMANDS)
     from station.plugins import attach_all
 
