@@ -202,11 +202,19 @@ class Roll:
 
             est = base_from_blank(decode(path, half_size=True).rgb)
             rgb = [round(float(v), 6) for v in est.rgb]
+        except ValueError as exc:  # not a blank (picture content), no film area: refused, with the reason
+            rgb, error = None, str(exc)
         except Exception as exc:  # keep the frame; say why no colour was measured
-            rgb = None
-            self.data["base_error"] = f"{exc.__class__.__name__}: {exc}"
+            rgb, error = None, f"{exc.__class__.__name__}: {exc}"
         with self._lock:
-            self.data["base"] = {"file": path.name, "rgb": rgb, "source": source, "at": _now()}
+            if rgb is None and (self.data.get("base") or {}).get("rgb"):
+                self.data["base_error"] = error  # refused: the roll keeps its earlier blank
+            else:
+                self.data["base"] = {"file": path.name, "rgb": rgb, "source": source, "at": _now()}
+                if rgb is None:
+                    self.data["base_error"] = error
+                else:
+                    self.data.pop("base_error", None)
             self.save()
         return path
 

@@ -193,9 +193,9 @@ class CaptureService:
         for f in files:  # the bytes are kept in the roll's folder; drop our download copy
             Path(f.path).unlink(missing_ok=True)
         base = (self.rolls.get(roll.name).data.get("base") or {})
-        if not base.get("rgb"):
-            raise RuntimeError(f"film base frame saved as {path}, but its colour could not be measured: "
-                               f"{roll.data.get('base_error', 'unknown reason')}")
+        if not base.get("rgb") or base.get("file") != path.name:
+            raise RuntimeError(f"film base frame {path} refused: {self.rolls.get(roll.name).data.get('base_error', 'unknown reason')}"
+                               + (" (the roll keeps its earlier blank)" if base.get("rgb") else ""))
         self.app.publish({"type": "roll", "event": "calibrated", "roll": roll.name, "base": base["rgb"]})
         return {"roll": roll.name, "file": str(path), "base": base["rgb"]}
 
