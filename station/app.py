@@ -80,7 +80,8 @@ class App:
             count=w["count"], start_method=w["start_method"],
             deadlines={PREVIEW: w["preview_deadline"], MASTER: w["master_deadline"]},
             on_result=self._on_result, on_start=self.processor.on_start,
-            base_for=self.processor.base_for, print_for=self.prints.for_job, stages_in_use=self.processor.stages,
+            base_for=self.processor.base_for, print_for=self.prints.for_job,
+            roll_for=self.processor.roll_for, stages_in_use=self.processor.stages,
         )
         wa = cfg["watcher"]
         self.tracker = StabilityTracker(wa["stable_seconds"])
@@ -209,6 +210,7 @@ class App:
             "last_frame": self.processor.last_frame or (frames[0] if frames else None),
             "last_positive": self.processor.last_positive,
             "frames": frames,
+            "renderings": self.processor.rolls.snapshot(),
             "recent_errors": self.journal.recent_errors(),
             "camera": self.camera_state(),
             "web": self.cfg["web"]["address"],
