@@ -139,3 +139,17 @@ def test_station_invert_roll_renders_one_chart_the_same_in_a_dark_mid_and_bright
     print(f"{method}: chart ΔE00 between frames, per frame {before['mean']:.2f}, --roll {after['mean']:.2f}")
     assert before["mean"] > 3.0  # each frame normalised on its own: the chart does not match
     assert after["mean"] <= 1.0, after
+
+
+def test_invert_roll_goes_on_past_a_bad_file(tmp_path):
+    import subprocess
+
+    roll_chart.make_roll(tmp_path / "roll")
+    (tmp_path / "roll" / "broken.dng").write_bytes(b"II*\x00" + b"\x00" * 64)
+    r = subprocess.run([sys.executable, "-m", "station", "invert", str(tmp_path / "roll"), "--out", str(tmp_path / "out"),
+                        "--method", "classic", "--roll", "--format", "tiff"], capture_output=True, text=True,
+                       cwd=roll_chart.ROOT)
+    assert r.returncode == 1, r.stderr
+    assert "broken.dng: left out of the roll analysis" in r.stderr
+    assert "3 of 4 frames analysed" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["bright.tif", "dark.tif", "mid.tif"]
