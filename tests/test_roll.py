@@ -153,3 +153,24 @@ def test_invert_roll_goes_on_past_a_bad_file(tmp_path):
     assert "broken.dng: left out of the roll analysis" in r.stderr
     assert "3 of 4 frames analysed" in r.stderr
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["bright.tif", "dark.tif", "mid.tif"]
+
+
+def test_daemon_roll_analysis_goes_on_after_a_restart(tmp_path, ordinary):
+    """The samples of a roll not locked yet are kept in the state folder: a new daemon (a new
+    RollRenderings on the same folder) goes on with them and locks when the roll is complete."""
+    from station.daemon.rolls import RollRenderings
+
+    man = {"frames_expected": 3}
+    settings = {"method": "classic"}
+    first = RollRenderings(tmp_path, settings, manifest=lambda roll: man)
+    for i in range(2):
+        assert first.add("r1", f"r1/{i}.dng", {"sample": ordinary[i].to_dict()}) is None
+    assert first.job_settings("r1", "preview") == {"rendering": None, "sample": True}
+    again = RollRenderings(tmp_path, settings, manifest=lambda roll: man)
+    r = again.add("r1", "r1/2.dng", {"sample": ordinary[2].to_dict()})
+    assert r is not None and r.locked and r.frames == 3
+    assert r.id == analyse(ordinary[:3], ClassicInverter()).id  # the same as from the three frames at once
+    assert not (tmp_path / "renderings" / "r1.samples.npz").exists()
+    # a third daemon reads the locked rendering: every job of the roll gets it, no more samples
+    third = RollRenderings(tmp_path, settings, manifest=lambda roll: man)
+    assert third.job_settings("r1", "master") == {"rendering": r.to_dict(), "sample": False}

@@ -12,9 +12,8 @@ are re-rendered (`Processor.rerender`: outputs replaced atomically, the RAW only
 The journal's `rendering` column says which rendering each frame's master has ("frame" for
 a per-frame one).
 
-A roll whose analysis had not locked when the daemon stopped starts again from the frames
-it sees after the restart (samples are not kept); frames made before are re-rendered when
-it locks.
+The samples of a roll whose analysis has not locked yet are kept in
+`<state>/renderings/<roll>.samples.npz` (removed when it locks), so a restart goes on with them.
 """
 from __future__ import annotations
 
@@ -92,6 +91,8 @@ class RollRenderings:
                     self.enabled = False
                     return None
                 acc = self._acc[roll] = RollAccumulator(inv, blank=blank, expected=expected)
+                for key, old in self._load_samples(roll).items():  # frames seen before a restart
+                    acc.samples[key] = old
             acc.blank, acc.expected = blank, expected
             try:
                 acc.add(rel, sample)
@@ -99,11 +100,13 @@ class RollRenderings:
                 log.warning("roll %s: roll analysis failed on %s (%s: %s)", roll, rel, exc.__class__.__name__, exc)
                 return None
             if not acc.locked or acc.rendering is None:
+                self._save_samples(roll, acc.samples)
                 return None
             r = acc.rendering
             self._locked[roll] = r
             del self._acc[roll]
         self._save(roll, r)
+        self._samples_path(roll).unlink(missing_ok=True)
         log.info("roll %s: rendering %s locked (%d frames analysed, base from %s)", roll, r.id, r.frames,
                  r.base_source)
         return r
@@ -143,6 +146,46 @@ class RollRenderings:
             os.replace(tmp, p)
         except OSError as exc:
             log.warning("roll %s: could not keep the rendering in %s (%s)", roll, p, exc)
+
+    def _samples_path(self, roll: str) -> Path:
+        return self.dir / f"{roll}.samples.npz"
+
+    def _save_samples(self, roll: str, samples: dict) -> None:
+        """The samples of a roll whose analysis has not locked yet, so a restart goes on with them."""
+        p = self._samples_path(roll)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            keys = list(samples)
+            index = [{"key": k, "n": int(len(samples[k].rgb)),
+                      "rebate": None if samples[k].rebate is None else
+                      {"rgb": samples[k].rebate.as_list(), "source": samples[k].rebate.source}} for k in keys]
+            rgb = np.concatenate([samples[k].rgb for k in keys]).astype(np.float32) if keys else np.zeros((0, 3))
+            tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as fh:
+                np.savez(fh, rgb=rgb, index=np.asarray(json.dumps(index)))
+            os.replace(tmp, p)
+        except OSError as exc:
+            log.warning("roll %s: could not keep the analysis samples in %s (%s)", roll, p, exc)
+
+    def _load_samples(self, roll: str) -> dict:
+        from station.pipeline.roll import FrameSample
+
+        p = self._samples_path(roll)
+        out = {}
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                rgb, index = z["rgb"], json.loads(str(z["index"]))
+            at = 0
+            for e in index:
+                n = int(e["n"])
+                out[str(e["key"])] = FrameSample.from_dict({"rgb": rgb[at:at + n], "rebate": e["rebate"]})
+                at += n
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("roll %s: unreadable analysis samples %s (%s); starting the analysis again", roll, p, exc)
+            return {}
+        return out
 
     def _get_inverter(self):
         if self._inverter is None:
