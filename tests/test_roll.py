@@ -40,9 +40,12 @@ def test_shared_base_is_the_rolls_rebate(ordinary):
     np.testing.assert_allclose(base.rgb, true_base, rtol=0.03)
 
 
+@pytest.mark.parametrize("method", ["classic", "mlp"])
 @pytest.mark.parametrize("odd", ["night", "snow"])
-def test_a_night_or_snow_frame_does_not_throw_the_analysis(ordinary, odd):
-    inv = ClassicInverter()
+def test_a_night_or_snow_frame_does_not_throw_the_analysis(ordinary, odd, method):
+    from station.pipeline.invert import get_inverter
+
+    inv = get_inverter(method)
     plain = analyse(ordinary, inv)
     with_odd = analyse(ordinary + [frame_sample(_frame(odd, 7)[0])], inv)
     # the per-frame normaliser of the odd frame itself is far off the roll's ...
