@@ -179,6 +179,10 @@ class CaptureService:
         roll = self._current_roll()
         if roll is None:
             raise RuntimeError("no current roll: start one first (station roll new)")
+        if self.virtual is not None:  # the virtual stand: a blank piece of film in the holder
+            from station.capture.samples import blank_dng_bytes
+
+            self.virtual.serve_next(blank_dng_bytes())
         self._calibrating = True
         try:
             files = self.camera.capture().result(timeout)
