@@ -69,6 +69,20 @@ def test_daemon_rerenders_a_roll_once_its_analysis_locks(daemon_factory, tmp_pat
                 for a, b in (("dark", "mid"), ("dark", "bright"), ("mid", "bright")))
     print(f"daemon roll: chart ΔE00 between masters (worst pair, mean over patches) {worst:.2f}")
     assert worst <= 1.0
+    # and between the previews (the one that completed the roll was made again with the rendering)
+    from PIL import Image
+
+    assert "preview chart/bright.dng again with the roll's rendering" in d.log_text()
+    prev = {}
+    for k in roll_chart.SCENES:
+        img = np.asarray(Image.open(d.output / "chart" / f"{k}.preview.jpg"), np.float32) / 255.0
+        master = roll_chart.read_positive(d.output / "chart" / f"{k}.tif")
+        sy, sx = master.shape[0] / img.shape[0], master.shape[1] / img.shape[1]
+        prev[k] = box_means(img, [(int(a / sy), int(b / sy), int(c / sx), int(e / sx)) for a, b, c, e in boxes[k]])
+        assert float(np.mean(ciede2000(prev[k], patches[k]))) <= 1.5  # preview = master
+    worst_prev = max(float(np.mean(ciede2000(prev[a], prev[b])))
+                     for a, b in (("dark", "mid"), ("dark", "bright"), ("mid", "bright")))
+    assert worst_prev <= 1.5, worst_prev
     for k in roll_chart.SCENES:
         import tifffile
 

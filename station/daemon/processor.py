@@ -440,7 +440,17 @@ class Processor:
                     continue
                 self._rerender_quietly(row["path"], f"roll analysis settled: rendering {new.id}")
         r = self.rolls.locked(roll)
-        if r is not None and res.get("rendering") != r.id:
+        if r is None or res.get("rendering") == r.id:
+            return
+        if job.stage == PREVIEW and self.master_kinds:
+            # its master is not made yet (it will be with the roll's rendering): only the preview
+            # is made again, ahead of it
+            self.queue.done(job)  # (the pool calls it again after on_result: harmless)
+            row = self.journal.get(job.key)
+            self.queue.put(PREVIEW, job.key, job.src, job.outputs, job.t_complete, order=row["id"] if row else None,
+                           overwrite=True)
+            log.info("preview %s again with the roll's rendering %s", job.key, r.id)
+        else:
             self._rerender_quietly(job.key, f"roll analysis settled: rendering {r.id}")
 
     def _rerender_quietly(self, rel: str, reason: str) -> None:
