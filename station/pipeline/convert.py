@@ -50,6 +50,8 @@ class ConvertResult:
     timings: dict[str, float]
     positive_shape: tuple[int, int]
     warnings: list[str] = field(default_factory=list)  # one line each, e.g. "looks like a positive"
+    sample: object | None = None  # roll.FrameSample when ConvertOptions(sample=True)
+    rendering: str | None = None  # the id of the rendering used, None for a per-frame one
 
 
 NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)
@@ -68,8 +70,6 @@ def positive_warning(base) -> str | None:
         return None
     return (f"looks like a positive, not a colour negative: no orange film base (its brightest tone has "
             f"blue at {ratio:.2f} of red/green; a colour negative's is under {NEGATIVE_BLUE_MAX}); inverted anyway")
-    sample: object | None = None  # roll.FrameSample when ConvertOptions(sample=True)
-    rendering: str | None = None  # the id of the rendering used, None for a per-frame one
 
 
 def choose_base(rgb: np.ndarray, options: ConvertOptions, src=None) -> tuple[BaseEstimate, BaseEstimate | None]:
