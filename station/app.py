@@ -100,7 +100,8 @@ class App:
             count=w["count"], start_method=w["start_method"],
             deadlines={PREVIEW: w["preview_deadline"], MASTER: w["master_deadline"]},
             on_result=self._on_result, on_start=self.processor.on_start, on_metrics=self.processor.on_metrics,
-            base_for=self.processor.base_for, print_for=self.prints.for_job, stages_in_use=self.processor.stages,
+            base_for=self.processor.base_for, print_for=self.prints.for_job,
+            roll_for=self.processor.roll_for, stages_in_use=self.processor.stages,
         )
         wa = cfg["watcher"]
         self.tracker = StabilityTracker(wa["stable_seconds"])
@@ -251,6 +252,7 @@ class App:
             camera=self.camera_state(),
             web=self.cfg["web"]["address"],
             services=self._service_snapshots(),
+            renderings=self.processor.rolls.snapshot(),
         )
 
     def snapshot(self) -> dict:

@@ -74,6 +74,7 @@ class FrameView:
     updated: float | None = None
     rerender: str | None = None  # a re-render in progress: why (Processor.rerender)
     checks: tuple[Finding, ...] | None = None  # the frame checks' findings; None: not checked (yet)
+    rendering: str | None = None  # the master's rendering: its roll's rendering id, or "frame" (per frame)
 
     @classmethod
     def from_row(cls, row: Mapping) -> "FrameView":
@@ -92,6 +93,7 @@ class FrameView:
             complete=row["t_complete"], lat_preview=row["lat_preview"], lat_master=row["lat_master"],
             updated=row["updated"], rerender=row.get("rerender"),
             checks=None if checks is None else tuple(Finding.from_dict(f) for f in checks),
+            rendering=row.get("rendering"),
         )
 
     def to_dict(self) -> dict:
@@ -151,6 +153,7 @@ class Snapshot:
     camera: CameraState
     web: str | None
     services: dict = field(default_factory=dict)  # name -> that service's snapshot()
+    renderings: dict = field(default_factory=dict)  # roll -> {"rendering": id, "locked", "frames"} (daemon/rolls.py)
 
     @property
     def roll(self) -> RollState | None:

@@ -38,16 +38,17 @@ CREATE TABLE IF NOT EXISTS frames (
     updated REAL,
     rerender TEXT,                  -- why a re-render was asked; NULL once the master is rewritten
     checks TEXT,                    -- the frame checks' findings, JSON list (NULL: not checked)
-    print TEXT                      -- the frame's own print settings, JSON (NULL: its roll's / the station's)
+    print TEXT,                     -- the frame's own print settings, JSON (NULL: its roll's / the station's)
+    rendering TEXT                  -- the rendering of the master: a roll rendering's id, or "frame"
 );
 CREATE INDEX IF NOT EXISTS frames_state ON frames(state);
 """
 
 FIELDS = ("id", "path", "roll", "size", "mtime", "sha256", "state", "reason", "stage", "attempts",
           "t_seen", "t_complete", "t_preview", "t_master", "lat_preview", "lat_master",
-          "preview", "tiff", "jpeg", "updated", "rerender", "checks", "print")
+          "preview", "tiff", "jpeg", "updated", "rerender", "checks", "print", "rendering")
 # columns added after the first release: (name, SQL type) added to an older journal on open
-ADDED = (("rerender", "TEXT"), ("checks", "TEXT"), ("print", "TEXT"))
+ADDED = (("rerender", "TEXT"), ("checks", "TEXT"), ("print", "TEXT"), ("rendering", "TEXT"))
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -37,11 +37,23 @@ def test_unusable_model_or_base_stops_the_daemon_with_exit_2(daemon_factory, tmp
 
 
 def test_good_base_file_starts(daemon_factory, tmp_path):
+    from station.capture.samples import blank_dng_bytes
+
     base = tmp_path / "blank.dng"
-    base.write_bytes(negative_bytes(tmp_path, 0))
+    base.write_bytes(blank_dng_bytes())  # a blank: developed, unexposed film
     d = daemon_factory(config={"inversion": {"method": "classic", "base": str(base)}, "workers": {"count": 1}})
     d.start()
     assert d.stop() == 0
+
+
+def test_a_picture_as_base_file_stops_the_start_with_the_reason(daemon_factory, tmp_path):
+    base = tmp_path / "blank.dng"
+    base.write_bytes(negative_bytes(tmp_path, 0))  # a picture, not a blank
+    d = daemon_factory(config={"inversion": {"method": "classic", "base": str(base)}, "workers": {"count": 1}})
+    d.start(wait_ready=False)
+    d.wait_for(lambda: d.proc.poll() is not None, 90, "the daemon to stop")
+    assert d.proc.returncode == 2
+    assert "inversion.base" in d.log_text() and "not a blank frame" in d.log_text()
 
 
 def test_workers_beyond_the_cores_are_capped_and_status_into_a_closed_pipe_is_quiet(daemon_factory):

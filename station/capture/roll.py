@@ -195,11 +195,16 @@ class Roll:
     def set_base(self, data: bytes, ext: str, source: str = "file") -> Path:
         """Store the blank film-base frame for this roll and its base colour."""
         path = write_atomic_no_clobber(data, self.folder / f"base{ext}")
-        rgb, error = measure_base(path)
-        if error:  # keep the frame; say why no colour was measured
-            self.data["base_error"] = error
+        rgb, error = measure_base(path)  # refused (not a blank) or unreadable: the reason
         with self._lock:
-            self.data["base"] = {"file": path.name, "rgb": rgb, "source": source, "at": _now()}
+            if rgb is None and (self.data.get("base") or {}).get("rgb"):
+                self.data["base_error"] = error  # refused: the roll keeps its earlier blank
+            else:
+                self.data["base"] = {"file": path.name, "rgb": rgb, "source": source, "at": _now()}
+                if rgb is None:
+                    self.data["base_error"] = error
+                else:
+                    self.data.pop("base_error", None)
             self.save()
         return path
 
@@ -223,6 +228,8 @@ def _measure_base(path: str) -> tuple[list[float] | None, str | None]:
 
         est = base_from_blank(decode(path, half_size=True).rgb)
         return [round(float(v), 6) for v in est.rgb], None
+    except ValueError as exc:  # not a blank (picture content), no film area: refused, with the reason
+        return None, str(exc)
     except Exception as exc:
         return None, f"{exc.__class__.__name__}: {exc}"
 

@@ -66,6 +66,21 @@ def negative_dng_bytes(h: int = 400, w: int = 600, seed: int = 0, *, model: str 
         return path.read_bytes()
 
 
+def blank_dng_bytes(h: int = 400, w: int = 600, seed: int = 0, exposure: float = 0.85) -> bytes:
+    """A blank frame (developed, unexposed film: the base alone) as the bytes of a Bayer DNG."""
+    from station.io.dng import mosaic, write_bayer_dng
+
+    rng = np.random.default_rng(seed)
+    rgb = np.clip(FILM_BASE * exposure + rng.normal(0, 0.002, (h, w, 3)).astype(np.float32), 0, 1)
+    cfa = mosaic(np.round(rgb * 65535).astype(np.uint16), "RGGB")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "blank.dng"
+        write_bayer_dng(path, cfa, "RGGB", black=0, white=65535, make="Station", model="Virtual Negative")
+        return path.read_bytes()
+
+
 def write_negatives(folder: str | os.PathLike, n: int, h: int = 400, w: int = 600, seed: int = 0) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

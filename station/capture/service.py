@@ -188,6 +188,10 @@ class CaptureService:
         roll = self._current_roll()
         if roll is None:
             raise RuntimeError("no current roll: start one first (station roll new)")
+        if self.virtual is not None:  # the virtual stand: a blank piece of film in the holder
+            from station.capture.samples import blank_dng_bytes
+
+            self.virtual.serve_next(blank_dng_bytes())
         self._calibrating = True
         try:
             files = self.camera.capture().result(timeout)
@@ -202,9 +206,9 @@ class CaptureService:
         for f in files:  # the bytes are kept in the roll's folder; drop our download copy
             Path(f.path).unlink(missing_ok=True)
         base = (self.rolls.get(roll.name).data.get("base") or {})
-        if not base.get("rgb"):
-            raise RuntimeError(f"film base frame saved as {path}, but its colour could not be measured: "
-                               f"{roll.data.get('base_error', 'unknown reason')}")
+        if not base.get("rgb") or base.get("file") != path.name:
+            raise RuntimeError(f"film base frame {path} refused: {self.rolls.get(roll.name).data.get('base_error', 'unknown reason')}"
+                               + (" (the roll keeps its earlier blank)" if base.get("rgb") else ""))
         self.app.publish({"type": "roll", "event": "calibrated", "roll": roll.name, "base": base["rgb"]})
         return {"roll": roll.name, "file": str(path), "base": base["rgb"]}
 

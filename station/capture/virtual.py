@@ -78,6 +78,7 @@ class VirtualCamera:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.frame_size = int(frame_size)
         self._frames = iter(frames) if frames is not None else None
+        self._once: bytes | None = None
         self.served: list[bytes] = []
         self._previous_env = os.environ.get("VCAMERADIR")
         if not (self.folder / SERVED_NAME).exists():
@@ -121,7 +122,16 @@ class VirtualCamera:
         self.served.append(padded)
         return padded
 
+    def serve_next(self, data: bytes) -> None:
+        """The next shot returns `data` (once), before the frames served in turn resume: the
+        virtual stand with a blank piece of film in the holder, for a calibration shot."""
+        self._once = bytes(data)
+
     def next_frame(self) -> None:
+        if self._once is not None:
+            data, self._once = self._once, None
+            self.serve(data)
+            return
         if self._frames is None:
             return
         try:

@@ -40,6 +40,9 @@ def register(sub) -> None:
     from station.pipeline.printing import add_arguments
 
     add_arguments(p)
+    p.add_argument("--roll", action="store_true",
+                   help="the inputs are one roll: analyse them once (film base, density range, balance, "
+                        "exposure) and render every frame with that one rendering")
     p.set_defaults(func=run)
 
 
@@ -137,8 +140,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {path}: {reason}", file=sys.stderr)
     for path, message in notes:
         print(f"note: {path}: {message}", file=sys.stderr)
+    rendering = None
+    if args.roll and files:
+        rendering = _analyse_roll(files, inverter, base, args.base)
+        if rendering is None:
+            return 1
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
-                             print=None if print_settings.identity else print_settings)
+                             print=None if print_settings.identity else print_settings, rendering=rendering)
     cleaned: set[Path] = set()
     converted = skipped = 0
     seen_stems: set[str] = set()
@@ -195,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
 
 def frame_state(src: Path, outputs: dict, options):
     """What to do with one frame: ("complete", None) — all its outputs are there, made from
-    `src` with the same method and print: skip it; ("foreign", path) — an output of another origin is in the way; or
+    `src` with the same method, print and roll rendering: skip it; ("foreign", path) — an output of another origin is in the way; or
     ("todo", options) — convert it, with overwrite for a half frame an interrupted run left
     (its outputs are remade together)."""
     from dataclasses import replace
@@ -208,7 +216,8 @@ def frame_state(src: Path, outputs: dict, options):
     if not present:
         return "todo", options
     wanted = {"station_method": getattr(options.inverter, "name", "default"),
-              "station_print": options.print.to_dict() if options.print is not None else None}
+              "station_print": options.print.to_dict() if options.print is not None else None,
+              "station_rendering": options.rendering.id if options.rendering is not None else None}
     same = True
     for p in present:
         d = output_description(p) or {}
@@ -220,3 +229,21 @@ def frame_state(src: Path, outputs: dict, options):
     # a half frame, or the station's own outputs of this input made with another method or
     # print: remade together
     return "todo", replace(options, overwrite=True)
+
+
+def _analyse_roll(files, inverter, base, base_path):
+    """`--roll`: one fast half-size pass over the inputs -> the roll's Rendering (None: none could be made)."""
+    from station.pipeline.roll import analyse_files
+
+    skip = [f for f in files if base_path is not None and f.resolve() == Path(base_path).resolve()]
+    t0 = time.perf_counter()
+    try:
+        rendering, unread = analyse_files(files, inverter, base, skip=skip)
+    except ValueError as exc:
+        print(f"station invert: --roll: {exc}", file=sys.stderr)
+        return None
+    for path, reason in unread:
+        print(f"warning: {path}: left out of the roll analysis ({reason})", file=sys.stderr)
+    print(f"roll: {rendering.frames} of {len(files)} frames analysed ({time.perf_counter() - t0:.1f} s), "
+          f"base from {rendering.base_source}, rendering {rendering.id}", file=sys.stderr)
+    return rendering

@@ -166,12 +166,14 @@ def _calibrate(args, store) -> int:
         path = roll.set_base(data, raw.path.suffix, source="shot")
         for f in files:
             f.path.unlink(missing_ok=True)
-    base = store.get(roll.name).data.get("base") or {}
-    print(f"roll {roll.name}: film base frame {path}")
-    if base.get("rgb"):
+    data = store.get(roll.name).data
+    base = data.get("base") or {}
+    if base.get("rgb") and base.get("file") == path.name:
+        print(f"roll {roll.name}: film base frame {path}")
         print("  base colour (linear camera RGB): " + ", ".join(f"{v:.4f}" for v in base["rgb"]))
         return 0
-    print(f"  could not measure the base colour: {roll.data.get('base_error', 'unknown reason')}", file=sys.stderr)
+    print(f"station roll calibrate: {path}: refused: {data.get('base_error', 'unknown reason')}"
+          + (f" (the roll keeps its earlier blank {base['file']})" if base.get("rgb") else ""), file=sys.stderr)
     return 1
 
 

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from station.boundary import FrameView
+from station.daemon.rolls import RollRenderings
 from station.ingest import pairs
 from station.ingest.jobs import MASTER, PREVIEW, Job, JobQueue
 from station.journal import Journal
@@ -71,7 +72,6 @@ class Processor:
         self.master_kinds = [k for k in MASTER_KINDS if k in self.formats]
         self.stages = ([PREVIEW] if self.preview_kinds else []) + ([MASTER] if self.master_kinds else [])
         self._bases: dict[str, list] = {}  # frame -> base of its preview, for its master
-        self._roll_bases: dict[str, tuple] = {}  # roll -> (manifest mtime, base rgb or None)
         self.state = Path(cfg["paths"]["state"])
         self.last_positive: str | None = None
         self.last_frame: FrameView | None = None
@@ -84,6 +84,10 @@ class Processor:
         self._lock = threading.RLock()
         self._master_hold: dict[str, float] = {}  # frame -> seconds its next master waits after its preview
         self._hold_gen: dict[str, int] = {}
+        inv = cfg.get("inversion") or {}
+        self._manifests: dict[str, tuple] = {}  # roll -> (manifest mtime, manifest dict)
+        self.rolls = RollRenderings(self.state, {"method": inv.get("method"), "model": inv.get("model")},
+                                    manifest=self.manifest, enabled=bool(inv.get("roll", True)))
 
     # -- naming ----------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -387,26 +391,75 @@ class Processor:
         return self.roll_base(job.key)
 
     def roll_base(self, rel: str):
-        """[r, g, b] from state/rolls/<roll>/manifest.json, cached by the manifest's mtime."""
+        """[r, g, b] from state/rolls/<roll>/manifest.json (its calibrated blank), or None."""
         roll = self.roll_of(rel)
         if not roll:
             return None
+        try:
+            rgb = (self.manifest(roll).get("base") or {}).get("rgb")
+            return [float(v) for v in rgb] if rgb and len(rgb) == 3 and all(v > 0 for v in rgb) else None
+        except (ValueError, TypeError, AttributeError):
+            log.warning("roll %s: unreadable base in its manifest; estimating the base per frame", roll)
+            return None
+
+    def manifest(self, roll: str) -> dict:
+        """state/rolls/<roll>/manifest.json ({} when none), cached by its mtime."""
         path = self.state / "rolls" / roll / "manifest.json"
         try:
             mtime = path.stat().st_mtime_ns
         except OSError:
-            return None
-        cached = self._roll_bases.get(roll)
+            return {}
+        cached = self._manifests.get(roll)
         if cached and cached[0] == mtime:
             return cached[1]
         try:
-            rgb = ((json.loads(path.read_text()).get("base") or {}).get("rgb"))
-            rgb = [float(v) for v in rgb] if rgb and len(rgb) == 3 and all(v > 0 for v in rgb) else None
-        except (OSError, ValueError, TypeError, AttributeError):
+            data = json.loads(path.read_text())
+            data = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
             log.warning("roll %s: unreadable manifest %s; estimating the base per frame", roll, path)
-            rgb = None
-        self._roll_bases[roll] = (mtime, rgb)
-        return rgb
+            data = {}
+        self._manifests[roll] = (mtime, data)
+        return data
+
+    def roll_for(self, job: Job) -> dict:
+        """What the job's worker needs for the roll: its locked rendering, or to return a sample."""
+        return self.rolls.job_settings(self.roll_of(job.key), job.stage)
+
+    def _roll_result(self, job: Job, res: dict) -> None:
+        """A preview's sample feeds its roll's analysis; when that locks the rendering, the roll's
+        frames made with another rendering are re-rendered (and so is a frame whose job was
+        already running with the old one when it locked)."""
+        roll = self.roll_of(job.key)
+        if not roll:
+            return
+        new = self.rolls.add(roll, job.key, res, res.get("blank")) if job.stage == PREVIEW else None
+        if new is not None:
+            self.publish({"type": "roll", "event": "rendering", "roll": roll, "rendering": new.to_dict()})
+            for row in self.journal.frames():
+                if row["roll"] != roll or row["path"] == job.key or row["state"] not in ("preview_written", "master_written"):
+                    continue
+                if row["state"] == "master_written" and row.get("rendering") == new.id:
+                    continue
+                self._rerender_quietly(row["path"], f"roll analysis settled: rendering {new.id}")
+        r = self.rolls.locked(roll)
+        if r is None or res.get("rendering") == r.id:
+            return
+        if job.stage == PREVIEW and self.master_kinds:
+            # its master is not made yet (it will be with the roll's rendering): only the preview
+            # is made again, ahead of it
+            self.queue.done(job)  # (the pool calls it again after on_result: harmless)
+            row = self.journal.get(job.key)
+            self.queue.put(PREVIEW, job.key, job.src, job.outputs, job.t_complete, order=row["id"] if row else None,
+                           overwrite=True)
+            log.info("preview %s again with the roll's rendering %s", job.key, r.id)
+        else:
+            self._rerender_quietly(job.key, f"roll analysis settled: rendering {r.id}")
+
+    def _rerender_quietly(self, rel: str, reason: str) -> None:
+        try:
+            self.rerender(rel, reason)
+        except ValueError as exc:
+            log.error("%s", exc)
 
     def on_start(self, job: Job, slot) -> None:
         self.publish({"type": "job", "path": job.key, "stage": job.stage, "state": "started"})
@@ -435,6 +488,7 @@ class Processor:
             if not res.get("checks_follow"):  # no metrics will come (the preview existed already)
                 self.publish({"type": "metrics", "path": rel, "roll": self.roll_of(rel), "metrics": None,
                               "frame": self.last_frame.to_dict() if self.last_frame else None})
+            self._roll_result(job, res)
             hold = self._master_hold.get(rel, 0.0)
             if self.master_kinds and hold > 0 and rel in self._rerender_after:
                 self._rerender_pending(job)  # the print changed again while this preview ran: its master is obsolete
@@ -449,16 +503,19 @@ class Processor:
                 self.queue.put(MASTER, rel, job.src, {k: outputs[k] for k in self.master_kinds}, job.t_complete,
                                order=row["id"], overwrite=job.overwrite)
             else:
+                self.journal.update(rel, rendering=res.get("rendering") or "frame")
                 self.journal.master_written(rel, res.get("sha256"), now)
                 self._rerender_pending(job)
         else:
             self._bases.pop(rel, None)
+            self.journal.update(rel, rendering=res.get("rendering") or "frame")
             row = self.journal.master_written(rel, res.get("sha256"), now)
             if not self.preview_kinds:
                 self.last_positive = job.outputs.get("jpeg") or job.outputs.get("tiff")
             log.info("master %s -> %s (%.2f s)%s", rel, ", ".join(Path(p).name for p in job.outputs.values()),
                      row["lat_master"] or 0, _timings(res))
             self._emit(rel)
+            self._roll_result(job, res)
             self._rerender_pending(job)
 
     def fail(self, rel: str, reason: str, stage: str | None) -> None:

@@ -7,8 +7,11 @@ Anything that parses an untrusted file happens here, so a crash in LibRaw
 takes only this process (and its frame) with it.
 
 Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
-"half_size", "hash", "base": [r,g,b] | None, "overwrite": bool, "print": {...} | None}
-or None (exit).  "print": the frame's print settings (printing.PrintSettings), None = as inverted.
+"half_size", "hash", "base": [r,g,b] | None, "overwrite": bool, "print": {...} | None,
+"rendering": dict | None, "sample": bool} or None (exit).  "print": the frame's print settings
+(printing.PrintSettings), None = as inverted.  "rendering": the roll's locked rendering
+(pipeline/roll.py), applied instead of the per-frame base and normaliser; "sample": also return
+the frame's roll-analysis sample ("sample" in the reply, and "blank": the configured blank's base).
 With "overwrite" (a re-render, or a retry of a frame with its own outputs) every output
 is made again and replaces the old one atomically; otherwise outputs that already exist
 are kept (a daemon killed after writing one: outputs are atomic, so it is complete).
@@ -190,6 +193,17 @@ def main(conn, settings: dict) -> None:
                 raise StationError(src, "file disappeared before it was processed (deleted while queued)")
             if overwrite and any(Path(v).resolve() == Path(src).resolve() for v in todo.values()):
                 raise StationError(src, "an output path is the RAW itself (not overwriting)")
+            rendering = None
+            if msg.get("rendering"):
+                from station.pipeline.roll import Rendering
+
+                rendering = Rendering.from_dict(msg["rendering"])
+            result["rendering"] = rendering.id if rendering is not None else None
+            if msg.get("sample") and not todo:  # outputs kept from before: the roll still needs the sample
+                from station.pipeline.fastdecode import decode_fast
+                from station.pipeline.roll import frame_sample
+
+                result["sample"] = frame_sample(decode_fast(src, long_side=settings.get("preview_size", 1600)).rgb).to_dict()
             if todo:
                 b = msg.get("base")
                 observe = None
@@ -198,7 +212,10 @@ def main(conn, settings: dict) -> None:
                         checked[:] = [(dec, pos, base_used)]
                 opts = ConvertOptions(
                     inverter=inverter,
-                    base=BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
+                    # a roll's rendering brings its own base (the blank's, or the roll's rebate)
+                    base=None if rendering is not None else
+                    BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
+                    rendering=rendering, sample=bool(msg.get("sample")),
                     half_size=msg.get("half_size", False),
                     jpeg_quality=settings.get("jpeg_quality", 90),
                     preview_size=settings.get("preview_size", 1600),
@@ -232,6 +249,11 @@ def main(conn, settings: dict) -> None:
                     result["written"] = {k: str(v) for k, v in res.outputs.items()}
                     result["base"] = [float(v) for v in res.base.rgb]
                     result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
+                    result["rendering"] = res.rendering
+                    if res.sample is not None:
+                        result["sample"] = res.sample.to_dict()
+            if result.get("sample") and base is not None:
+                result["blank"] = [float(v) for v in base.rgb]
             if msg.get("hash"):
                 result["sha256"] = _sha256(src)
             result["checks_follow"] = bool(checked)

@@ -197,7 +197,8 @@ class Slot:
         jid = self._ids
         msg = {"id": jid, "stage": job.stage, "src": job.src, "outputs": job.outputs,
                "half_size": job.stage == PREVIEW, "hash": job.stage == MASTER or MASTER not in self.pool.stages_in_use,
-               "base": self.pool.base_for(job), "overwrite": job.overwrite, "print": self.pool.print_for(job)}
+               "base": self.pool.base_for(job), "overwrite": job.overwrite, "print": self.pool.print_for(job),
+               **self.pool.roll_for(job)}
         deadline = time.monotonic() + (self.pool.deadlines[job.stage])
         started = False
         try:
@@ -269,7 +270,7 @@ class WorkerPool:
     def __init__(self, queue: JobQueue, settings: dict, *, count: int, start_method: str,
                  deadlines: dict, on_result, on_start=lambda job, slot: None, base_for=lambda job: None,
                  on_metrics=lambda job, msg: None,
-                 print_for=lambda job: None,
+                 print_for=lambda job: None, roll_for=lambda job: {},
                  stages_in_use=(PREVIEW, MASTER), start_timeout: float = 120.0):
         self.queue = queue
         self.settings = settings
@@ -280,6 +281,7 @@ class WorkerPool:
         self.on_metrics = on_metrics  # (job, {"checks_metrics", "checks_error"}) after a preview
         self.base_for = base_for
         self.print_for = print_for
+        self.roll_for = roll_for  # job -> {"rendering": dict | None, "sample": bool} (daemon/rolls.py)
         self.stages_in_use = tuple(stages_in_use)
         self.start_timeout = start_timeout
         self.stopping = threading.Event()

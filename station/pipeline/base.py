@@ -133,20 +133,79 @@ def estimate_base(rgb: np.ndarray, border: float = 0.12) -> BaseEstimate:
     return BaseEstimate(rgb=(10.0 ** base).astype(np.float32), source="frame percentile (no rebate found)")
 
 
+class NotBlankError(ValueError):
+    """A 'blank' frame that is not blank (picture content, uneven): refused, with the reason."""
+
+
+BLANK_MAX_SPREAD = 0.12  # log10 (0.4 EV): brightness variation allowed across a blank's centre
+BLANK_MAX_TINT = 0.08  # log10: variation of the colour (log B - log R) allowed across it
+
+
+def _block_means(a: np.ndarray, k: int) -> np.ndarray:
+    h, w = (a.shape[0] // k) * k, (a.shape[1] // k) * k
+    return a[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
+
+
 def base_from_blank(rgb: np.ndarray) -> BaseEstimate:
     """Measure the base from a blank (unexposed, developed) frame of the same roll.
 
     The central half of the frame is used, after dropping clipped pixels
-    (holes) and dark ones (holder), as a per-channel median.
+    (holes) and dark ones (holder), as a per-channel median.  A frame that is
+    not blank is refused (`NotBlankError`, a ValueError naming the reason): its
+    centre must be uniform in brightness (P99 - P1 of the log level of 4x4 block
+    means <= BLANK_MAX_SPREAD, i.e. picture content or a badly uneven light is
+    refused) and in colour (log B - log R within BLANK_MAX_TINT).
     """
-    small = _small(np.asarray(rgb, dtype=np.float32))
+    small = _small(np.asarray(rgb, dtype=np.float32), long_side=512)
     h, w = small.shape[:2]
-    centre = small[h // 4: h - h // 4, w // 4: w - w // 4].reshape(-1, 3)
+    centre_img = small[h // 4: h - h // 4, w // 4: w - w // 4]
+    centre = centre_img.reshape(-1, 3)
     good = np.all(centre < CLIP, axis=1) & np.all(centre > 1e-5, axis=1)
     if good.sum() < 16:
         raise ValueError("the blank frame has no usable film area (clipped or black)")
+    if good.mean() < 0.5:
+        raise NotBlankError(f"not a blank frame: {100 * (1 - good.mean()):.0f}% of its centre is clipped or black "
+                            "(bare light or the holder, not film)")
+    blocks = _block_means(centre_img, 4) if min(centre_img.shape[:2]) >= 16 else centre_img
+    bl = np.log10(np.maximum(blocks.reshape(-1, 3), 1e-6))
+    bl = bl[np.all(bl > np.log10(1e-5), axis=1) & np.all(bl < np.log10(CLIP), axis=1)]
+    if len(bl) >= 8:
+        level = bl.mean(axis=1)
+        spread = float(np.percentile(level, 99) - np.percentile(level, 1))
+        tint = bl[:, 2] - bl[:, 0]
+        tint_spread = float(np.percentile(tint, 99) - np.percentile(tint, 1))
+        if spread > BLANK_MAX_SPREAD:
+            raise NotBlankError(f"not a blank frame: its brightness varies by {spread / np.log10(2):.1f} EV across the "
+                                f"centre (picture content? at most {BLANK_MAX_SPREAD / np.log10(2):.1f} EV allowed)")
+        if tint_spread > BLANK_MAX_TINT:
+            raise NotBlankError(f"not a blank frame: its colour varies across the centre (blue/red by "
+                                f"{tint_spread:.2f} in log10; picture content?)")
     pix = centre[good]
     lum = np.log10(pix).mean(axis=1)
     med = np.median(lum)
     pix = pix[np.abs(lum - med) < 0.15]
     return BaseEstimate(rgb=np.median(pix, axis=0).astype(np.float32), source="blank frame")
+
+
+EXPOSURE_MIN = 0.03  # log10 (0.1 EV): smaller neutral disagreements are measurement noise
+NEUTRAL_TOL = 0.05  # log10: the channels' disagreement must agree within this to count as neutral
+
+
+def reconcile(fixed: BaseEstimate, own: BaseEstimate | None) -> tuple[BaseEstimate, str | None]:
+    """The base to use for a frame, given the roll's (a blank frame) and the frame's own rebate.
+
+    When the frame's rebate disagrees with the blank by a *neutral* factor (every channel by the
+    same ratio: the scan exposure changed between the blank and this frame), the blank's colour is
+    kept and its level scaled to the rebate's.  Returns (base, note); note is None when nothing
+    changed, else a line for the log."""
+    if own is None or own.source != "rebate":
+        return fixed, None
+    d = np.log10(np.maximum(np.asarray(own.rgb, np.float64), 1e-9) / np.maximum(np.asarray(fixed.rgb, np.float64), 1e-9))
+    m = float(d.mean())
+    if abs(m) < EXPOSURE_MIN or float(d.max() - d.min()) > NEUTRAL_TOL:
+        return fixed, None
+    ev = m / np.log10(2.0)
+    src = fixed.source.split(", scan exposure")[0]
+    rgb = (np.asarray(fixed.rgb, np.float64) * 10.0 ** m).astype(np.float32)
+    return (BaseEstimate(rgb=rgb, source=f"{src}, scan exposure corrected {ev:+.2f} EV (from the rebate)"),
+            f"the frame's rebate is {ev:+.2f} EV from the {src} (same colour): scan exposure changed, base scaled")

@@ -37,14 +37,18 @@ def frame_points(D: np.ndarray, params: ClassicParams = ClassicParams()) -> tupl
     rebate, sprocket holes and holder), and only on film densities: below
     -0.05 is light through no film, above 3.2 is the holder or a masked edge.
     """
-    h, w = D.shape[:2]
-    by, bx = int(h * params.border), int(w * params.border)
-    centre = D[by: h - by, bx: w - bx] if h - 2 * by > 8 and w - 2 * bx > 8 else D
-    # Block means (about 256 px on the long side) keep sensor noise out of the percentiles.
-    k = max(2, max(centre.shape[:2]) // 256)
-    ch, cw = (centre.shape[0] // k) * k, (centre.shape[1] // k) * k
-    blocks = centre[:ch, :cw].reshape(ch // k, k, cw // k, k, 3).mean(axis=(1, 3))
-    s = blocks.reshape(-1, 3)
+    D = np.asarray(D, np.float32)
+    if D.ndim == 3 and min(D.shape[:2]) >= 8:
+        h, w = D.shape[:2]
+        by, bx = int(h * params.border), int(w * params.border)
+        centre = D[by: h - by, bx: w - bx] if h - 2 * by > 8 and w - 2 * bx > 8 else D
+        # Block means (about 256 px on the long side) keep sensor noise out of the percentiles.
+        k = max(2, max(centre.shape[:2]) // 256)
+        ch, cw = (centre.shape[0] // k) * k, (centre.shape[1] // k) * k
+        blocks = centre[:ch, :cw].reshape(ch // k, k, cw // k, k, 3).mean(axis=(1, 3))
+        s = blocks.reshape(-1, 3)
+    else:  # (N, 3) samples already chosen (pooled block means of a roll's frames)
+        s = D.reshape(-1, 3)
     film = s[np.all((s > -0.05) & (s < 3.2), axis=1)]
     s = film if len(film) else s
     lo = np.percentile(s, params.low_pct, axis=0)
@@ -110,5 +114,7 @@ class ClassicInverter:
     def pixel_fn(self, z: np.ndarray) -> np.ndarray:
         return classic_pixel(z, self.params)
 
-    def __call__(self, D: np.ndarray) -> np.ndarray:
-        return classic_invert(D, self.params)
+    def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
+        if affine is None:
+            return classic_invert(D, self.params)
+        return self.pixel_fn(self.normaliser(D, affine).reshape(-1, 3)).reshape(np.shape(D))

@@ -6,6 +6,7 @@ function in its own module; this file only sequences them and times them.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from station.errors import DecodeError, StationError
-from station.pipeline.base import BaseEstimate, estimate_base
+from station.pipeline.base import BaseEstimate, estimate_base, reconcile
 from station.pipeline.decode import Decoded, decode
 from station.pipeline.normalise import density
 from station.pipeline.outputs import (  # noqa: F401  (shared with fastmaster; re-exported)
@@ -23,6 +24,7 @@ from station.pipeline.outputs import (  # noqa: F401  (shared with fastmaster; r
 # Output kinds: "tiff" = full-resolution 16-bit TIFF, "jpeg" = full-size JPEG,
 # "preview" = small JPEG (long side `preview_size`) for the operator's screen.
 KINDS = ("tiff", "jpeg", "preview")
+log = logging.getLogger("station.pipeline")
 
 
 @dataclass
@@ -41,15 +43,49 @@ class ConvertOptions:
     # with the frame in memory (the daemon's worker computes the frame checks' metrics here);
     # not called on the one-pass master path (fastmaster)
     observe: object | None = None
+    # the roll's rendering (pipeline/roll.py): its base (unless `base` is given) and its fixed
+    # normaliser (A, b) replace the per-frame ones, on every path (preview, master, plain)
+    rendering: object | None = None
+    sample: bool = False  # also return the frame's roll-analysis sample (ConvertResult.sample)
 
 
-def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, BaseEstimate, dict]:
+
+def choose_base(rgb: np.ndarray, options: ConvertOptions, src=None) -> tuple[BaseEstimate, BaseEstimate | None]:
+    """The film base for a frame (rgb: linear, any size; a ~384 px copy is enough) and the frame's
+    own rebate estimate (None when not measured).
+
+    A given base (a blank, the roll's) is used, scaled when the frame's own rebate disagrees with
+    it by a neutral factor (the scan exposure changed: `base.reconcile`, logged); without one,
+    the frame's own estimate."""
+    fixed = options.base
+    if fixed is None and options.rendering is not None:
+        fixed = options.rendering.base_estimate()
+    own = estimate_base(rgb)
+    if fixed is None:
+        return own, own
+    used, note = reconcile(fixed, own)
+    if note:
+        log.info("%s: %s", Path(src).name if src else "frame", note)
+    return used, own
+
+
+def frame_affine_for(options: ConvertOptions):
+    """The fixed (A, b) of the roll's rendering, or None (the inverter meters the frame)."""
+    return options.rendering.affine if options.rendering is not None else None
+
+
+def invert_decoded(dec: Decoded, options: ConvertOptions, src=None) -> tuple[np.ndarray, BaseEstimate, dict]:
     """Decoded frame → (positive sRGB HxWx3, base used, timings)."""
+    pos, base, t, _ = _invert_decoded(dec, options, src)
+    return pos, base, t
+
+
+def _invert_decoded(dec: Decoded, options: ConvertOptions, src=None):
     from station.pipeline.invert import get_inverter
 
     t = {}
     t0 = time.perf_counter()
-    base = options.base or estimate_base(dec.rgb)
+    base, own = choose_base(dec.rgb, options, src)
     t["base"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     D = density(dec.rgb, base.rgb)
@@ -62,7 +98,8 @@ def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, B
 
         inverter = compiled(inverter, print=options.print)
         printed = isinstance(inverter, LutInverter)  # the print is composed into its LUT
-    pos = inverter(D)
+    affine = frame_affine_for(options)
+    pos = inverter(D) if affine is None else inverter(D, affine=affine)
     t["invert"] = time.perf_counter() - t0
     if not printed and options.print is not None and not options.print.identity:
         from station.pipeline.printing import apply_srgb
@@ -76,7 +113,12 @@ def invert_decoded(dec: Decoded, options: ConvertOptions) -> tuple[np.ndarray, B
         t0 = time.perf_counter()
         pos = auto_crop(pos, D)
         t["crop"] = time.perf_counter() - t0
-    return pos, base, t
+    sample = None
+    if options.sample:
+        from station.pipeline.roll import frame_sample
+
+        sample = frame_sample(dec.rgb, rebate=own if own is not None else estimate_base(dec.rgb))
+    return pos, base, t, sample
 
 
 _LAST_PREVIEW: list = []  # [(key, Decoded)]: the last preview-size decode of this process
@@ -129,7 +171,7 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
         dec = decode(src, half_size=False)
     timings["decode"] = time.perf_counter() - t0
     try:
-        pos, base, t = invert_decoded(dec, options)
+        pos, base, t, sample = _invert_decoded(dec, options, src)
     except StationError:
         raise
     except Exception as exc:
@@ -145,4 +187,5 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
                              small=lambda: resize_long_side(pos, options.preview_size), src=src)
     timings["write"] = time.perf_counter() - t0
     return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos.shape[:2],
-                         warnings=[w for w in (positive_warning(base),) if w])
+                         warnings=[w for w in (positive_warning(base),) if w], sample=sample,
+                         rendering=options.rendering.id if options.rendering is not None else None)

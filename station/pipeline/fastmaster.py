@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from station.errors import DecodeError, StationError
-from station.pipeline.base import estimate_base
 from station.pipeline.normalise import EPS, density
 
 
@@ -58,14 +57,24 @@ def small_linear(rgb16: np.ndarray, long_side: int = 384) -> np.ndarray:
     return rgb16[::step, ::step].astype(np.float32) * (1.0 / 65535.0)
 
 
-def invert_u16(rgb16: np.ndarray, lut_inverter, base=None) -> tuple[np.ndarray, object, dict]:
-    """HxWx3 uint16 linear (65535 = white) -> (HxWx3 uint16 sRGB positive, base, timings)."""
+def invert_u16(rgb16: np.ndarray, lut_inverter, base=None, options=None, src=None) -> tuple[np.ndarray, object, dict]:
+    """HxWx3 uint16 linear (65535 = white) -> (HxWx3 uint16 sRGB positive, base, timings).
+
+    With `options` (a ConvertOptions) the base and the normaliser are chosen as on the plain
+    path (convert.choose_base, the roll's fixed affine)."""
+    from station.pipeline.convert import ConvertOptions, choose_base, frame_affine_for
+
+    options = options or ConvertOptions(base=base)
+    if base is not None and options.base is None:
+        options = ConvertOptions(**{**options.__dict__, "base": base})
     t = {}
     t0 = time.perf_counter()
-    base = base or estimate_base(small_linear(rgb16))
+    base, _ = choose_base(small_linear(rgb16), options, src)
     t["base"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    affine = lut_inverter.direct.frame_affine(sample_density(rgb16, base.rgb))
+    affine = frame_affine_for(options)
+    if affine is None:
+        affine = lut_inverter.direct.frame_affine(sample_density(rgb16, base.rgb))
     if affine is None:
         raise TypeError("the inverter's normaliser is not a per-channel affine (no frame_affine)")
     shaper = shaper_for(base.rgb, affine)
@@ -100,11 +109,16 @@ def convert_master(src, outputs: dict, options):
     if rgb16.shape[0] < 8 or rgb16.shape[1] < 8:
         return None  # the plain path reports it
     try:
-        pos16, base, t = invert_u16(rgb16, inverter, options.base)
+        pos16, base, t = invert_u16(rgb16, inverter, options=options, src=src)
     except StationError:
         raise
     except Exception as exc:  # as convert_file: every failure names the file
         raise DecodeError(src, f"inversion failed ({exc.__class__.__name__}: {exc})") from None
+    sample = None
+    if options.sample:
+        from station.pipeline.roll import frame_sample
+
+        sample = frame_sample(small_linear(rgb16, 768))
     del rgb16
     timings.update(t)
     meta = output_meta(meta0, base, options, src)
@@ -119,4 +133,5 @@ def convert_master(src, outputs: dict, options):
                              small=small, src=src)
     timings["write"] = time.perf_counter() - t0
     return ConvertResult(src=src, outputs=written, base=base, timings=timings, positive_shape=pos16.shape[:2],
-                         warnings=[w for w in (positive_warning(base),) if w])
+                         warnings=[w for w in (positive_warning(base),) if w], sample=sample,
+                         rendering=options.rendering.id if options.rendering is not None else None)

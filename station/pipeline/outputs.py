@@ -22,6 +22,8 @@ class ConvertResult:
     timings: dict[str, float]
     positive_shape: tuple[int, int]
     warnings: list[str] = field(default_factory=list)  # one line each, e.g. "looks like a positive"
+    sample: object | None = None  # roll.FrameSample when ConvertOptions(sample=True)
+    rendering: str | None = None  # the id of the roll's rendering used, None for a per-frame one
 
 
 NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)
@@ -65,4 +67,7 @@ def output_meta(source_meta: dict, base: BaseEstimate, options, src: Path) -> di
     ps = options.print
     if ps is not None and not ps.identity:
         meta["station_print"] = ps.to_dict()
+    rendering = getattr(options, "rendering", None)
+    if rendering is not None:
+        meta["station_rendering"] = rendering.id
     return meta
