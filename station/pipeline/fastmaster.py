@@ -61,8 +61,8 @@ def invert_u16(rgb16: np.ndarray, lut_inverter, base=None, options=None, src=Non
     """HxWx3 uint16 linear (65535 = white) -> (HxWx3 uint16 sRGB positive, base, timings).
 
     With `options` (a ConvertOptions) the base and the normaliser are chosen as on the plain
-    path (convert.choose_base, the roll's fixed affine)."""
-    from station.pipeline.convert import ConvertOptions, choose_base, frame_affine_for
+    path (options.choose_base, the roll's fixed affine)."""
+    from station.pipeline.options import ConvertOptions, choose_base, frame_affine_for
 
     options = options or ConvertOptions(base=base)
     if base is not None and options.base is None:
