@@ -145,7 +145,30 @@ def _raw_linear(path: str, size: tuple[int, int]) -> np.ndarray:
     return decode_fast(path, long_side=max(size)).rgb
 
 
-class LiveFeed:
+class _Loop:
+    """One background thread running `self._run()` until `self._stop` is set (waking it
+    through `self._cond`); the subclass sets `_thread = None`, `_stop`, `_cond`."""
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start_thread(self, name: str) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _stop_thread(self, timeout: float) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+class LiveFeed(_Loop):
     """One thread asking `grab()` (CameraService.preview) for frames at up to `fps`."""
 
     def __init__(self, grab: Callable[[], object], fps: float = 20.0, keep: int = 8):
@@ -160,23 +183,11 @@ class LiveFeed:
         self._times: deque = deque(maxlen=30)
         self._reader_seq = 0  # the settle watcher's last frame
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def start(self) -> None:
-        if self.running:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
-        self._thread.start()
+        self._start_thread("live-feed")
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._stop_thread(timeout)
 
     def _run(self) -> None:
         backoff = self.interval
@@ -241,7 +252,7 @@ class LiveFeed:
         return fr[2]
 
 
-class LivePositive:
+class LivePositive(_Loop):
     """Thread: newest live-view frame -> positive JPEG (+ aids).  See the module docstring.
 
     settings: callable -> (inverter, base rgb or None); called per frame (cheap: cached by
@@ -269,24 +280,12 @@ class LivePositive:
         self.aids = None
         self.stats = {"positives": 0, "fps": 0.0, "errors": 0, "last_error": None, "convert_ms": None}
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def start(self) -> None:
         self.feed.start()
-        if self.running:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="live-positive", daemon=True)
-        self._thread.start()
+        self._start_thread("live-positive")
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._stop_thread(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

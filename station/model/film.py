@@ -252,6 +252,17 @@ def scene_matrices(stock: FilmStock, scene_K: float):
     return M_exp, M_tgt
 
 
+
+def sensor_read(sig: np.ndarray, full_well: float, read_noise: float, rng) -> np.ndarray:
+    """The camera sensor: `sig` (any shape, 1.0 = sensor white) with shot noise (a sensor of
+    `full_well` electrons at white; 0 = none) and read noise (electrons), clipped and
+    quantised to 14 bits."""
+    if full_well > 0:
+        e = sig * full_well
+        e = e + rng.normal(size=e.shape) * np.sqrt(np.maximum(e, 0) + read_noise ** 2)
+        sig = e / full_well
+    return np.round(np.clip(sig, 0.0, 1.0) * 16383) / 16383
+
 def simulate(positive: np.ndarray, params: ScanParams | None = None, **kw) -> NegativeScan:
     """Simulate the camera scan of a colour negative of the scene `positive`.
 
@@ -292,12 +303,7 @@ def simulate(positive: np.ndarray, params: ScanParams | None = None, **kw) -> Ne
         raw, base_raw = raw + glare, base_raw + glare
     clear_raw = light.sum(0)
     gain = BASE_LEVEL * 2.0 ** p.scan_ev / base_raw.max()
-    sig = raw * gain
-    if p.full_well > 0:
-        e = sig * p.full_well
-        e = e + rng.normal(size=e.shape) * np.sqrt(np.maximum(e, 0) + p.read_noise ** 2)
-        sig = e / p.full_well
-    sig = np.round(np.clip(sig, 0.0, 1.0) * 16383) / 16383
+    sig = sensor_read(raw * gain, p.full_well, p.read_noise, rng)
     return NegativeScan(
         camera_rgb=sig.reshape(h, w, 3).astype(np.float32),
         positive=target,

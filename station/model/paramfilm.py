@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from station.model.film import NegativeScan, srgb_decode
+from station.model.film import NegativeScan, sensor_read, srgb_decode
 
 BASE_LEVEL = 0.7   # blank film at scan_ev = 0 (brightest channel, fraction of sensor white)
 
@@ -140,12 +140,7 @@ def _scan(band_D: np.ndarray, p: ParamScanParams, rng, flare_mean=None):
     base_raw = (base_T + p.flare * mean_T) @ cam.T
     clear_raw = light @ cam.T
     gain = BASE_LEVEL * 2.0 ** p.scan_ev / base_raw.max()
-    sig = raw * gain
-    if p.full_well > 0:
-        e = sig * p.full_well
-        e = e + rng.normal(size=e.shape) * np.sqrt(np.maximum(e, 0) + p.read_noise ** 2)
-        sig = e / p.full_well
-    sig = np.round(np.clip(sig, 0.0, 1.0) * 16383) / 16383
+    sig = sensor_read(raw * gain, p.full_well, p.read_noise, rng)
     return sig, base_raw * gain, clear_raw * gain, mean_T
 
 
