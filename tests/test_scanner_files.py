@@ -173,3 +173,24 @@ def test_the_daemon_converts_a_coolscan_nef_and_fails_a_flat_frame_without_blami
     assert not list(d.output.glob("blank*"))  # no preview, no positives of the flat frame
     assert "clipping" not in d.log_text() and "lower the exposure" not in d.log_text()
     assert d.stop() == 0
+
+
+def test_the_daemon_warns_about_a_positive_photo_once(daemon_factory, tmp_path):
+    """A camera photo of a scene (no orange film base) is inverted, as `station invert`
+    does, but the daemon's log says so once for the frame — not silently."""
+    import os
+
+    from negatives import grey_ramp, write_negative_dng
+
+    d = daemon_factory(config={"watcher": {"rescan_interval": 0}, "inversion": {"method": "classic"}})
+    d.start()
+    scene = np.clip(grey_ramp(300, 400) * np.array([0.7, 0.75, 0.8]), 0.02, 1).astype(np.float32)  # a bluish grey photo
+    write_negative_dng(tmp_path / "photo.dng", scene, seed=1)
+    scan = np.clip(grey_ramp(300, 400), 0.05, 1).astype(np.float32) * np.array([0.6, 0.35, 0.15], np.float32)  # orange: a negative
+    write_negative_dng(tmp_path / "neg.dng", scan, seed=2)
+    for name in ("photo.dng", "neg.dng"):
+        os.rename(tmp_path / name, d.incoming / name)
+    d.wait_for(lambda: d.done(["photo.dng", "neg.dng"]), 120, "both frames converted")
+    warned = [ln for ln in d.log_text().splitlines() if "looks like a positive" in ln]
+    assert len(warned) == 1 and "photo.dng" in warned[0], warned
+    assert d.stop() == 0

@@ -484,6 +484,8 @@ class Processor:
             self.last_positive = job.outputs.get("preview")
             log.info("preview %s -> %s (%.2f s)%s%s", rel, Path(job.outputs["preview"]).name, row["lat_preview"] or 0,
                      " [existing kept]" if res.get("skipped") else "", _timings(res))
+            for w in res.get("warnings") or ():  # said once, at the preview (the master would repeat it)
+                log.warning("%s: %s", rel, w)
             self._emit(rel)
             if not res.get("checks_follow"):  # no metrics will come (the preview existed already)
                 self.publish({"type": "metrics", "path": rel, "roll": self.roll_of(rel), "metrics": None,

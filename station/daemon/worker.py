@@ -17,7 +17,7 @@ is made again and replaces the old one atomically; otherwise outputs that alread
 are kept (a daemon killed after writing one: outputs are atomic, so it is complete).
 Child → parent: first {"ready": True, "pid", "inverter", "error", "error_key"} once
 loaded (error: the model or base frame cannot be used; error_key: its setting), then per
-job {"id", "ok": True, "written": {kind: path}, "skipped": [kinds],
+job {"id", "ok": True, "written": {kind: path}, "skipped": [kinds], "warnings": [lines],
 "sha256", "base": [r,g,b], "timings", "checks_follow": bool} or
 {"id", "ok": False, "reason", "kind"}; after a result with "checks_follow",
 {"id", "checks_metrics": {...} | None, "checks_error": str | None}.
@@ -247,6 +247,7 @@ def main(conn, settings: dict) -> None:
                     write.atomic_write = real_atomic_write
                 if res is not None:
                     result["written"] = {k: str(v) for k, v in res.outputs.items()}
+                    result["warnings"] = list(res.warnings)  # e.g. "looks like a positive"
                     result["base"] = [float(v) for v in res.base.rgb]
                     result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
                     result["rendering"] = res.rendering
