@@ -149,17 +149,17 @@ def main(conn, settings: dict) -> None:
     conn.send({"ready": True, "pid": os.getpid(), "inverter": getattr(inverter, "name", None), "error": load_error,
                "error_key": error_key})
 
-    real_atomic_write = write.atomic_write
+    def enospc(path, data_writer):  # test seam: the output disk is full
+        def full(fh):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return full
 
-    def enospc_atomic_write(path, data_writer, overwrite=False):
-        raise OutputError(path, write._reason(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
-
-    def killed_atomic_write(path, data_writer, overwrite=False):
-        def half_then_die(fh):  # killed mid-write: the dot-temporary stays behind
+    def killed(path, data_writer):  # test seam: killed mid-write, the dot-temporary stays behind
+        def half_then_die(fh):
             fh.write(b"II*\x00partial")
             fh.flush()
             os.kill(os.getpid(), signal.SIGKILL)
-        return real_atomic_write(path, half_then_die, overwrite)
+        return half_then_die
 
     while True:
         try:
@@ -223,10 +223,9 @@ def main(conn, settings: dict) -> None:
                     print=PrintSettings.from_dict(msg["print"]) if msg.get("print") else None,
                     observe=observe,
                 )
-                write.atomic_write = (enospc_atomic_write if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
-                                      else killed_atomic_write if _fault(name, "STATION_FAULT_KILL_WRITING",
-                                                                         msg.get("stage"))
-                                      else real_atomic_write)
+                write.set_fault(enospc if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
+                                else killed if _fault(name, "STATION_FAULT_KILL_WRITING", msg.get("stage"))
+                                else None)
                 try:
                     res = None
                     for _ in range(3):
@@ -244,7 +243,7 @@ def main(conn, settings: dict) -> None:
                             if not todo:
                                 break
                 finally:
-                    write.atomic_write = real_atomic_write
+                    write.set_fault(None)
                 if res is not None:
                     result["written"] = {k: str(v) for k, v in res.outputs.items()}
                     result["warnings"] = list(res.warnings)  # e.g. "looks like a positive"

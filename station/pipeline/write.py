@@ -77,11 +77,25 @@ def _fsync_dir(folder: Path) -> None:
         pass
 
 
+# The writers' one test seam (None in production): `fault(path, data_writer) -> data_writer`
+# may wrap what is written (fail with an OSError, die half way).  Set only by the daemon's
+# worker when a STATION_FAULT_* test variable names the frame (station/daemon/worker.py).
+_fault = None
+
+
+def set_fault(fault) -> None:
+    """Install (or with None remove) the test seam `fault(path, data_writer) -> data_writer`."""
+    global _fault
+    _fault = fault
+
+
 def atomic_write(path: Path, data_writer, overwrite: bool = False) -> Path:
     """Call data_writer(fileobj) into a temporary, fsync, then publish as `path`."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputError(path, "already exists (not overwriting; use --overwrite)")
+    if _fault is not None:
+        data_writer = _fault(path, data_writer)
     tmp = path.with_name(f".{path.name.lstrip('.')}.{os.getpid()}.tmp")  # (a staged .part is hidden already)
     try:
         with open(tmp, "wb") as fh:
