@@ -3,7 +3,7 @@
 Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input, together
 (a frame's outputs appear together or not at all); exit status 0 when every input
 converted (or was already complete), 1 when some failed, 2 for usage or
-configuration errors (bad --out, --base, --model, a print setting out of range).
+configuration errors (bad --out, --base, --flatfield, --model, a print setting out of range).
 The print (--exposure, --wb, --contrast, --black, --white) is applied to every
 input after the inversion and recorded in the outputs' metadata.
 
@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (a folder means every image in it)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--base", type=Path, metavar="FILE", help="blank film-base frame of the same roll (same light and exposure)")
+    p.add_argument("--flatfield", type=Path, metavar="FILE",
+                   help="flat field: a frame of the bare light source (no film; a RAW) or a saved .npz "
+                        "(`station roll flatfield`); its fall-off is divided out before the base and the inversion")
     p.add_argument("--method", choices=("mlp", "classic"), help="inversion method (default: mlp when a model is installed, else classic)")
     p.add_argument("--model", type=Path, metavar="FILE", help="model file for --method mlp (default: the shipped model)")
     p.add_argument("--format", default="tiff,jpeg", help="comma-separated: tiff,jpeg (default both)")
@@ -122,10 +125,20 @@ def run(args: argparse.Namespace) -> int:
         inverter = get_inverter(args.method, args.model)
     except StationError as exc:
         return _usage_error(f"--model {exc}" if exc.path else str(exc))
+    flat = None
+    if args.flatfield:
+        from station.pipeline.flatfield import apply_flat, load_flat
+
+        try:
+            flat = load_flat(args.flatfield)
+        except StationError as exc:
+            return _usage_error(f"--flatfield {exc}")
+        except ValueError as exc:
+            return _usage_error(f"--flatfield {args.flatfield}: {exc}")
     base = None
     if args.base:
         try:
-            base = base_from_blank(decode(args.base).rgb)
+            base = base_from_blank(apply_flat(decode(args.base).rgb, flat))  # apply_flat(x, None) is x
         except StationError as exc:
             return _usage_error(f"--base {exc}")
         except ValueError as exc:
@@ -146,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
         if rendering is None:
             return 1
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
-                             print=None if print_settings.identity else print_settings, rendering=rendering)
+                             print=None if print_settings.identity else print_settings, rendering=rendering,
+                             flatfield=flat)
     cleaned: set[Path] = set()
     converted = skipped = 0
     seen_stems: set[str] = set()
@@ -217,7 +231,8 @@ def frame_state(src: Path, outputs: dict, options):
         return "todo", options
     wanted = {"station_method": getattr(options.inverter, "name", "default"),
               "station_print": options.print.to_dict() if options.print is not None else None,
-              "station_rendering": options.rendering.id if options.rendering is not None else None}
+              "station_rendering": options.rendering.id if options.rendering is not None else None,
+              "station_flatfield": options.flatfield.id if options.flatfield is not None else None}
     same = True
     for p in present:
         d = output_description(p) or {}

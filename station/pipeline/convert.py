@@ -1,6 +1,6 @@
 """The engine: one RAW in, positives out.  Every caller (CLI, daemon, demo) uses it.
 
-decode → film base → density → invert (→ print) → (crop) → write.  The print
+decode → (flat field) → film base → density → invert (→ print) → (crop) → write.  The print
 (printing.py) is composed into the inverter's LUT when it has one.  Each stage is a pure
 function in its own module; this file only sequences them and times them.
 """
@@ -123,6 +123,14 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
     else:
         dec = decode(src, half_size=False)
     timings["decode"] = time.perf_counter() - t0
+    if options.flatfield is not None:
+        from dataclasses import replace
+
+        from station.pipeline.flatfield import apply_flat
+
+        t0 = time.perf_counter()
+        dec = replace(dec, rgb=apply_flat(dec.rgb, options.flatfield))  # a new array: the cached decode is kept
+        timings["flatfield"] = time.perf_counter() - t0
     try:
         pos, base, t, sample = _invert_decoded(dec, options, src)
     except StationError:

@@ -4,7 +4,8 @@ The plain path (convert.invert_decoded) makes four full-size float32 copies
 of a frame (linear RGB, density, positive, then the uint16 for the TIFF):
 at 24 MP that is ~1.2 GB of memory traffic and most of the time.  Here:
 
-1. LibRaw decodes to HxWx3 uint16 (LINEAR demosaic, as decode.py);
+1. LibRaw decodes to HxWx3 uint16 (LINEAR demosaic, as decode.py); a flat field
+   (options.flatfield) is divided out in place, in float32 row bands;
 2. the film base is estimated on a 1/N strided copy (what estimate_base
    looks at anyway), and the normaliser's (A, b) from a ~262k-pixel sample
    of the densities;
@@ -108,6 +109,12 @@ def convert_master(src, outputs: dict, options):
     timings["decode"] = time.perf_counter() - t0
     if rgb16.shape[0] < 8 or rgb16.shape[1] < 8:
         return None  # the plain path reports it
+    if getattr(options, "flatfield", None) is not None:
+        from station.pipeline.flatfield import apply_flat_u16
+
+        t0 = time.perf_counter()
+        apply_flat_u16(rgb16, options.flatfield)  # in place, float32 row bands, before the base
+        timings["flatfield"] = time.perf_counter() - t0
     try:
         pos16, base, t = invert_u16(rgb16, inverter, options=options, src=src)
     except StationError:

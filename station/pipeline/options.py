@@ -35,6 +35,9 @@ class ConvertOptions:
     # normaliser (A, b) replace the per-frame ones, on every path (preview, master, plain)
     rendering: object | None = None
     sample: bool = False  # also return the frame's roll-analysis sample (ConvertResult.sample)
+    # flatfield.FlatField: the light's fall-off, divided out of the linear camera RGB right after
+    # the decode, before the base and the inversion, on every path (plain, preview, fast master)
+    flatfield: object | None = None
 
 
 

@@ -70,4 +70,7 @@ def output_meta(source_meta: dict, base: BaseEstimate, options, src: Path) -> di
     rendering = getattr(options, "rendering", None)
     if rendering is not None:
         meta["station_rendering"] = rendering.id
+    flat = getattr(options, "flatfield", None)
+    if flat is not None:
+        meta["station_flatfield"] = flat.id
     return meta
