@@ -66,6 +66,7 @@ CAMERA_COMMANDS = {
     "capture": "no camera configured",
     "roll_new": "no roll service configured (rolls come with the camera service: set camera.port)",
     "calibrate": "no camera configured (calibrating the base shoots a blank frame)",
+    "flatfield": "no camera configured (the flat field shoots a frame of the bare light)",
 }
 
 
@@ -95,6 +96,7 @@ class App:
             self.queue,
             {"method": inv["method"], "model": str(inv["model"]) if inv["model"] else None,
              "base": str(inv["base"]) if inv["base"] else None,
+             "flatfield": str(inv["flatfield"]) if inv.get("flatfield") else None,
              "preview_size": out["preview_size"], "jpeg_quality": out["jpeg_quality"],
              "checks": dict(cfg.get("checks") or {})},
             count=w["count"], start_method=w["start_method"],

@@ -35,6 +35,7 @@ DEFAULTS: dict = {
         "method": "auto",  # auto | mlp | classic  (auto: mlp when a default model ships)
         "model": None,  # model file for mlp; None = the shipped default
         "base": None,  # a blank film-base frame (RAW/TIFF) used for every frame; None = per frame
+        "flatfield": None,  # a frame of the bare light (RAW) or a saved flat field (.npz) for every roll without its own
         "roll": True,  # each folder under incoming is a roll with one rendering (daemon/rolls.py)
     },
     "outputs": {
@@ -198,8 +199,9 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
         raise ConfigError("inversion.method", f"must be auto, mlp or classic, got {inv['method']!r}")
     _check_type("inversion.model", inv["model"], (str, type(None)))
     _check_type("inversion.base", inv["base"], (str, type(None)))
+    _check_type("inversion.flatfield", inv.get("flatfield"), (str, type(None)))
     _check_type("inversion.roll", inv["roll"], bool)
-    for k in ("model", "base"):
+    for k in ("model", "base", "flatfield"):
         if inv[k] is not None:
             path = _expand(inv[k])
             if check_paths and not path.is_file():

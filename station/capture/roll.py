@@ -4,6 +4,8 @@ Layout (state = the station's state folder, incoming = the watched folder):
 
     state/rolls/<roll>/manifest.json   stock, date, camera, pattern, base, print, per-frame records
     state/rolls/<roll>/base.<ext>      the blank film-base frame (`station roll calibrate`)
+    state/rolls/<roll>/flat.<ext>      the frame of the bare light (`station roll flatfield`)
+    state/rolls/<roll>/flatfield-<id>.npz  its measured flat field (pipeline/flatfield.py)
     state/rolls/current                name of the roll new captures go to
     incoming/<pattern>.<ext>           the RAWs, e.g. incoming/<roll>/01.dng
 
@@ -64,6 +66,7 @@ class Roll:
         self._lock = threading.RLock()
         self._shot_frame: dict[int, int] = {}
         self._print_set = False
+        self._set_keys: set[str] = set()  # shared keys this object set since its last save
 
     # --------------------------------------------------------------- fields
     @property
@@ -90,20 +93,26 @@ class Roll:
     def frame_count(self) -> int:
         return len(self.data["frames"])
 
+    # set by others (`station roll print|flatfield`, the live page through the daemon) while a
+    # capture service holds this roll: a save keeps what is on disk unless this object set it
+    _SHARED_KEYS = ("print", "flatfield", "flatfield_error")
+
     def save(self) -> None:
         with self._lock:
-            if not self._print_set:
-                # the roll's print is set by others (`station roll print`, the live page through the
-                # daemon) while a capture service holds this roll: keep what is on disk
-                try:
-                    on_disk = json.loads(self.manifest_path.read_text()).get("print")
-                except (OSError, ValueError, AttributeError):
-                    on_disk = self.data.get("print")
-                if on_disk is None:
-                    self.data.pop("print", None)
+            try:
+                on_disk = json.loads(self.manifest_path.read_text())
+                on_disk = on_disk if isinstance(on_disk, dict) else {}
+            except (OSError, ValueError):
+                on_disk = {k: self.data[k] for k in self._SHARED_KEYS if k in self.data}
+            for key in self._SHARED_KEYS:
+                if key in self._set_keys or key == "print" and self._print_set:
+                    continue
+                if on_disk.get(key) is None:
+                    self.data.pop(key, None)
                 else:
-                    self.data["print"] = on_disk
+                    self.data[key] = on_disk[key]
             self._print_set = False
+            self._set_keys.clear()
             _write_json_atomic(self.manifest_path, self.data)
 
     # ------------------------------------------------------------- the print
@@ -218,6 +227,64 @@ class Roll:
         from station.pipeline.base import BaseEstimate
 
         return BaseEstimate(rgb=np.asarray(base["rgb"], dtype=np.float32), source="blank frame")
+
+
+    def set_flat(self, data: bytes, ext: str, source: str = "file") -> Path:
+        """Store a frame of the bare light for this roll and its measured flat field (refused:
+        the reason in "flatfield_error", the roll keeps its earlier flat field)."""
+        path = write_atomic_no_clobber(data, self.folder / f"flat{ext}")
+        flat, error = measure_flat_file(path, self.folder)
+        with self._lock:
+            if flat is None:
+                self.data["flatfield_error"] = error  # the flat field on disk (if any) is kept
+                self._set_keys.add("flatfield_error")
+            else:
+                self.data["flatfield"] = {"file": path.name, "source": source, "at": _now(), **flat}
+                self.data.pop("flatfield_error", None)
+                self._set_keys.update(("flatfield", "flatfield_error"))
+            self.save()
+        return path
+
+    def flatfield(self):
+        """The roll's FlatField for ConvertOptions(flatfield=...), or None."""
+        name = (self.data.get("flatfield") or {}).get("npz")
+        if not name:
+            return None
+        from station.pipeline.flatfield import FlatField
+
+        return FlatField.load(self.folder / Path(name).name)
+
+
+def _measure_flat(path: str, folder: str) -> tuple[dict | None, str | None]:
+    """(In a child process.) Measure a bare-light frame and save its flat field next to it:
+    ({"npz", "id", "falloff"}, None) or (None, why)."""
+    try:
+        from station.pipeline.flatfield import load_flat
+
+        flat = load_flat(path)
+        npz = flat.save(Path(folder) / f"flatfield-{flat.id}.npz")
+        return {"npz": npz.name, "id": flat.id, "falloff": round(flat.corner_falloff, 4)}, None
+    except ValueError as exc:  # not a bare light (film, clipped, too dark): refused with the reason
+        return None, str(exc)
+    except Exception as exc:
+        return None, f"{exc.__class__.__name__}: {exc}"
+
+
+def measure_flat_file(path, folder, timeout: float = 120.0) -> tuple[dict | None, str | None]:
+    """Measure a bare-light frame in a child process (untrusted RAW, as measure_base)."""
+    import concurrent.futures
+    import multiprocessing
+
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+            return ex.submit(_measure_flat, str(path), str(folder)).result(timeout)
+    except concurrent.futures.process.BrokenProcessPool:
+        return None, "the decoder crashed on the flat-field frame"
+    except concurrent.futures.TimeoutError:
+        return None, f"measuring the flat-field frame took longer than {timeout:g} s"
+    except Exception as exc:
+        return None, f"{exc.__class__.__name__}: {exc}"
 
 
 def _measure_base(path: str) -> tuple[list[float] | None, str | None]:

@@ -81,6 +81,24 @@ def blank_dng_bytes(h: int = 400, w: int = 600, seed: int = 0, exposure: float =
         return path.read_bytes()
 
 
+def light_dng_bytes(h: int = 400, w: int = 600, seed: int = 0, level: float = 0.8, falloff: float = 0.2) -> bytes:
+    """A frame of the bare light (no film) with a radial corner fall-off, as the bytes of a Bayer DNG."""
+    from station.io.dng import mosaic, write_bayer_dng
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((x - (w - 1) / 2) ** 2 + (y - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
+    light = np.array([0.80, 0.95, 0.90], np.float32) * level * (1 - falloff * r2)[..., None]
+    rgb = np.clip(light + rng.normal(0, 0.002, (h, w, 3)).astype(np.float32), 0, 1)
+    cfa = mosaic(np.round(rgb * 65535).astype(np.uint16), "RGGB")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "light.dng"
+        write_bayer_dng(path, cfa, "RGGB", black=0, white=65535, make="Station", model="Virtual Light")
+        return path.read_bytes()
+
+
 def write_negatives(folder: str | os.PathLike, n: int, h: int = 400, w: int = 600, seed: int = 0) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

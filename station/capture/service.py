@@ -106,7 +106,7 @@ class CaptureService:
             detail=detail)
 
     def commands(self) -> dict:
-        return {"capture": self.capture, "roll_new": self.roll_new, "calibrate": self.calibrate}
+        return {"capture": self.capture, "roll_new": self.roll_new, "calibrate": self.calibrate, "flatfield": self.flatfield}
 
     # -------------------------------------------------------------- rolls
     def _current_roll(self):
@@ -211,6 +211,37 @@ class CaptureService:
                                + (" (the roll keeps its earlier blank)" if base.get("rgb") else ""))
         self.app.publish({"type": "roll", "event": "calibrated", "roll": roll.name, "base": base["rgb"]})
         return {"roll": roll.name, "file": str(path), "base": base["rgb"]}
+
+    def flatfield(self, timeout: float = 30.0, roll=None, **_ignored) -> dict:
+        """Shoot a frame of the bare light for the current roll (or `roll`): its flat field is
+        divided out of every later frame of the roll (pipeline/flatfield.py)."""
+        target = self.rolls.get(roll) if roll else self._current_roll()
+        if target is None:
+            raise RuntimeError("no current roll: start one first (station roll new)")
+        if self.virtual is not None:  # the virtual stand: the holder empty, the bare light
+            from station.capture.samples import light_dng_bytes
+
+            self.virtual.serve_next(light_dng_bytes())
+        self._calibrating = True  # not a frame of the roll: kept out of its frame count
+        try:
+            files = self.camera.capture().result(timeout)
+        except CameraError as exc:
+            raise RuntimeError(str(exc)) from None
+        except Exception as exc:
+            raise RuntimeError(f"flat-field shot did not finish within {timeout:g} s ({exc.__class__.__name__})") from None
+        finally:
+            self._calibrating = False
+        raw = next((f for f in files if f.kind == "raw"), files[0])
+        path = target.set_flat(Path(raw.path).read_bytes(), Path(raw.path).suffix, source="shot")
+        for f in files:
+            Path(f.path).unlink(missing_ok=True)
+        data = self.rolls.get(target.name).data
+        flat = data.get("flatfield") or {}
+        if flat.get("file") != path.name or data.get("flatfield_error"):
+            raise RuntimeError(f"flat-field frame {path} refused: {data.get('flatfield_error', 'unknown reason')}"
+                               + (f" (the roll keeps its earlier flat field {flat['id']})" if flat.get("id") else ""))
+        self.app.publish({"type": "roll", "event": "flatfield", "roll": target.name, "flatfield": flat["id"]})
+        return {"roll": target.name, "file": str(path), "id": flat["id"], "falloff": flat["falloff"]}
 
     def roll_new(self, name=None, stock=None, frames=36, pattern=None, **_ignored) -> dict:
         from station.capture.roll import DEFAULT_PATTERN

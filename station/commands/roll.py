@@ -1,4 +1,4 @@
-"""`station roll new|calibrate|print|auto|stop|show|list`: rolls of film.
+"""`station roll new|calibrate|flatfield|print|auto|stop|show|list`: rolls of film.
 
 `auto` and `stop` drive the running daemon's auto-roll (station/autoroll.py) over its
 control socket (commands roll_auto / roll_stop), as `calibrate` does when a daemon runs."""
@@ -29,6 +29,15 @@ def register(sub) -> None:
     c.add_argument("--camera", metavar="PORT", default=None,
                    help="shoot with this camera directly (default: through the running daemon, else auto)")
     c.add_argument("--roll", metavar="NAME", help="roll (default: the current one)")
+    ff = rs.add_parser("flatfield", help="shoot (or take from FILE) a frame of the bare light: the roll's flat field",
+                       description="A frame of the bare light source, no film in the holder, exposed bright but not "
+                                   "clipped: its fall-off (light and lens) is divided out of every frame of the roll "
+                                   "before the film base and the inversion.  Refused, with the reason, when film is "
+                                   "in it, it is clipped or too dark.")
+    ff.add_argument("file", nargs="?", type=Path, metavar="FILE", help="use this RAW of the bare light instead of shooting one")
+    ff.add_argument("--camera", metavar="PORT", default=None,
+                    help="shoot with this camera directly (default: through the running daemon, else auto)")
+    ff.add_argument("--roll", metavar="NAME", help="roll (default: the current one)")
     pr = rs.add_parser("print", help="set the roll's print (exposure, white balance, contrast, points)",
                        description="Store the roll's print in its manifest; every frame of the roll without a print "
                                    "of its own gets it.  With a daemon running on --state, its frames are re-rendered.")
@@ -73,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.roll_cmd == "calibrate":
             return _calibrate(args, store)
+        if args.roll_cmd == "flatfield":
+            return _flatfield(args, store)
         if args.roll_cmd == "print":
             return _print(args, store)
         if args.roll_cmd in ("auto", "stop"):
@@ -174,6 +185,58 @@ def _calibrate(args, store) -> int:
         return 0
     print(f"station roll calibrate: {path}: refused: {data.get('base_error', 'unknown reason')}"
           + (f" (the roll keeps its earlier blank {base['file']})" if base.get("rgb") else ""), file=sys.stderr)
+    return 1
+
+
+def _flatfield(args, store) -> int:
+    from station.capture.camera import CameraError
+    from station.capture.names import sniff
+
+    name = "station roll flatfield"
+    roll = store.get(args.roll) if args.roll else store.current()
+    if roll is None:
+        print(f"{name}: no current roll (start one with `station roll new`)", file=sys.stderr)
+        return 1
+    if args.file:
+        try:
+            data = args.file.read_bytes()
+        except OSError as exc:
+            print(f"{name}: {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        kind = sniff(data, args.file.name)
+        path = roll.set_flat(data, kind.ext if kind.kind != "unknown" else args.file.suffix.lower(),
+                             source=f"file {args.file.name}")
+    elif not getattr(args, "camera", None) and _daemon_socket(args) is not None:
+        from station.control import ControlError, request
+
+        try:
+            res = request(_daemon_socket(args), "flatfield", roll=roll.name, timeout=60)
+        except ControlError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 1
+        print(f"roll {res['roll']}: flat field {res['id']} from {res['file']} "
+              f"(corners {100 * res['falloff']:.1f}% darker than the centre)")
+        return 0
+    else:
+        from station.capture.control import capture_direct
+
+        try:
+            files = capture_direct(args.camera or "auto", roll.folder, namer=lambda info: "flat-shot" + info.kind.ext)
+        except CameraError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 1
+        raw = next((f for f in files if f.kind == "raw"), files[0])
+        path = roll.set_flat(raw.path.read_bytes(), raw.path.suffix, source="shot")
+        for f in files:
+            f.path.unlink(missing_ok=True)
+    data = store.get(roll.name).data
+    flat = data.get("flatfield") or {}
+    if flat.get("file") == path.name and not data.get("flatfield_error"):
+        print(f"roll {roll.name}: flat field {flat['id']} from {path} "
+              f"(corners {100 * flat['falloff']:.1f}% darker than the centre)")
+        return 0
+    print(f"{name}: {path}: refused: {data.get('flatfield_error', 'unknown reason')}"
+          + (f" (the roll keeps its earlier flat field {flat['id']})" if flat.get("id") else ""), file=sys.stderr)
     return 1
 
 

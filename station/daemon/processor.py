@@ -423,7 +423,19 @@ class Processor:
 
     def roll_for(self, job: Job) -> dict:
         """What the job's worker needs for the roll: its locked rendering, or to return a sample."""
-        return self.rolls.job_settings(self.roll_of(job.key), job.stage)
+        roll = self.roll_of(job.key)
+        return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll)}
+
+    def roll_flatfield(self, roll: str | None) -> str | None:
+        """The roll's saved flat field (state/rolls/<roll>/flatfield.npz, `station roll
+        flatfield`) as a path for the worker, or None (the station's, if configured, is used)."""
+        if not roll:
+            return None
+        name = (self.manifest(roll).get("flatfield") or {}).get("npz")
+        if not isinstance(name, str) or "/" in name or "\\" in name:
+            return None
+        path = self.state / "rolls" / roll / name
+        return str(path) if path.is_file() else None
 
     def _roll_result(self, job: Job, res: dict) -> None:
         """A preview's sample feeds its roll's analysis; when that locks the rendering, the roll's

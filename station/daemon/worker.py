@@ -8,7 +8,8 @@ takes only this process (and its frame) with it.
 
 Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
 "half_size", "hash", "base": [r,g,b] | None, "overwrite": bool, "print": {...} | None,
-"rendering": dict | None, "sample": bool} or None (exit).  "print": the frame's print settings
+"rendering": dict | None, "sample": bool, "flatfield": path | None} or None (exit).  "flatfield": the
+roll's saved flat field (.npz), else the station's (settings "flatfield", inversion.flatfield).  "print": the frame's print settings
 (printing.PrintSettings), None = as inverted.  "rendering": the roll's locked rendering
 (pipeline/roll.py), applied instead of the per-frame base and normaliser; "sample": also return
 the frame's roll-analysis sample ("sample" in the reply, and "blank": the configured blank's base).
@@ -98,6 +99,38 @@ def _load(settings: dict):
     return inverter, base, err, key
 
 
+def _load_flat(settings: dict):
+    """(the station-wide flat field or None, error_reason, config_key): inversion.flatfield."""
+    if not settings.get("flatfield"):
+        return None, None, None
+    try:
+        from station.pipeline.flatfield import load_flat
+
+        return load_flat(settings["flatfield"]), None, None
+    except Exception as exc:  # refused (not a bare light), unreadable: the daemon does not start
+        return None, f"flat field unusable ({settings['flatfield']}): {exc}", "inversion.flatfield"
+
+
+_ROLL_FLATS: dict = {}  # path -> (mtime_ns, FlatField): the rolls' flatfield.npz, read once per change
+
+
+def _roll_flat(path: str | None):
+    """A roll's saved flat field (state/rolls/<roll>/flatfield.npz, the station's own file), or None."""
+    if not path:
+        return None
+    from station.pipeline.flatfield import FlatField
+
+    try:
+        mtime = os.stat(path).st_mtime_ns
+        hit = _ROLL_FLATS.get(path)
+        if hit is None or hit[0] != mtime:
+            _ROLL_FLATS[path] = hit = (mtime, FlatField.load(path))
+        return hit[1]
+    except (OSError, ValueError) as exc:
+        print(f"station worker: {path}: flat field unusable ({exc}); the frame is made without it", file=sys.stderr)
+        return None
+
+
 def _die_with_parent() -> None:
     """Linux: SIGKILL this worker when its parent (the fork server or the daemon)
     dies, so a `kill -9` of the daemon leaves no worker writing behind its back."""
@@ -133,6 +166,10 @@ def main(conn, settings: dict) -> None:
     from station.pipeline.printing import PrintError, PrintSettings
 
     inverter, base, load_error, error_key = _load(settings)
+    station_flat = None
+    if load_error is None:
+        station_flat, load_error, flat_key = _load_flat(settings)
+        error_key = flat_key or error_key
     check_params = None
     if settings.get("checks") is not None:
         from station.checks import checks_from_config
@@ -222,6 +259,8 @@ def main(conn, settings: dict) -> None:
                     overwrite=overwrite,
                     print=PrintSettings.from_dict(msg["print"]) if msg.get("print") else None,
                     observe=observe,
+                    # the roll's flat field (`station roll flatfield`), else the station's
+                    flatfield=_roll_flat(msg.get("flatfield")) or station_flat,
                 )
                 write.set_fault(enospc if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
                                 else killed if _fault(name, "STATION_FAULT_KILL_WRITING", msg.get("stage"))
