@@ -125,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
         inverter = get_inverter(args.method, args.model)
     except StationError as exc:
         return _usage_error(f"--model {exc}" if exc.path else str(exc))
+    from station.pipeline.flatfield import apply_flat, load_flat
+
     flat = None
     if args.flatfield:
-        from station.pipeline.flatfield import apply_flat, load_flat
 
         try:
             flat = load_flat(args.flatfield)
