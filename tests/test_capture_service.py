@@ -79,7 +79,7 @@ def test_capture_roll_and_positive_wait(tmp_path):
             assert "ready" in snap.status
             assert {"type": "roll", "event": "new", "roll": "r7"} in [
                 {k: e.get(k) for k in ("type", "event", "roll")} for e in app.events]
-            assert set(app.commands) == {"capture", "roll_new", "calibrate"}
+            assert set(app.commands) == {"capture", "roll_new", "calibrate", "flatfield"}
             assert any(e.get("type") == "camera" and e.get("state") == "ready" for e in app.events)
         finally:
             svc.stop()
