@@ -100,3 +100,18 @@ def test_shipped_model_keeps_neutrals_neutral():
     m.config = dataclasses.replace(m.config, neutral=0.1)
     m._module = None
     assert np.allclose(m.pixel_fn(zc, use_torch=False), raw_c, atol=1e-6)
+
+
+def test_shipped_model_does_not_solarise_beyond_its_range():
+    """Densities beyond the range the network was trained on (a frame over-exposed against
+    its roll's rendering) clip; the output never turns back down (solarised highlights)."""
+    from station.model import load_model
+
+    m = load_model()
+    z = np.repeat(np.linspace(0.9, 2.0, 56, dtype=np.float32)[:, None], 3, axis=1)
+    y = m.pixel_fn(z, use_torch=False).mean(axis=1)
+    top = int(np.argmax(y))
+    assert y[top:].min() > y[top] - 0.03, y[top:]  # at most a slight shoulder, never a turn-down
+    assert np.ptp(y[-20:]) < 1e-6  # beyond the range: held
+    zc = z * np.array([1.3, 1.0, 0.7], np.float32)  # a coloured highlight far out
+    assert np.ptp(m.pixel_fn(zc[-10:], use_torch=False), axis=0).max() < 1e-6  # held: one colour

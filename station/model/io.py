@@ -66,12 +66,18 @@ class MLPInverter:
         return self._module
 
     def pixel_fn(self, z: np.ndarray, use_torch: bool | None = None, clip: bool = True) -> np.ndarray:
-        """(N,3) float32 normalised densities -> (N,3) float32 sRGB in [0,1].
+        """(N,3) float32 normalised densities -> (N,3) float32 sRGB in [0,1] (z held
+        within `z_range`, where the network was trained).
 
         clip=False returns the network's raw output: a LUT baked from the smooth,
         unclipped function and clipped after interpolation follows the gamut edge
         far more closely than one baked from the clipped function."""
-        z = np.asarray(z, np.float32).reshape(-1, 3)
+        # Beyond the range the network saw in training it extrapolates (and its output turns
+        # back down past the highlight: a frame 2 EV over its roll's rendering came out
+        # solarised); held at the edge instead, so out-of-range tones clip.  One range for
+        # all three channels (the narrowest), so a neutral input stays neutral when held.
+        z = np.clip(np.asarray(z, np.float32).reshape(-1, 3), float(np.max(self.z_range[0])),
+                    float(np.min(self.z_range[1])))
         out = np.empty_like(z)
         try:
             import torch

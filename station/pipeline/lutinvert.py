@@ -85,7 +85,7 @@ def supports_lut(inverter) -> bool:
 
 
 SIZES = (33, 65, 129, 161)  # size="auto": the largest first, then the smallest that meets TARGET_DE
-BAKE_VERSION = 2  # bump when baking changes: on-disk LUTs of another version are not used
+BAKE_VERSION = 3  # bump when baking changes: on-disk LUTs of another version are not used (3: z held in z_range)
 TARGET_DE = 0.5  # max CIEDE2000 against the direct pixel function on a dense sample
 PAD = 0.10  # fraction of the z span added on each side for learned models (frames stray outside training)
 
