@@ -38,6 +38,9 @@ class ConvertOptions:
     # flatfield.FlatField: the light's fall-off, divided out of the linear camera RGB right after
     # the decode, before the base and the inversion, on every path (plain, preview, fast master)
     flatfield: object | None = None
+    # film type (pipeline/films.py): "colour" (C-41, the configured inverter), "bw" (silver negative:
+    # one density, neutral transfer), "slide" (E-6: no inversion), or "auto" (detected per frame)
+    film: str = "colour"
 
 
 

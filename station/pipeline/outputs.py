@@ -1,8 +1,8 @@
 """What both ways to a positive share: the result, its metadata, the preview's resize.
 
-`convert.convert_file` (decode → invert as float) and `fastmaster.convert_master`
-(one uint16 pass for full-size masters) both use these; neither imports the other's
-internals (the outputs themselves are written by `write.write_positive`).
+Both plans of the pipeline (stages.PLAIN: decode → invert as float; fastmaster.master_plan: one
+uint16 pass for full-size masters) use these (the outputs themselves are written by the Write
+stage through `write.write_positive`).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class ConvertResult:
     warnings: list[str] = field(default_factory=list)  # one line each, e.g. "looks like a positive"
     sample: object | None = None  # roll.FrameSample when ConvertOptions(sample=True)
     rendering: str | None = None  # the id of the roll's rendering used, None for a per-frame one
+    film: str | None = None  # the film type rendered: "colour" | "bw" | "slide" (ConvertOptions.film, or detected)
 
 
 NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)

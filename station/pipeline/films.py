@@ -1,0 +1,249 @@
+"""Film types: colour negative (C-41), black-and-white silver negative, colour slide (E-6).
+
+`ConvertOptions.film` is "colour" (today's path: the inverter the station is configured with),
+"bw", "slide" or "auto".  The choice is one stage of the plan (`stages.Film`, right after
+`base`, calling `choose` here): it
+resolves "auto" from the frame, records the type in `Frame.film` (→ `ConvertResult.film`),
+chooses the film type's inverter for the `invert` stage, and adds the type's warnings.  Both plans
+(plain and fused master) carry it; the bw and slide inverters have the two-part form, so they
+bake into a 3-D LUT and run on the fused master like the colour one.
+
+* **bw** (`MonoInverter`): a neutral transfer.  The three channels' densities above the base (a
+  silver image is spectrally flat, so they agree up to noise) are averaged into one density,
+  which also averages the three channels' grain and noise; black and white points on it as the
+  classic inversion does (0.5/99.5 percentiles of the picture area), the same A and b for every
+  channel, so a roll's rendering stays one neutral transfer; the output is the classic tone
+  curve on that one value, written to R = G = B (exactly neutral).
+* **slide** (`SlideInverter`): no inversion.  The base (`base` stage) of a slide finds no bright
+  rebate, so it is the frame's brightest film (its 99.5th percentile: the clear highlights); the
+  density D above it is 0 at white and grows into the shadows.  White point per channel: the
+  picture's thinnest 0.5 % (balance and exposure, shared over the roll by its rendering); black
+  point: the rebate (unexposed E-6 is its densest black) when the border band is darker than
+  the picture (per channel: a neutral black whatever the light), else white + SLIDE_RANGE.
+  z = (D - white) / (black - white) and the positive is the transmission across that range, y = (10^(-R z) - 10^-R) / (1 - 10^-R),
+  R = SLIDE_RANGE, sRGB-encoded.
+* **auto** (`detect`): from the frame and its rebate, logged with the reason:
+  a rebate brighter than the picture, not orange (blue above ORANGE of red/green), with a
+  neutral, silver-like picture over it (the picture's densities above it agree across the
+  channels) → bw; a border darker than the picture (checked first) → slide; anything else →
+  colour.  (A negative scanned with much of a black holder inside the outer 12 % could pass for
+  a slide: give such a roll its film type.)  A frame with no orange
+  base that is inverted as a colour negative draws the "looks like a positive" warning (a
+  photograph of a scene, not film): it is never inverted silently.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from station.pipeline.classic import ClassicInverter, ClassicParams, classic_pixel, frame_points
+from station.pipeline.decode import linear_to_srgb
+from station.pipeline.outputs import NEGATIVE_BLUE_MAX, positive_warning
+
+FILMS = ("colour", "bw", "slide")
+CHOICES = ("auto",) + FILMS
+SLIDE_RANGE = 3.0  # density from a slide's white to its black (E-6 Dmax ~3.0-3.6 over Dmin ~0.1-0.2)
+BW_MAX_TINT = 0.04  # bw: picture_tint at most this (silver ~0.016; colour negatives and scenes 0.05-0.3)
+DARK_BORDER = 0.2  # slide: at least this fraction of the border band darker than the picture's darkest 1 %
+ORANGE = 0.30  # a base with blue under this fraction of red/green is orange whatever the light (C-41: 0.24-0.27)
+log = logging.getLogger("station.pipeline")
+
+
+def check_film(film: str | None) -> str:
+    """The film type named (None = "colour"); ValueError naming the choices otherwise."""
+    film = film or "colour"
+    if film not in CHOICES:
+        raise ValueError(f"unknown film type {film!r} (choose from {', '.join(CHOICES)})")
+    return film
+
+
+class TwoPart:
+    """The two-part inverter form shared by the film types: z = A*D + b, then `pixel_fn(z)`."""
+
+    def normaliser(self, D: np.ndarray, affine=None) -> np.ndarray:
+        A, b = affine if affine is not None else self.frame_affine(D)
+        return (np.asarray(D, np.float32) * A + b).astype(np.float32)
+
+    def __call__(self, D: np.ndarray, affine=None) -> np.ndarray:
+        z = self.normaliser(D, affine)
+        return self.pixel_fn(z.reshape(-1, 3)).reshape(np.shape(D))
+
+
+# ----------------------------------------------------------------------------- bw: a neutral transfer
+@dataclass(frozen=True)
+class MonoParams(ClassicParams):
+    """The classic tone curve's constants (ClassicParams), used on one channel."""
+
+
+class MonoInverter(TwoPart, ClassicInverter):
+    """Inverter for silver black-and-white negatives: one density, one neutral transfer.
+
+    `frame_affine(D (H, W, 3)) -> (A (3,), b (3,))`, equal in the three channels;
+    `normaliser(D, affine) -> z (H, W, 3)`; `pixel_fn(z (N, 3)) -> (N, 3)` sRGB with R = G = B."""
+
+    name = "bw"
+
+    def __init__(self, params: MonoParams = MonoParams()):
+        super().__init__(params)  # classic's z_range for these constants
+
+    def frame_affine(self, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        D = np.asarray(D, np.float32)
+        mono = np.repeat(D.mean(axis=-1, keepdims=True), 3, axis=-1)
+        lo, hi = frame_points(mono, self.params)
+        lo, hi = float(lo.mean()), float(hi.mean())
+        A = np.full(3, 1.0 / max(hi - lo, 0.05), np.float32)
+        return A, (-lo * A).astype(np.float32)
+
+    def pixel_fn(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, np.float32)
+        m = z.mean(axis=-1, keepdims=True)
+        return np.repeat(classic_pixel(np.repeat(m, 3, axis=-1), self.params)[..., :1], 3, axis=-1)
+
+
+# ----------------------------------------------------------------------------- slide: no inversion
+@dataclass(frozen=True)
+class SlideParams:
+    density_range: float = SLIDE_RANGE
+    white_pct: float = 0.5  # the picture's thinnest 0.5 % is white
+    border: float = 0.12
+
+
+def border_band(a: np.ndarray, frac: float) -> np.ndarray:
+    """(N, 3) pixels of the outer `frac` of each side of an (H, W, 3) array."""
+    h, w = a.shape[:2]
+    by, bx = max(1, int(h * frac)), max(1, int(w * frac))
+    return np.concatenate([a[:by].reshape(-1, 3), a[-by:].reshape(-1, 3),
+                           a[by:-by, :bx].reshape(-1, 3), a[by:-by, -bx:].reshape(-1, 3)])
+
+
+class SlideInverter(TwoPart):
+    """Inverter (in name: it renders) for colour slides: the positive is the film's transmission.
+
+    `frame_affine(D (H, W, 3))` → z = 0 at the picture's white per channel, 1 at the rebate's
+    black; `pixel_fn(z (N, 3))` → sRGB (N, 3) of the transmission across SLIDE_RANGE."""
+
+    name = "slide"
+    z_range_exact = True  # white beyond z = 0, black beyond z = 1
+
+    def __init__(self, params: SlideParams = SlideParams()):
+        self.params = params
+        self.z_range = (np.zeros(3, np.float32), np.ones(3, np.float32))
+
+    def frame_affine(self, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        D = np.asarray(D, np.float32)
+        if D.ndim == 3 and min(D.shape[:2]) >= 8:
+            h, w = D.shape[:2]
+            by, bx = int(h * p.border), int(w * p.border)
+            centre = D[by:h - by, bx:w - bx].reshape(-1, 3)
+            band = border_band(D, p.border)
+        else:
+            centre, band = D.reshape(-1, 3), np.empty((0, 3), np.float32)
+        centre = centre[np.all(np.isfinite(centre), axis=1) & np.all(centre > -0.05, axis=1)]
+        if not len(centre):
+            centre = D.reshape(-1, 3)
+        white = np.percentile(centre, p.white_pct, axis=0)
+        black = white + p.density_range
+        band = band[np.all(band > -0.05, axis=1)]  # not the sprocket holes (bare light)
+        if len(band) >= 16:
+            rebate = band[band.mean(axis=1) > np.percentile(centre.mean(axis=1), 99)]  # darker than the picture
+            if len(rebate) >= DARK_BORDER * len(band):
+                black = np.maximum(np.median(rebate, axis=0), white + 1.0)
+        A = (1.0 / (black - white)).astype(np.float32)
+        return A, (-white * A).astype(np.float32)
+
+    def pixel_fn(self, z: np.ndarray) -> np.ndarray:
+        R = self.params.density_range
+        z = np.clip(np.asarray(z, np.float32), 0.0, 1.0)
+        floor = 10.0 ** -R
+        y = (np.power(10.0, -R * z, dtype=np.float32) - floor) / (1.0 - floor)
+        return np.clip(linear_to_srgb(np.clip(y, 0.0, 1.0)), 0.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- auto: detection
+def _small(rgb: np.ndarray, long_side: int = 384) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    step = max(1, int(np.ceil(max(h, w) / long_side)))
+    return np.asarray(rgb[::step, ::step], np.float32)
+
+
+def blue_ratio(base) -> float:
+    rgb = np.asarray(base.rgb, np.float64).reshape(3)
+    top = max(rgb[0], rgb[1])
+    return float(rgb[2] / top) if top > 0 else 0.0
+
+
+def picture_tint(small: np.ndarray, own) -> float | None:
+    """How far the picture's densities above the rebate are from neutral: the median over the
+    central region's film pixels (mean D > 0.15) of max_c |D_c - mean D| / mean D; None with
+    too little picture.  Silver: ~0.02 (generated, any camera and light); colour negatives and
+    scenes: 0.07-0.3."""
+    h, w = small.shape[:2]
+    by, bx = int(h * 0.12), int(w * 0.12)
+    centre = small[by:h - by, bx:w - bx].reshape(-1, 3)
+    D = -np.log10(np.maximum(centre, 1e-6) / np.maximum(np.asarray(own.rgb, np.float32), 1e-6))
+    D = D[(D.mean(axis=1) > 0.15) & np.all(D < 3.2, axis=1)]
+    if len(D) < 50:
+        return None
+    return float(np.median(np.abs(D - D.mean(axis=1, keepdims=True)).max(axis=1) / D.mean(axis=1)))
+
+
+def dark_border(small: np.ndarray) -> float:
+    """The fraction of the border band (outer 12 %, sprocket holes left out) darker than the
+    picture's darkest 1 %: a slide's black rebate or mount ~0.4, a scene's edges <= 0.06."""
+    h, w = small.shape[:2]
+    logs = np.log10(np.maximum(small, 1e-6)).mean(axis=2)
+    by, bx = int(h * 0.12), int(w * 0.12)
+    centre = logs[by:h - by, bx:w - bx].reshape(-1)
+    band = border_band(logs[..., None].repeat(3, axis=2), 0.12)[:, 0]
+    band = band[band < np.log10(0.985)]
+    if not len(band) or not len(centre):
+        return 0.0
+    return float(np.mean(band < np.percentile(centre, 1)))
+
+
+def detect(rgb: np.ndarray, own) -> tuple[str, str]:
+    """(film type, why) of a frame: `rgb` linear (H, W, 3), any size; `own` its rebate estimate
+    (base.estimate_base).  A border mostly darker than the picture → slide; a rebate brighter
+    than the picture, not orange, with a neutral picture over it → bw; else colour.  (The rebate's own colour in camera RGB is the light's times the film's, so it is
+    reported, not relied on: a B&W base under a halogen lamp is as blue-poor as 0.33.)"""
+    small = _small(rgb)
+    dark = dark_border(small)
+    if dark >= DARK_BORDER:  # before the rebate: the edge of a sprocket hole can pass for one
+        return "slide", f"{100 * dark:.0f}% of the border darker than the picture (a slide's black rebate or mount)"
+    if own is not None and own.source == "rebate":
+        ratio = blue_ratio(own)
+        tint = picture_tint(small, own)
+        if tint is None:
+            return "colour", f"rebate (blue at {ratio:.2f} of red/green), too little picture to tell"
+        if tint <= BW_MAX_TINT and ratio > ORANGE:
+            return "bw", f"rebate with a neutral (silver) picture over it (tint {tint:.3f} <= {BW_MAX_TINT})"
+        return "colour", f"rebate (blue at {ratio:.2f} of red/green) with a coloured picture (tint {tint:.2f})"
+    return "colour", "no rebate found"
+
+
+# ----------------------------------------------------------------------------- the choice
+INVERTERS = {"bw": MonoInverter, "slide": SlideInverter}
+
+
+def choose(film: str | None, rgb, own, base, src=None) -> tuple[str, object | None, list[str]]:
+    """(film type, its inverter or None for colour (the configured one), warnings) of a frame.
+
+    `film`: "colour" (None), "bw", "slide" or "auto" (detected from `rgb` (H, W, 3) linear,
+    any size, and `own`, the frame's rebate estimate; logged); `base`: the base used."""
+    film = check_film(film)
+    warnings = []
+    if film == "auto":
+        film, why = detect(rgb, own)
+        log.info("%s: film type %s (auto: %s)", Path(src).name if src else "frame", film, why)
+    if film == "colour":
+        w = positive_warning(base)
+        if w:
+            warnings.append(w)
+    elif film == "bw" and base.source == "rebate" and blue_ratio(base) <= ORANGE:
+        warnings.append(f"film type bw, but the rebate is orange (blue at {blue_ratio(base):.2f} of "
+                        "red/green): a colour negative? rendered as black-and-white")
+    return film, (INVERTERS[film]() if film in INVERTERS else None), warnings
