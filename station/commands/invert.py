@@ -22,7 +22,7 @@ from pathlib import Path
 
 from station.errors import StationError
 
-FORMAT_EXT = {"tiff": ".tif", "jpeg": ".jpg"}
+from station.batch.plan import FORMAT_EXT, frame_state  # noqa: F401  (frame_state re-exported)
 
 
 def register(sub) -> None:
@@ -46,6 +46,16 @@ def register(sub) -> None:
     p.add_argument("--roll", action="store_true",
                    help="the inputs are one roll: analyse them once (film base, density range, balance, "
                         "exposure) and render every frame with that one rendering")
+    # -- the batch: parallel, resumable, on a cluster (station/batch/) --
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="worker processes converting frames at once (default: the number of cores, fewer for a "
+                        "batch of under two frames a core; 1: in this process)")
+    p.add_argument("--manifest", type=Path, metavar="FILE",
+                   help="write the batch's record: one JSON line per frame (input, sha256, outputs, rendering, status)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="convert on a Dask distributed cluster: tcp://HOST:PORT (a running scheduler; inputs and "
+                        "--out on storage the workers see at the same paths) or local:N (N worker processes here); "
+                        "needs pip install 'station[cluster]'")
     p.set_defaults(func=run)
 
 
@@ -94,13 +104,12 @@ def _usage_error(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from station.batch.cluster import ClusterError
+    from station.batch.local import WorkerStartError, default_jobs
     from station.pipeline.base import base_from_blank
-    from station.pipeline.convert import ConvertOptions, convert_file
+    from station.pipeline.convert import ConvertOptions
     from station.pipeline.decode import decode
     from station.pipeline.invert import get_inverter
-    from station.pipeline.write import remove_stale_temporaries
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     formats = ["tiff" if f in ("tif", "tiff") else "jpeg" if f in ("jpg", "jpeg") else f for f in formats]
@@ -119,6 +128,17 @@ def run(args: argparse.Namespace) -> int:
         return _usage_error(f"--out {args.out}: cannot create the folder ({exc.strerror})")
     if not os.access(args.out, os.W_OK | os.X_OK):
         return _usage_error(f"--out {args.out}: folder is not writable")
+    if args.jobs is not None and args.jobs < 1:
+        return _usage_error(f"--jobs {args.jobs}: needs at least 1")
+    if args.cluster:
+        from station.batch.cluster import INSTALL, available, parse_address
+
+        try:
+            parse_address(args.cluster)
+        except ValueError as exc:
+            return _usage_error(f"--cluster {exc}")
+        if not available():
+            return _usage_error(f"--cluster needs dask distributed, which is not installed: {INSTALL}")
     if args.method == "classic" and args.model:
         return _usage_error("--model is for --method mlp; --method classic uses no model (drop one of them)")
     try:
@@ -162,89 +182,49 @@ def run(args: argparse.Namespace) -> int:
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
                              print=None if print_settings.identity else print_settings, rendering=rendering,
                              flatfield=flat)
-    cleaned: set[Path] = set()
-    converted = skipped = 0
-    seen_stems: set[str] = set()
-    t_start = time.perf_counter()
-    bar = tqdm(files, unit="frame", disable=len(files) < 2 or not sys.stderr.isatty(), file=sys.stderr)
-    for src in bar:
-        bar.set_postfix_str(src.name)
-        out_dir = args.out / rel.get(src, Path())
-        key = str(out_dir / src.stem)
-        if key in seen_stems:
-            failures.append((src, f"another input has the same name {src.stem!r}; outputs would clash"))
-            print(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
-            continue
-        seen_stems.add(key)
-        if out_dir != args.out:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        if out_dir not in cleaned:
-            remove_stale_temporaries(out_dir)  # what a killed run left (its process is gone)
-            cleaned.add(out_dir)
-        outputs = {f: out_dir / f"{src.stem}{FORMAT_EXT[f]}" for f in formats}
-        state, frame_options = frame_state(src, outputs, options)
-        if state == "complete":
-            skipped += 1
-            continue
-        if isinstance(state, tuple):  # ("foreign", path)
-            failures.append((src, f"output {state[1]} already exists and was not made from this input "
-                                  "(not overwriting; use --overwrite)"))
-            tqdm.write(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
-            continue
+    from station.batch.plan import BatchSpec, plan_frames
+    from station.batch.runner import run_batch
+
+    jobs, clashes = plan_frames(files, rel, args.out, formats)
+    for path, reason in clashes:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    failures += clashes
+    manifest = None
+    if args.manifest:
+        from station.batch.manifest import Manifest
+
         try:
-            res = convert_file(src, outputs, frame_options)
-            converted += 1
-            for w in res.warnings:
-                tqdm.write(f"warning: {src}: {w}", file=sys.stderr)
-        except StationError as exc:
-            failures.append((src, exc.reason))
-            tqdm.write(f"error: {exc}", file=sys.stderr)
-        except KeyboardInterrupt:
-            # the frame in hand leaves nothing behind (its outputs are published together)
-            print(f"\ninterrupted at {src.name}: {converted} converted; run the same command again "
-                  "to finish (complete frames are skipped)", file=sys.stderr)
-            return 130
-    elapsed = time.perf_counter() - t_start
+            manifest = Manifest(args.manifest)
+        except OSError as exc:
+            return _usage_error(f"--manifest {args.manifest}: cannot write ({exc.strerror})")
+    # default: the cores, each worker with two frames at least (a worker's start costs about a frame)
+    workers = args.jobs or max(1, min(default_jobs(), len(jobs) // 2))
+    spec = BatchSpec(options=options, hash_inputs=manifest is not None,
+                     threads=max(1, default_jobs() // workers) if workers > 1 else None)
+    try:
+        outcome = run_batch(jobs, spec, workers=workers, cluster=args.cluster, manifest=manifest)
+    except ClusterError as exc:
+        return _usage_error(str(exc))
+    except WorkerStartError as exc:
+        print(f"station invert: a worker could not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if manifest is not None:
+            manifest.close()
+    if outcome.interrupted:
+        return 130
+    failures += outcome.failures
+    converted, skipped = outcome.converted, outcome.complete
     total = converted + len(failures)
     done = f", {skipped} already complete (skipped)" if skipped else ""
+    on = f", {outcome.workers}" if outcome.workers and outcome.workers != "1 process" else ""
     print(
         f"{converted} of {total} converted{done}, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
         f"{'' if print_settings.identity else 'print: ' + describe(print_settings) + ', '}"
-        f"{elapsed:.1f} s) → {args.out}",
+        f"{outcome.seconds:.1f} s{on}) → {args.out}",
         file=sys.stderr,
     )
     return 0 if not failures else 1
-
-
-def frame_state(src: Path, outputs: dict, options):
-    """What to do with one frame: ("complete", None) — all its outputs are there, made from
-    `src` with the same method, print and roll rendering: skip it; ("foreign", path) — an output of another origin is in the way; or
-    ("todo", options) — convert it, with overwrite for a half frame an interrupted run left
-    (its outputs are remade together)."""
-    from dataclasses import replace
-
-    from station.pipeline.write import output_description
-
-    if options.overwrite:
-        return "todo", options
-    present = [p for p in outputs.values() if p.exists()]
-    if not present:
-        return "todo", options
-    wanted = {"station_method": getattr(options.inverter, "name", "default"),
-              "station_print": options.print.to_dict() if options.print is not None else None,
-              "station_rendering": options.rendering.id if options.rendering is not None else None,
-              "station_flatfield": options.flatfield.id if options.flatfield is not None else None}
-    same = True
-    for p in present:
-        d = output_description(p) or {}
-        if d.get("station_source") != src.name:
-            return ("foreign", p), None
-        same = same and all(d.get(k) == v for k, v in wanted.items())
-    if len(present) == len(outputs) and same:
-        return "complete", None
-    # a half frame, or the station's own outputs of this input made with another method or
-    # print: remade together
-    return "todo", replace(options, overwrite=True)
 
 
 def _analyse_roll(files, inverter, base, base_path):

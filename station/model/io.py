@@ -49,6 +49,13 @@ class MLPInverter:
         self._module = None
         self._device = None
 
+    def __getstate__(self):
+        # pickled for batch workers (station/batch): the weights travel, not the torch module
+        # (which may sit on this machine's GPU); a worker builds its own on first use
+        state = dict(self.__dict__)
+        state["_module"] = state["_device"] = None
+        return state
+
     # -- the contract
     def normaliser(self, D: np.ndarray, affine=None) -> np.ndarray:
         return self.norm(D, affine)
