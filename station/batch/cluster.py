@@ -78,6 +78,11 @@ def run_cluster(jobs: list[FrameJob], spec: BatchSpec, address: str, say=print):
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ClusterError(f"--cluster needs dask distributed: {INSTALL}") from None
+    import logging
+
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # (-v shows the cluster's own log)
+        for name in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     cluster = None
     try:
         if kind == "local":
