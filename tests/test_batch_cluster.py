@@ -137,6 +137,7 @@ def test_cluster_survives_a_worker_killed_mid_batch(tmp_path):
         logs.close()
 
 
+@pytest.mark.slow
 def test_local_cluster_matches_a_local_run(tmp_path):
     pytest.importorskip("distributed")
     negs = make_negs(tmp_path / "negs", n=3)
