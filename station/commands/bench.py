@@ -53,6 +53,9 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help="model file for method mlp")
     p.add_argument("--no-peers", action="store_true", help="do not run rawtherapee-cli / darktable-cli")
     p.add_argument("--peer-runs", type=int, default=None, help="runs of each peer (default: min(runs, 3))")
+    from station.commands.bench_batch import add_arguments
+
+    add_arguments(p)  # --batch (bench_batch.py)
     p.set_defaults(func=run)
 
 
@@ -436,6 +439,10 @@ def run(args) -> int:
     from station.errors import StationError
     from station.pipeline.invert import get_inverter
 
+    if getattr(args, "batch", False):
+        from station.commands.bench_batch import run_batch_bench
+
+        return run_batch_bench(args)
     try:
         get_inverter(args.method, args.model)  # refuse a bad --model before generating anything
     except StationError as exc:

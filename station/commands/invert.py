@@ -11,6 +11,11 @@ Resuming: running the same command again skips the frames whose outputs are all
 there (made from the same input: its name is in their ImageDescription) and remakes,
 both together, any frame an interrupted run left half written.  An output of another
 origin at an output's name is never replaced without --overwrite.
+
+The batch (station/batch/): --jobs N worker processes (default: the cores), --cluster
+ADDRESS on a Dask cluster, --manifest FILE a JSON line per frame; the same pixels whichever
+converts a frame.  A frame's outputs are checked and made where it is converted, so a frame
+run twice (its worker lost after publishing) is found complete, not written twice.
 """
 from __future__ import annotations
 

@@ -1,0 +1,119 @@
+"""`station bench --batch`: frames/s of a whole batch (`station invert` as a user runs it) with
+1 job, N jobs and a local Dask cluster of N workers, next to rawtherapee-cli's own batch
+(one process, its Film Negative tool, 16-bit TIFF) on the same frames.
+
+The frames are copies of one generated 24 MP Bayer DNG of a synthetic negative (bench.py's,
+through LibRaw like a camera file); each mode converts all of them into an empty folder
+(16-bit TIFF only, as rawtherapee writes), timed as the whole command (start-up, worker
+start, LUT load included), after one untimed warm-up run (numba's and the LUT's caches).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--batch", action="store_true",
+                   help="frames/s of `station invert` with 1 job, N jobs and a local Dask cluster, "
+                        "and rawtherapee-cli's batch, on generated frames (see --frames, --jobs)")
+    p.add_argument("--frames", type=int, default=8, help="--batch: frames in the batch (default 8)")
+    p.add_argument("--jobs", type=int, default=None, help="--batch: N (default: the number of cores)")
+
+
+def _timed(cmd: list[str], env=None) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=7200)
+    return time.perf_counter() - t0, proc
+
+
+def _station(*args) -> list[str]:
+    return [sys.executable, "-m", "station", *map(str, args)]
+
+
+def run_batch_bench(args) -> int:
+    from station.batch.cluster import available
+    from station.batch.local import default_jobs
+    from station.commands import bench
+
+    n_frames = max(2, int(args.frames))
+    jobs = max(1, int(args.jobs or default_jobs()))
+    try:
+        mp = float(str(args.sizes).split(",")[0])
+    except ValueError:
+        print(f"station bench: --sizes wants a number like 24, got {args.sizes!r}", file=sys.stderr)
+        return 2
+    extra = []
+    if args.method:
+        extra += ["--method", args.method]
+    if args.model:
+        extra += ["--model", args.model]
+    results: dict = {"frames": n_frames, "megapixels": mp, "jobs": jobs, "machine": bench.machine(), "modes": {}}
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    with tempfile.TemporaryDirectory(prefix="station-bench-batch-") as tmp:
+        work = Path(tmp)
+        src_dir = work / "frames"
+        src_dir.mkdir()
+        say(f"generating a {mp:g} MP Bayer DNG and {n_frames - 1} copies ...")
+        one = bench._make_isolated(work / "synthetic.dng", int(mp) if mp.is_integer() and int(mp) in bench.SIZES else mp)
+        for i in range(n_frames):
+            shutil.copyfile(one, src_dir / f"frame{i:03d}.dng")
+        warm = _station("invert", src_dir / "frame000.dng", "--out", work / "warm", "--format", "tiff", "--jobs", "1", *extra)
+        _, proc = _timed(warm)
+        if proc.returncode != 0:
+            print(f"station bench: warm-up failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            return 1
+        modes = [("1 job", ["--jobs", "1"]), (f"{jobs} jobs", ["--jobs", str(jobs)])]
+        if available():
+            modes.append((f"local cluster ({jobs} workers)", ["--cluster", f"local:{jobs}"]))
+        else:
+            say("local cluster: not run (pip install 'station[cluster]')")
+        for i, (name, flags) in enumerate(modes):
+            out = work / f"out-{i}"
+            dt, proc = _timed(_station("invert", src_dir, "--out", out, "--format", "tiff", *flags, *extra))
+            made = len(list(out.glob("*.tif")))
+            if proc.returncode != 0 or made != n_frames:
+                results["modes"][name] = {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+            else:
+                results["modes"][name] = {"seconds": dt, "frames_per_s": n_frames / dt}
+            say(_line(name, results["modes"][name], results["modes"].get("1 job")))
+            shutil.rmtree(out, ignore_errors=True)
+        exe = shutil.which("rawtherapee-cli")
+        if exe and not args.no_peers:
+            pp3 = work / "station-filmneg.pp3"
+            pp3.write_text(bench.PP3)
+            out = work / "out-rt"
+            out.mkdir()
+            dt, proc = _timed([exe, "-q", "-Y", "-b16", "-t", "-p", str(pp3), "-o", str(out), "-c",
+                               *map(str, sorted(src_dir.glob("*.dng")))])
+            made = len(list(out.glob("*.tif")))
+            name = "rawtherapee-cli batch"
+            if proc.returncode != 0 or made != n_frames:
+                results["modes"][name] = {"error": f"exit {proc.returncode}, {made} of {n_frames} made"}
+            else:
+                results["modes"][name] = {"seconds": dt, "frames_per_s": n_frames / dt}
+            say(_line(name, results["modes"][name], results["modes"].get("1 job")))
+        else:
+            say("rawtherapee-cli batch: not run (" + ("--no-peers" if exe else "apt-get install rawtherapee") + ")")
+    results["load_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(f"({n_frames} frames of {mp:g} MP, 16-bit TIFF out; {results['machine']}, "
+              f"load {results['load_after']:.2f} at the end)")
+    return 0 if all("error" not in m for m in results["modes"].values()) else 1
+
+
+def _line(name: str, m: dict, base: dict | None) -> str:
+    if "error" in m:
+        return f"  {name:<32} failed: {m['error']}"
+    ratio = ""
+    if base and "frames_per_s" in base and base is not m:
+        ratio = f"  ({m['frames_per_s'] / base['frames_per_s']:.2f}x 1 job)"
+    return f"  {name:<32} {m['frames_per_s']:6.3f} frames/s  ({m['seconds']:.1f} s){ratio}"
