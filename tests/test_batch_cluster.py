@@ -137,17 +137,24 @@ def test_cluster_survives_a_worker_killed_mid_batch(tmp_path):
         logs.close()
 
 
-@pytest.mark.slow
-def test_local_cluster_matches_a_local_run(tmp_path):
+def test_local_cluster_sending_the_outputs_back_matches_a_local_run(tmp_path):
+    """local:N, with --send-back: the workers convert into folders of their own and the
+    command publishes what they send (for an --out the workers cannot see)."""
     pytest.importorskip("distributed")
     negs = make_negs(tmp_path / "negs", n=3)
     stems = [f"f{i:02d}" for i in range(3)]
     assert station("invert", negs, "--out", tmp_path / "ref", "--jobs", "1").returncode == 0
-    r = station("invert", negs, "--out", tmp_path / "lc", "--cluster", "local:2")
+    out = tmp_path / "lc"
+    out.mkdir()
+    (out / "f01.jpg").write_bytes((tmp_path / "ref" / "f01.jpg").read_bytes())  # a half frame: remade whole
+    r = station("invert", negs, "--out", out, "--cluster", "local:2", "--send-back")
     assert r.returncode == 0, r.stderr
     assert "3 of 3 converted" in r.stderr and "cluster local:2" in r.stderr
     assert "INFO distributed" not in r.stderr  # the cluster's own log stays quiet without -v
-    assert_same_pixels(tmp_path / "ref", tmp_path / "lc", stems)
+    assert sorted(os.listdir(out)) == sorted(f"{s}{e}" for s in stems for e in (".tif", ".jpg"))
+    assert_same_pixels(tmp_path / "ref", out, stems)
+    r = station("invert", negs, "--out", out, "--send-back")
+    assert r.returncode == 2 and "--send-back is for --cluster" in r.stderr
 
 
 def test_without_dask_cluster_is_a_usage_error_naming_the_install(tmp_path):

@@ -40,6 +40,10 @@ class BatchSpec:
     options: object  # pipeline.options.ConvertOptions, as the command built it
     hash_inputs: bool = False  # sha256 of every input (for --manifest)
     threads: int | None = None  # CPU threads a worker's kernels may use (None: leave as is)
+    # the worker cannot see --out (a cluster without shared storage for it): it converts into a
+    # folder of its own and sends the encoded outputs back (FrameResult.data); the client,
+    # which decided the frame's state, publishes them (publish_back)
+    send_back: bool = False
 
 
 @dataclass
@@ -54,6 +58,7 @@ class FrameResult:
     warnings: list = field(default_factory=list)
     worker: str = ""
     seconds: float = 0.0
+    data: dict | None = None  # send_back: kind -> the encoded output (bytes), published by the client
 
     def manifest_record(self) -> dict:
         d = {"input": self.src, "sha256": self.sha256, "outputs": self.outputs, "rendering": self.rendering,
@@ -173,6 +178,8 @@ def run_frame(job: FrameJob, spec: BatchSpec) -> FrameResult:
                       rendering=options.rendering.id if options.rendering is not None else None)
     if spec.hash_inputs:
         res.sha256 = sha256_file(job.src)
+    if spec.send_back:
+        return _convert_and_send_back(job, spec, res, t0)
     try:
         state, frame_options = frame_state(job.src, job.outputs, options)
         if state == "complete":
@@ -200,3 +207,41 @@ def run_frame(job: FrameJob, spec: BatchSpec) -> FrameResult:
         res.reason = f"unexpected error ({exc.__class__.__name__}: {exc})"
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _convert_and_send_back(job: FrameJob, spec: BatchSpec, res: FrameResult, t0: float) -> FrameResult:
+    """send_back: convert into a private folder (the same file names, so the same metadata)
+    and return the encoded outputs; nothing is written where the client will publish."""
+    import tempfile
+
+    from station.errors import StationError
+    from station.pipeline.convert import convert_file
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="station-frame-") as tmp:
+            local = {k: Path(tmp) / p.name for k, p in job.outputs.items()}
+            out = convert_file(job.src, local, replace(spec.options, overwrite=False))
+            res.data = {k: Path(p).read_bytes() for k, p in out.outputs.items()}
+        res.status, res.warnings = CONVERTED, list(out.warnings)
+        res.outputs = {k: str(job.outputs[k]) for k in res.data}
+    except StationError as exc:
+        res.reason = exc.reason if exc.path is not None and Path(exc.path) == job.src else str(exc)
+    except MemoryError:
+        res.reason = "out of memory"
+    except Exception as exc:
+        res.reason = f"unexpected error ({exc.__class__.__name__}: {exc})"
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def publish_back(job: FrameJob, res: FrameResult, overwrite: bool) -> None:
+    """The client's half of send_back: the frame's outputs published together (atomic), with
+    overwrite only for a frame the client found half made; `res` loses its data."""
+    from station.errors import OutputError
+    from station.pipeline.write import publish_frame
+
+    data, res.data = res.data or {}, None
+    try:
+        publish_frame({k: (job.outputs[k], lambda fh, b=b: fh.write(b)) for k, b in data.items()}, overwrite)
+    except OutputError as exc:
+        res.status, res.outputs, res.reason = FAILED, {}, str(exc)

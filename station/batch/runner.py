@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from station.batch.plan import COMPLETE, CONVERTED, FAILED, BatchSpec, FrameResult, frame_state, run_frame
+from station.batch.plan import (
+    COMPLETE, CONVERTED, FAILED, BatchSpec, FrameResult, frame_state, publish_back, run_frame, sha256_file,
+)
 
 PROGRESS_EVERY = 10.0  # s between plain progress lines (not a terminal)
 
@@ -79,7 +81,12 @@ def run_batch(jobs, spec: BatchSpec, *, workers: int = 1, cluster: str | None = 
     t0 = time.perf_counter()
     progress = progress or Progress(len(jobs))
 
+    by_index = {job.index: job for job in jobs}
+    remake: set[int] = set()  # send_back: frames the client found half made (published with overwrite)
+
     def take(res: FrameResult) -> None:
+        if res.data is not None:
+            publish_back(by_index[res.index], res, overwrite=res.index in remake)
         if res.status == CONVERTED:
             out.converted += 1
         elif res.status == COMPLETE:
@@ -95,12 +102,23 @@ def run_batch(jobs, spec: BatchSpec, *, workers: int = 1, cluster: str | None = 
 
     # frames already complete need no worker (unless the manifest wants their inputs hashed)
     todo = []
+    rendering = spec.options.rendering.id if spec.options.rendering is not None else None
     for job in jobs:
-        if not spec.hash_inputs and frame_state(job.src, job.outputs, spec.options)[0] == "complete":
-            take(FrameResult(index=job.index, src=str(job.src), status=COMPLETE,
+        if spec.hash_inputs and not spec.send_back:
+            todo.append(job)  # the workers hash the inputs of complete frames too
+            continue
+        state, frame_options = frame_state(job.src, job.outputs, spec.options)
+        if state == "complete":
+            take(FrameResult(index=job.index, src=str(job.src), status=COMPLETE, rendering=rendering,
                              outputs={k: str(p) for k, p in job.outputs.items()},
-                             rendering=spec.options.rendering.id if spec.options.rendering is not None else None))
+                             sha256=sha256_file(job.src) if spec.hash_inputs else None))
+        elif spec.send_back and isinstance(state, tuple):  # ("foreign", path): the client's to refuse
+            take(FrameResult(index=job.index, src=str(job.src), status=FAILED, rendering=rendering,
+                             reason=f"output {state[1]} already exists and was not made from this input "
+                                    "(not overwriting; use --overwrite)"))
         else:
+            if frame_options is not None and frame_options.overwrite:
+                remake.add(job.index)
             todo.append(job)
     current = None
     try:
@@ -110,7 +128,8 @@ def run_batch(jobs, spec: BatchSpec, *, workers: int = 1, cluster: str | None = 
             out.workers = f"cluster {cluster}"
             for res in run_cluster(todo, spec, cluster, say=progress.say):
                 take(res)
-            remove_dead_temporaries(todo)  # what lost workers left (every frame of the batch is done)
+            if not spec.send_back:
+                remove_dead_temporaries(todo)  # what lost workers left (every frame of the batch is done)
         elif workers > 1 and len(todo) > 1:
             from station.batch.local import run_local
 

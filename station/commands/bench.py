@@ -442,7 +442,7 @@ def run(args) -> int:
     if getattr(args, "batch", False):
         from station.commands.bench_batch import run_batch_bench
 
-        return run_batch_bench(args)
+        return run_batch_bench(args, sys.modules[__name__])  # (its generator, peer profile, machine line)
     try:
         get_inverter(args.method, args.model)  # refuse a bad --model before generating anything
     except StationError as exc:

@@ -37,10 +37,10 @@ def _station(*args) -> list[str]:
     return [sys.executable, "-m", "station", *map(str, args)]
 
 
-def run_batch_bench(args) -> int:
+def run_batch_bench(args, bench) -> int:
+    """`bench`: the station.commands.bench module (handed over, not imported: it imports this one)."""
     from station.batch.cluster import available
     from station.batch.local import default_jobs
-    from station.commands import bench
 
     n_frames = max(2, int(args.frames))
     jobs = max(1, int(args.jobs or default_jobs()))

@@ -61,6 +61,9 @@ def register(sub) -> None:
                    help="convert on a Dask distributed cluster: tcp://HOST:PORT (a running scheduler; inputs and "
                         "--out on storage the workers see at the same paths) or local:N (N worker processes here); "
                         "needs pip install 'station[cluster]'")
+    p.add_argument("--send-back", action="store_true",
+                   help="with --cluster: the workers send the encoded outputs back and this command writes them "
+                        "(when --out is on this machine only; the inputs must still be at the same paths for the workers)")
     p.set_defaults(func=run)
 
 
@@ -135,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage_error(f"--out {args.out}: folder is not writable")
     if args.jobs is not None and args.jobs < 1:
         return _usage_error(f"--jobs {args.jobs}: needs at least 1")
+    if args.send_back and not args.cluster:
+        return _usage_error("--send-back is for --cluster (local workers write the outputs themselves)")
     if args.cluster:
         from station.batch.cluster import INSTALL, available, parse_address
 
@@ -202,9 +207,13 @@ def run(args: argparse.Namespace) -> int:
             manifest = Manifest(args.manifest)
         except OSError as exc:
             return _usage_error(f"--manifest {args.manifest}: cannot write ({exc.strerror})")
+        from station.batch.plan import FAILED, FrameResult
+
+        for path, reason in failures:  # missing inputs, clashing names: in the record too
+            manifest.add(FrameResult(index=-1, src=str(path), status=FAILED, reason=reason))
     # default: the cores, each worker with two frames at least (a worker's start costs about a frame)
     workers = args.jobs or max(1, min(default_jobs(), len(jobs) // 2))
-    spec = BatchSpec(options=options, hash_inputs=manifest is not None,
+    spec = BatchSpec(options=options, hash_inputs=manifest is not None, send_back=bool(args.cluster and args.send_back),
                      threads=max(1, default_jobs() // workers) if workers > 1 else None)
     try:
         outcome = run_batch(jobs, spec, workers=workers, cluster=args.cluster, manifest=manifest)
