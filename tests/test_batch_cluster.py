@@ -137,6 +137,7 @@ def test_cluster_survives_a_worker_killed_mid_batch(tmp_path):
         logs.close()
 
 
+@pytest.mark.slow
 def test_local_cluster_sending_the_outputs_back_matches_a_local_run(tmp_path):
     """local:N, with --send-back: the workers convert into folders of their own and the
     command publishes what they send (for an --out the workers cannot see)."""
