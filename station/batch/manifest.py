@@ -2,7 +2,9 @@
 
     {"input": "/scans/roll7/f01.dng", "sha256": "...", "outputs": {"tiff": "...", "jpeg": "..."},
      "rendering": "3f2a9c01de" | null, "status": "converted" | "complete" | "failed",
-     "reason": "..." (failed only), "warnings": [...] (when any)}
+     "reason": "..." (failed only), "warnings": [...] (when any),
+     "finished": "2026-12-01T17:58:03.412+00:00" (when the frame was done; absent for one
+     never started: a missing input, a clashing name)}
 
 "complete" is a frame whose outputs were already there (skipped); the lines follow the
 order frames finish.  The file is written line by line as the batch goes (flushed each

@@ -58,6 +58,7 @@ class FrameResult:
     warnings: list = field(default_factory=list)
     worker: str = ""
     seconds: float = 0.0
+    finished: float = 0.0  # time.time() when the frame was done (the manifest's "finished", UTC)
     data: dict | None = None  # send_back: kind -> the encoded output (bytes), published by the client
 
     def manifest_record(self) -> dict:
@@ -67,6 +68,11 @@ class FrameResult:
             d["reason"] = self.reason
         if self.warnings:
             d["warnings"] = list(self.warnings)
+        if self.finished:
+            import datetime
+
+            d["finished"] = datetime.datetime.fromtimestamp(self.finished, datetime.timezone.utc).isoformat(
+                timespec="milliseconds")
         return d
 
 
@@ -206,6 +212,7 @@ def run_frame(job: FrameJob, spec: BatchSpec) -> FrameResult:
     except Exception as exc:  # a bug must not stop the batch: the frame fails with what happened
         res.reason = f"unexpected error ({exc.__class__.__name__}: {exc})"
     res.seconds = time.perf_counter() - t0
+    res.finished = time.time()
     return res
 
 
@@ -231,6 +238,7 @@ def _convert_and_send_back(job: FrameJob, spec: BatchSpec, res: FrameResult, t0:
     except Exception as exc:
         res.reason = f"unexpected error ({exc.__class__.__name__}: {exc})"
     res.seconds = time.perf_counter() - t0
+    res.finished = time.time()
     return res
 
 

@@ -6,6 +6,8 @@ The frames are copies of one generated 24 MP Bayer DNG of a synthetic negative (
 through LibRaw like a camera file); each mode converts all of them into an empty folder
 (16-bit TIFF only, as rawtherapee writes), timed as the whole command (start-up, worker
 start, LUT load included), after one untimed warm-up run (numba's and the LUT's caches).
+Each station mode also reports its running rate: frames/s from the first frame done to the
+last (the manifest's times), what a long archive converts at once the workers are up.
 The modes run in turn, `--rounds` times (load from other jobs drifts; interleaving keeps
 the comparison fair), and each mode's best round is reported.
 """
@@ -79,8 +81,8 @@ def run_batch_bench(args, bench) -> int:
             modes.append((f"local cluster ({jobs} workers)", ["--cluster", f"local:{jobs}"]))
         else:
             say("local cluster: not run (pip install 'station[cluster]')")
-        cmds = {name: _station("invert", src_dir, "--out", "{out}", "--format", "tiff", *flags, *extra)
-                for name, flags in modes}
+        cmds = {name: _station("invert", src_dir, "--out", "{out}", "--format", "tiff", "--manifest", "{manifest}",
+                               *flags, *extra) for name, flags in modes}
         exe = shutil.which("rawtherapee-cli")
         if exe and not args.no_peers:
             pp3 = work / "station-filmneg.pp3"
@@ -94,8 +96,11 @@ def run_batch_bench(args, bench) -> int:
             for i, (name, cmd) in enumerate(cmds.items()):
                 out = work / f"out-{i}"
                 out.mkdir()
-                dt, proc = _timed([str(out) if c == "{out}" else c for c in cmd])
+                manifest = work / f"manifest-{i}.jsonl"
+                dt, proc = _timed([str(out) if c == "{out}" else str(manifest) if c == "{manifest}" else c for c in cmd])
                 made = len(list(out.glob("*.tif")))
+                steady = _steady_rate(manifest)
+                manifest.unlink(missing_ok=True)
                 shutil.rmtree(out, ignore_errors=True)
                 m = results["modes"].setdefault(name, {"rounds_s": []})
                 if proc.returncode != 0 or made != n_frames:
@@ -105,6 +110,8 @@ def run_batch_bench(args, bench) -> int:
                 m["rounds_s"].append(round(dt, 2))
                 m["seconds"] = min(m["rounds_s"])
                 m["frames_per_s"] = n_frames / m["seconds"]
+                if steady:
+                    m["steady_frames_per_s"] = max(m.get("steady_frames_per_s", 0.0), steady)
                 if r == rounds - 1:
                     say(_line(name, m, results["modes"].get("1 job")))
     results["load_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -116,6 +123,19 @@ def run_batch_bench(args, bench) -> int:
     return 0 if all("error" not in m for m in results["modes"].values()) else 1
 
 
+def _steady_rate(manifest: Path) -> float | None:
+    """Frames/s once the workers are running: (frames - 1) over the time from the first frame
+    done to the last (the manifest's "finished"); what a long batch (an archive) converts at."""
+    import datetime
+
+    try:
+        times = sorted(datetime.datetime.fromisoformat(json.loads(line)["finished"]).timestamp()
+                       for line in manifest.read_text().splitlines() if line.strip())
+    except (OSError, KeyError, ValueError):
+        return None
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 3 and times[-1] > times[0] else None
+
+
 def _line(name: str, m: dict, base: dict | None) -> str:
     if "error" in m:
         return f"  {name:<32} failed: {m['error']}"
@@ -123,4 +143,9 @@ def _line(name: str, m: dict, base: dict | None) -> str:
     if base and "frames_per_s" in base and base is not m:
         ratio = f"  ({m['frames_per_s'] / base['frames_per_s']:.2f}x 1 job)"
     runs = ", ".join(f"{t:.1f}" for t in m.get("rounds_s", []))
-    return f"  {name:<32} {m['frames_per_s']:6.3f} frames/s  (best of {runs} s){ratio}"
+    steady = ""
+    if "steady_frames_per_s" in m:
+        steady = f"; running: {m['steady_frames_per_s']:.3f} frames/s"
+        if base and "steady_frames_per_s" in base and base is not m:
+            steady += f" ({m['steady_frames_per_s'] / base['steady_frames_per_s']:.2f}x)"
+    return f"  {name:<32} {m['frames_per_s']:6.3f} frames/s  (best of {runs} s){ratio}{steady}"
