@@ -213,8 +213,15 @@ def run(args: argparse.Namespace) -> int:
             manifest.add(FrameResult(index=-1, src=str(path), status=FAILED, reason=reason))
     # default: the cores, each worker with two frames at least (a worker's start costs about a frame)
     workers = args.jobs or max(1, min(default_jobs(), len(jobs) // 2))
+    if args.cluster:  # local:N shares this machine's cores; a remote worker's are its own (None: as it is)
+        from station.batch.cluster import parse_address
+
+        kind, n = parse_address(args.cluster)
+        threads = max(1, default_jobs() // n) if kind == "local" else None
+    else:
+        threads = max(1, default_jobs() // workers) if workers > 1 else None
     spec = BatchSpec(options=options, hash_inputs=manifest is not None, send_back=bool(args.cluster and args.send_back),
-                     threads=max(1, default_jobs() // workers) if workers > 1 else None)
+                     threads=threads)
     try:
         outcome = run_batch(jobs, spec, workers=workers, cluster=args.cluster, manifest=manifest)
     except ClusterError as exc:
