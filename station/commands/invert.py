@@ -22,7 +22,7 @@ from pathlib import Path
 
 from station.errors import StationError
 
-FORMAT_EXT = {"tiff": ".tif", "jpeg": ".jpg"}
+FORMAT_EXT = {"tiff": ".tif", "jpeg": ".jpg", "linear": "-linear.tif"}
 
 
 def register(sub) -> None:
@@ -35,7 +35,9 @@ def register(sub) -> None:
                         "(`station roll flatfield`); its fall-off is divided out before the base and the inversion")
     p.add_argument("--method", choices=("mlp", "classic"), help="inversion method (default: mlp when a model is installed, else classic)")
     p.add_argument("--model", type=Path, metavar="FILE", help="model file for --method mlp (default: the shipped model)")
-    p.add_argument("--format", default="tiff,jpeg", help="comma-separated: tiff,jpeg (default both)")
+    p.add_argument("--format", default="tiff,jpeg",
+                   help="comma-separated: tiff,jpeg,linear-tiff (default tiff,jpeg; linear-tiff: the linear scan "
+                        "divided by the film base, before the inversion and print, as <name>-linear.tif)")
     p.add_argument("--crop", choices=("none", "auto"), default="none", help="auto: crop to the picture inside the rebate and straighten")
     p.add_argument("--recursive", "-r", action="store_true",
                    help="also the images in a folder's sub-folders (outputs keep the sub-folders)")
@@ -43,6 +45,9 @@ def register(sub) -> None:
     from station.pipeline.printing import add_arguments
 
     add_arguments(p)
+    from station.commands.output_options import add_output_arguments  # --stock, --name, --colour-space, ...
+
+    add_output_arguments(p)
     p.add_argument("--roll", action="store_true",
                    help="the inputs are one roll: analyse them once (film base, density range, balance, "
                         "exposure) and render every frame with that one rendering")
@@ -94,6 +99,8 @@ def _usage_error(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     from station.pipeline.base import base_from_blank
@@ -103,10 +110,17 @@ def run(args: argparse.Namespace) -> int:
     from station.pipeline.write import remove_stale_temporaries
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
-    formats = ["tiff" if f in ("tif", "tiff") else "jpeg" if f in ("jpg", "jpeg") else f for f in formats]
+    formats = ["tiff" if f in ("tif", "tiff") else "jpeg" if f in ("jpg", "jpeg") else
+               "linear" if f in ("linear-tiff", "linear") else f for f in formats]
     bad = [f for f in formats if f not in FORMAT_EXT]
     if bad or not formats:
-        return _usage_error(f"--format: unknown format {', '.join(bad) or '(none)'} (choose from tiff, jpeg)")
+        return _usage_error(f"--format: unknown format {', '.join(bad) or '(none)'} (choose from tiff, jpeg, linear-tiff)")
+    from station.commands.output_options import OutputChoices, StationUsage
+
+    try:
+        choices = OutputChoices.from_args(args)
+    except StationUsage as exc:
+        return _usage_error(str(exc))
     from station.pipeline.printing import PrintError, describe, from_args
 
     try:
@@ -159,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
         rendering = _analyse_roll(files, inverter, base, args.base)
         if rendering is None:
             return 1
+    choices.number(files)
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
+                             jpeg_quality=choices.jpeg_quality,
                              print=None if print_settings.identity else print_settings, rendering=rendering,
                              flatfield=flat)
     cleaned: set[Path] = set()
@@ -170,19 +186,42 @@ def run(args: argparse.Namespace) -> int:
     for src in bar:
         bar.set_postfix_str(src.name)
         out_dir = args.out / rel.get(src, Path())
-        key = str(out_dir / src.stem)
+        from station.pipeline.naming import NamingError
+
+        try:
+            stem = choices.stem_for(src)  # --name PATTERN, else the input's name
+        except NamingError as exc:
+            failures.append((src, str(exc)))
+            tqdm.write(f"error: {src}: {exc}", file=sys.stderr)
+            continue
+        key = str(out_dir / stem)
         if key in seen_stems:
-            failures.append((src, f"another input has the same name {src.stem!r}; outputs would clash"))
-            print(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
+            failures.append((src, f"another input has the same output name {str(stem)!r}; outputs would clash "
+                                  "(refused, nothing overwritten)"))
+            tqdm.write(f"error: {failures[-1][0]}: {failures[-1][1]}", file=sys.stderr)
             continue
         seen_stems.add(key)
+        out_dir = (out_dir / stem).parent
+        stem = stem.name
         if out_dir != args.out:
             out_dir.mkdir(parents=True, exist_ok=True)
         if out_dir not in cleaned:
             remove_stale_temporaries(out_dir)  # what a killed run left (its process is gone)
             cleaned.add(out_dir)
-        outputs = {f: out_dir / f"{src.stem}{FORMAT_EXT[f]}" for f in formats}
-        state, frame_options = frame_state(src, outputs, options)
+        if choices.sidecar:  # --xmp-sidecar: the XMP alone, no positives
+            from station.commands.output_options import write_sidecar_for
+
+            try:
+                if write_sidecar_for(src, out_dir / f"{stem}.xmp", choices, args.overwrite) == "complete":
+                    skipped += 1
+                else:
+                    converted += 1
+            except StationError as exc:
+                failures.append((src, exc.reason))
+                tqdm.write(f"error: {exc}", file=sys.stderr)
+            continue
+        outputs = {f: out_dir / f"{stem}{FORMAT_EXT[f]}" for f in formats}
+        state, frame_options = frame_state(src, outputs, replace(options, extra_meta=choices.extra_meta_for(src)))
         if state == "complete":
             skipped += 1
             continue
@@ -234,6 +273,9 @@ def frame_state(src: Path, outputs: dict, options):
               "station_print": options.print.to_dict() if options.print is not None else None,
               "station_rendering": options.rendering.id if options.rendering is not None else None,
               "station_flatfield": options.flatfield.id if options.flatfield is not None else None}
+    # the film's story and the colour spaces (--stock, --colour-space, ...): outputs made with others are remade
+    for k in ("film_stock", "film_type", "roll", "frame", "shot_date", "station_colour_space", "station_jpeg_colour_space"):
+        wanted[k] = options.extra_meta.get(k)
     same = True
     for p in present:
         d = output_description(p) or {}

@@ -289,11 +289,15 @@ def ciff_meta(path: Path) -> dict:
 
 
 def _raw_meta(raw, path: Path) -> dict:
-    """Camera, lens, date and orientation from a TIFF-based RAW's tags (DNG, NEF, CR2, ...).
+    """Camera, lens, date and orientation of a RAW, for every format LibRaw reads.
 
-    rawpy exposes none of these; tifffile reads IFD0 and the EXIF IFD without
-    touching the pixels.  Formats that are not TIFF containers just lack them.
+    rawpy exposes few of these: a plain TIFF container (DNG, NEF, CR2, ...) is read with
+    tifffile (IFD0 and the EXIF IFD, no pixels); a Canon CRW by its CIFF records; the others
+    (CR3, ORF, RW2, RAF, MRW, ...) by the TIFF structure they embed (rawmeta.py); what is
+    still missing comes from LibRaw (`raw`, an open rawpy.RawPy, or None): capture time, lens.
     """
+    from station.pipeline.rawmeta import clean_fields, container_fields, libraw_fill
+
     meta: dict = {"source": "raw"}
     try:
         import tifffile
@@ -305,7 +309,12 @@ def _raw_meta(raw, path: Path) -> dict:
             meta.update(ciff_meta(path))
         except Exception:
             pass
-    return meta
+        if len(meta) == 1:
+            try:
+                meta.update(clean_fields(container_fields(path), path))
+            except Exception:
+                pass
+    return libraw_fill(meta, raw)
 
 
 def _decode_raw(path: Path, half_size: bool) -> Decoded:
