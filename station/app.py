@@ -98,6 +98,7 @@ class App:
              "base": str(inv["base"]) if inv["base"] else None,
              "flatfield": str(inv["flatfield"]) if inv.get("flatfield") else None,
              "preview_size": out["preview_size"], "jpeg_quality": out["jpeg_quality"],
+             "colour_space": out.get("colour_space", "srgb"), "jpeg_colour_space": out.get("jpeg_colour_space", "srgb"),
              "checks": dict(cfg.get("checks") or {})},
             count=w["count"], start_method=w["start_method"],
             deadlines={PREVIEW: w["preview_deadline"], MASTER: w["master_deadline"]},

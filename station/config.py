@@ -43,6 +43,8 @@ DEFAULTS: dict = {
         "naming": "{dir}/{stem}",  # relative to paths.output; {dir} = sub-folder of the RAW in incoming
         "preview_size": 1600,
         "jpeg_quality": 90,
+        "colour_space": "srgb",  # the TIFF master's: srgb | display-p3 | adobe-rgb | prophoto (ICC profile to match)
+        "jpeg_colour_space": "srgb",  # the full-size JPEG's (the preview is always sRGB)
     },
     "workers": {
         "count": 2,  # decoder processes; worker 0 only ever takes previews when count >= 2
@@ -232,6 +234,11 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
     _check_type("outputs.jpeg_quality", out["jpeg_quality"], int)
     if not 1 <= out["jpeg_quality"] <= 100:
         raise ConfigError("outputs.jpeg_quality", f"must be between 1 and 100, got {out['jpeg_quality']}")
+    from station.pipeline.colourspace import CHOICES
+
+    for k in ("colour_space", "jpeg_colour_space"):
+        if out.get(k) not in CHOICES:
+            raise ConfigError(f"outputs.{k}", f"must be one of {', '.join(CHOICES)}, got {out.get(k)!r}")
 
     w = cfg["workers"]
     _check_type("workers.count", w["count"], int)

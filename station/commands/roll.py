@@ -21,6 +21,8 @@ def register(sub) -> None:
     n = rs.add_parser("new", help="start a new roll (its own folder, frame counter and manifest)")
     n.add_argument("--name", help="roll name (default roll-YYYYMMDD-NN)")
     n.add_argument("--stock", help='film stock, e.g. "Kodak Portra 400"')
+    n.add_argument("--shot-date", metavar="DATE",
+                   help="when the film was shot (YYYY, YYYY-MM or YYYY-MM-DD): written into the positives")
     n.add_argument("--frames", type=int, default=36, help="frames on the roll (default 36)")
     n.add_argument("--pattern", default=None, help="file naming pattern (default {roll}/{frame:02d})")
     n.add_argument("--camera-model", help="camera, for the manifest (filled in from the first capture otherwise)")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.roll_cmd == "new":
             roll = store.new(name=args.name, stock=args.stock, frames=args.frames, camera=args.camera_model,
-                             pattern=args.pattern or DEFAULT_PATTERN)
+                             pattern=args.pattern or DEFAULT_PATTERN, shot_date=args.shot_date)
             print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}, {args.frames} frames")
             print(f"  frames go to {store.incoming / roll.rel_stem(1)}.<ext>, ...")
             print(f"  manifest {roll.manifest_path}")

@@ -424,7 +424,27 @@ class Processor:
     def roll_for(self, job: Job) -> dict:
         """What the job's worker needs for the roll: its locked rendering, or to return a sample."""
         roll = self.roll_of(job.key)
-        return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll)}
+        return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll),
+                "story": self.frame_story(roll, job.key)}
+
+    def frame_story(self, roll: str | None, rel: str) -> dict:
+        """What the frame's outputs say about the film (metadata.py): the roll's name, its stock,
+        film type and shot date from its manifest (`station roll new --stock --film --shot-date`),
+        and the frame number (the manifest's record of the file, else a name that is a number)."""
+        from station.pipeline.naming import frame_from_name
+
+        if not roll:
+            return {}
+        m = self.manifest(roll)
+        frame = next((r.get("frame") for r in m.get("frames") or []
+                      if isinstance(r, dict) and rel in (r.get("files") or [])), None)
+        if not isinstance(frame, int):
+            frame = frame_from_name(Path(rel).stem)
+        story = {"roll": m.get("name") if isinstance(m.get("name"), str) else roll, "frame": frame}
+        for key, field in (("film_stock", "stock"), ("film_type", "film"), ("shot_date", "shot_date")):
+            if isinstance(m.get(field), str) and m[field] and not (field == "film" and m[field] == "auto"):
+                story[key] = m[field]
+        return story
 
     def roll_flatfield(self, roll: str | None) -> str | None:
         """The roll's saved flat field (state/rolls/<roll>/flatfield.npz, `station roll

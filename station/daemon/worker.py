@@ -131,6 +131,16 @@ def _roll_flat(path: str | None):
         return None
 
 
+def _extra_meta(story, settings: dict) -> dict:
+    """What a frame's outputs carry besides the RAW's fields: the film's story (film_stock,
+    film_type, roll, frame, shot_date: processor.frame_story) and the output colour spaces."""
+    meta = {k: v for k, v in (story or {}).items() if v not in (None, "")}
+    for key in ("colour_space", "jpeg_colour_space"):
+        if settings.get(key, "srgb") != "srgb":
+            meta[f"station_{key}"] = settings[key]
+    return meta
+
+
 def _die_with_parent() -> None:
     """Linux: SIGKILL this worker when its parent (the fork server or the daemon)
     dies, so a `kill -9` of the daemon leaves no worker writing behind its back."""
@@ -255,6 +265,8 @@ def main(conn, settings: dict) -> None:
                     rendering=rendering, sample=bool(msg.get("sample")),
                     half_size=msg.get("half_size", False),
                     jpeg_quality=settings.get("jpeg_quality", 90),
+                    # the film's story from the roll's manifest, the output colour spaces (metadata.py)
+                    extra_meta=_extra_meta(msg.get("story"), settings),
                     preview_size=settings.get("preview_size", 1600),
                     overwrite=overwrite,
                     print=PrintSettings.from_dict(msg["print"]) if msg.get("print") else None,

@@ -142,14 +142,16 @@ def clean_fields(raw: dict, path: Path) -> dict:
     return meta
 
 
-def libraw_fill(meta: dict, raw) -> dict:
+def libraw_fill(meta: dict, raw, date: bool = True) -> dict:
     """Fill what the file's own tags did not give from LibRaw (an open rawpy.RawPy): the
-    capture time (LibRaw's timestamp, for every format it reads; 0 = none) and the lens."""
+    capture time (LibRaw's timestamp, for every format it reads; 0 = none) when `date` (not
+    when the file has a date tag: a malformed one stays dropped, LibRaw would read it as some
+    other date) and the lens."""
     if raw is None:
         return meta
     try:
         stamp = raw.other.timestamp
-        if stamp is not None and stamp.year > 1970 and not meta.get("datetime_original"):
+        if date and stamp is not None and stamp.year > 1970 and not meta.get("datetime_original"):
             meta["datetime_original"] = stamp.strftime("%Y:%m:%d %H:%M:%S")
             meta.setdefault("datetime", meta["datetime_original"])
     except Exception:

@@ -299,11 +299,15 @@ def _raw_meta(raw, path: Path) -> dict:
     from station.pipeline.rawmeta import clean_fields, container_fields, libraw_fill
 
     meta: dict = {"source": "raw"}
+    dated = False  # the file has a date tag of its own
     try:
         import tifffile
 
         with tifffile.TiffFile(path) as tf:
-            meta.update(_tiff_meta(tf.pages[0].tags, path))
+            tags = tf.pages[0].tags
+            meta.update(_tiff_meta(tags, path))
+            exif = tags["ExifTag"].value if "ExifTag" in tags else {}
+            dated = 306 in tags or (isinstance(exif, dict) and "DateTimeOriginal" in exif)
     except Exception:
         try:  # not a TIFF container: a Canon CRW (CIFF) has its own records
             meta.update(ciff_meta(path))
@@ -311,10 +315,14 @@ def _raw_meta(raw, path: Path) -> dict:
             pass
         if len(meta) == 1:
             try:
-                meta.update(clean_fields(container_fields(path), path))
+                fields = container_fields(path)
+                dated = "datetime" in fields or "datetime_original" in fields
+                meta.update(clean_fields(fields, path))
             except Exception:
                 pass
-    return libraw_fill(meta, raw)
+        dated = dated or "datetime" in meta
+    # a date tag that gave no valid date was malformed: LibRaw's reading of it is not used either
+    return libraw_fill(meta, raw, date=not (dated and not meta.get("datetime")))
 
 
 def _decode_raw(path: Path, half_size: bool) -> Decoded:
