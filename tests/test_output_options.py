@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +30,22 @@ def ijg_table(base, quality):
     return [min(255, max(1, (b * scale + 50) // 100)) for b in base]
 
 
-def station(*args):
-    return subprocess.run([sys.executable, "-m", "station", *map(str, args)], capture_output=True, text=True, timeout=300)
+class Ran:
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
+@pytest.fixture
+def cli(capsys):
+    """`station ...` in this process (the same entry point, without a fresh interpreter)."""
+    from station.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        return Ran(code, capsys.readouterr().err)
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +92,7 @@ def test_colour_space_tiff_has_its_profile_and_its_pixels(negs, tmp_path, space,
     assert np.abs(got - srgb8).max() > 8  # really converted (not the sRGB numbers with another label)
 
 
-def test_the_command_line_writes_jpeg_quality_colour_space_names_and_the_linear_scan(negs, tmp_path):
+def test_the_command_line_writes_jpeg_quality_colour_space_names_and_the_linear_scan(negs, tmp_path, cli):
     """One `station invert` with the output flags: names from the pattern, the JPEG's
     quantisation tables are libjpeg's for quality 50, the TIFF is Adobe RGB with its profile,
     and the linear TIFF is the decoded scan divided by the film base (its profile linear)."""
@@ -88,9 +100,9 @@ def test_the_command_line_writes_jpeg_quality_colour_space_names_and_the_linear_
     from station.pipeline.write import output_description
 
     out = tmp_path / "out"
-    r = station("invert", negs / "07.dng", negs / "08.dng", "--out", out, "--method", "classic",
-                "--name", "{roll}_{frame:02d}_{stock}", "--roll-name", "r1", "--stock", "Kodak Gold 200",
-                "--jpeg-quality", "50", "--colour-space", "adobe-rgb", "--format", "tiff,jpeg,linear-tiff")
+    r = cli("invert", negs / "07.dng", negs / "08.dng", "--out", out, "--method", "classic",
+            "--name", "{roll}_{frame:02d}_{stock}", "--roll-name", "r1", "--stock", "Kodak Gold 200",
+            "--jpeg-quality", "50", "--colour-space", "adobe-rgb", "--format", "tiff,jpeg,linear-tiff")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         f"r1_{n}_Kodak_Gold_200{ext}" for n in ("07", "08") for ext in ("-linear.tif", ".jpg", ".tif")]
@@ -112,42 +124,42 @@ def test_the_command_line_writes_jpeg_quality_colour_space_names_and_the_linear_
     assert np.median(lin.reshape(-1, 3), axis=0).max() < 60000  # a negative, not clipped white
     # the same again: complete frames are skipped, nothing rewritten
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    r = station("invert", negs / "07.dng", negs / "08.dng", "--out", out, "--method", "classic",
-                "--name", "{roll}_{frame:02d}_{stock}", "--roll-name", "r1", "--stock", "Kodak Gold 200",
-                "--jpeg-quality", "50", "--colour-space", "adobe-rgb", "--format", "tiff,jpeg,linear-tiff")
+    r = cli("invert", negs / "07.dng", negs / "08.dng", "--out", out, "--method", "classic",
+            "--name", "{roll}_{frame:02d}_{stock}", "--roll-name", "r1", "--stock", "Kodak Gold 200",
+            "--jpeg-quality", "50", "--colour-space", "adobe-rgb", "--format", "tiff,jpeg,linear-tiff")
     assert r.returncode == 0 and "2 already complete" in r.stderr, r.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
-def test_a_name_pattern_that_makes_two_inputs_collide_is_refused_never_overwriting(negs, tmp_path):
+def test_a_name_pattern_that_makes_two_inputs_collide_is_refused_never_overwriting(negs, tmp_path, cli):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.jpg").write_bytes(b"not the station's")
-    r = station("invert", negs / "07.dng", negs / "08.dng", "--out", out, "--method", "classic",
-                "--name", "{stock}", "--stock", "Fuji C200", "--format", "jpeg")
+    r = cli("invert", negs / "07.dng", negs / "08.dng", "--out", out, "--method", "classic",
+            "--name", "{stock}", "--stock", "Fuji C200", "--format", "jpeg")
     assert r.returncode == 1
     assert "08.dng: another input has the same output name 'Fuji_C200'" in r.stderr
     assert json.loads(Image.open(out / "Fuji_C200.jpg").getexif()[270])["station_source"] == "07.dng"
-    r = station("invert", negs / "07.dng", "--out", out, "--method", "classic", "--name", "mine", "--format", "jpeg")
+    r = cli("invert", negs / "07.dng", "--out", out, "--method", "classic", "--name", "mine", "--format", "jpeg")
     assert r.returncode == 2 and "has no token" in r.stderr
-    r = station("invert", negs / "07.dng", "--out", out, "--method", "classic", "--name", "m{name}e", "--format", "jpeg")
+    r = cli("invert", negs / "07.dng", "--out", out, "--method", "classic", "--name", "m{name}e", "--format", "jpeg")
     assert r.returncode == 0
-    r = station("invert", negs / "08.dng", "--out", out, "--method", "classic", "--name", "{frame}", "--format", "jpeg",
+    r = cli("invert", negs / "08.dng", "--out", out, "--method", "classic", "--name", "{frame}", "--format", "jpeg",
                 "--frame-numbers", "none")
     assert r.returncode == 1 and "{frame}: no frame number" in r.stderr
     assert (out / "mine.jpg").read_bytes() == b"not the station's"
 
 
-def test_usage_errors_name_the_flag(negs, tmp_path):
+def test_usage_errors_name_the_flag(negs, tmp_path, cli):
     for args, msg in ((["--jpeg-quality", "0"], "--jpeg-quality 0: must be between 1 and 100"),
                       (["--name", "{film}"], "unknown token {film}"),
                       (["--shot-date", "1998-02-30"], "shot date '1998-02-30' is not a date"),
                       (["--format", "png"], "unknown format png")):
-        r = station("invert", negs / "07.dng", "--out", tmp_path / "o", *args)
+        r = cli("invert", negs / "07.dng", "--out", tmp_path / "o", *args)
         assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
 
 
-def test_xmp_sidecar_only_writes_the_story_beside_nothing_else(negs, tmp_path):
+def test_xmp_sidecar_only_writes_the_story_beside_nothing_else(negs, tmp_path, cli):
     """--xmp-sidecar: one <name>.xmp per input (stock, roll, frame, shot date, source), no
     positives; run again: kept; a sidecar that is not the station's is never replaced."""
     from station.pipeline.metadata import read_xmp
@@ -155,18 +167,18 @@ def test_xmp_sidecar_only_writes_the_story_beside_nothing_else(negs, tmp_path):
     out = tmp_path / "side"
     args = ["invert", negs / "07.dng", negs / "08.dng", "--out", out, "--xmp-sidecar", "--stock", "Ilford HP5 Plus",
             "--roll-name", "hp5-3", "--shot-date", "2001-05"]
-    r = station(*args)
+    r = cli(*args)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["07.xmp", "08.xmp"]
     x = read_xmp((out / "08.xmp").read_bytes())
     assert (x["FilmStock"], x["Roll"], x["Frame"], x["ShotDate"], x["Source"]) == (
         "Ilford HP5 Plus", "hp5-3", "8", "2001-05", "08.dng")
     mtime = (out / "08.xmp").stat().st_mtime_ns
-    r = station(*args)
+    r = cli(*args)
     assert r.returncode == 0 and "2 already complete" in r.stderr
     assert (out / "08.xmp").stat().st_mtime_ns == mtime
     (out / "07.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")  # a raw editor's own sidecar
-    r = station(*args)
+    r = cli(*args)
     assert r.returncode == 1 and "07.xmp: already exists and was not written for this input" in r.stderr
     assert (out / "07.xmp").read_text() == "<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
 

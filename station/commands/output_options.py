@@ -138,7 +138,8 @@ def write_sidecar_for(src: Path, path: Path, choices: OutputChoices, overwrite: 
     """--xmp-sidecar for one input: "written", "complete" (ours, same input and story: kept),
     or raises OutputError (a file of another origin in the way)."""
     from station.errors import OutputError
-    from station.pipeline.metadata import read_xmp, sidecar_source, write_sidecar, xmp_packet
+    from station.pipeline.metadata import read_xmp, sidecar_source, xmp_packet
+    from station.pipeline.write import atomic_write
 
     meta = {**source_meta(src), **choices.extra_meta_for(src), "station_source": src.name}
     if path.exists() and not overwrite:
@@ -147,5 +148,6 @@ def write_sidecar_for(src: Path, path: Path, choices: OutputChoices, overwrite: 
         if read_xmp(path.read_bytes()) == read_xmp(xmp_packet(meta, sidecar=True)):
             return "complete"
         overwrite = True  # ours, for this input, with another story: replaced
-    write_sidecar(path, meta, overwrite)
+    data = xmp_packet(meta, sidecar=True)  # atomic; never over a file unless `overwrite`
+    atomic_write(path, lambda fh: fh.write(data), overwrite)
     return "written"

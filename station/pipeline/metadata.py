@@ -3,7 +3,7 @@ it was shot), the scan (camera, lens, date) and the station's rendering, as XMP 
 
 The field list is docs/METADATA.md.  `output_meta` (outputs.py) collects the flat `meta`
 dict; the writers (write.py) put it into the files through `tiff_exif_ifd`, `jpeg_exif`
-and `xmp_packet`; `write_sidecar` writes the XMP alone (`station invert --xmp-sidecar`).
+and `xmp_packet`; `station invert --xmp-sidecar` writes the XMP alone (commands/output_options.py).
 The ImageDescription JSON the station has always written (write.description) carries the
 same keys; `station invert` reads it back to resume.
 """
@@ -27,6 +27,14 @@ _SHOT_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 class MetadataError(ValueError):
     """A user-given metadata value that cannot be used (one line)."""
+
+
+def description(meta: dict) -> str:
+    """The JSON the outputs carry as ImageDescription (TIFF) and EXIF ImageDescription (JPEG):
+    the RAW's metadata and how the station made the positive (station_source: the input's
+    file name; station_print when the print was adjusted)."""
+    return json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))
+                       or (k == "station_print" and isinstance(v, dict))}, sort_keys=True)
 
 
 def check_shot_date(text: str | None) -> str | None:
@@ -241,8 +249,6 @@ def jpeg_exif(meta: dict, space: str = "srgb", size: tuple[int, int] | None = No
     """The APP1 EXIF of a JPEG ("Exif\\0\\0" + a little-endian TIFF): IFD0 (orientation, make,
     model, DateTime, software, resolution, ImageDescription = the station's JSON) and the
     EXIF IFD (`exif_sub_ifd`, with the JPEG's components and size)."""
-    from station.pipeline.write import description
-
     ifd0: dict = {274: (3, int(meta.get("orientation", 1) or 1)), 305: (2, "station"),
                   282: (5, 72), 283: (5, 72), 296: (3, 2), 531: (3, 1)}
     for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
@@ -264,15 +270,6 @@ def jpeg_exif(meta: dict, space: str = "srgb", size: tuple[int, int] | None = No
 
 def sidecar_path(out_dir: Path, stem: str) -> Path:
     return Path(out_dir) / f"{stem}.xmp"
-
-
-def write_sidecar(path: Path, meta: dict, overwrite: bool = False) -> Path:
-    """The XMP sidecar alone (the film's story, the scan's date, the input's name), written
-    atomically; never over a file unless `overwrite`."""
-    from station.pipeline.write import atomic_write
-
-    data = xmp_packet(meta, sidecar=True)
-    return atomic_write(Path(path), lambda fh: fh.write(data), overwrite)
 
 
 def sidecar_source(path: Path) -> str | None:

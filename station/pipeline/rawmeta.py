@@ -17,11 +17,36 @@ one is dropped with a warning, never copied.
 """
 from __future__ import annotations
 
+import datetime
 import logging
+import re
 import struct
 from pathlib import Path
 
 log = logging.getLogger("station.decode")
+
+
+def _clean(v) -> str:
+    return str(v).strip(" \x00")
+
+
+_EXIF_DATE = re.compile(r"(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}):(\d{2})")
+
+
+def exif_date(value, path: Path, tag: str) -> str | None:
+    """A valid EXIF date "YYYY:MM:DD HH:MM:SS" as is; anything else (a scanner's
+    "Mon Jan 02 ...", an all-zero or impossible date) is dropped with a warning."""
+    text = _clean(value)
+    m = _EXIF_DATE.fullmatch(text)
+    if m:
+        try:
+            datetime.datetime(*map(int, m.groups()))
+            return text
+        except ValueError:
+            pass
+    log.warning("%s: %s %r is not a valid date (YYYY:MM:DD HH:MM:SS); not copied to the outputs", path, tag, text)
+    return None
+
 
 SCAN_BYTES = 16 << 20  # metadata lives near the start of every format handled here
 _TIFF_MAGICS = {42, 0x55, 0x4F52, 0x5352}  # TIFF, Panasonic RW2, Olympus ORF ("RO", "RS")
@@ -116,8 +141,6 @@ def container_fields(path: Path, data: bytes | None = None) -> dict:
 def clean_fields(raw: dict, path: Path) -> dict:
     """Validated station metadata from raw fields: text stripped, dates checked (a malformed
     one dropped with a warning), orientation 1..8."""
-    from station.pipeline.readers import exif_date
-
     meta: dict = {}
     for key in ("make", "model", "lens"):
         v = raw.get(key)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,28 +174,7 @@ def _decode_pillow(path: Path) -> Decoded:
     return Decoded(rgb=rgb, meta={"source": "sRGB image"}, clipped=float(np.mean(np.any(rgb >= 0.999, axis=2))))
 
 
-def _clean(v) -> str:
-    return str(v).strip(" \x00")
-
-
-_EXIF_DATE = re.compile(r"(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}):(\d{2})")
-
-
-def exif_date(value, path: Path, tag: str) -> str | None:
-    """A valid EXIF date "YYYY:MM:DD HH:MM:SS" as is; anything else (a scanner's
-    "Mon Jan 02 ...", an all-zero or impossible date) is dropped with a warning."""
-    text = _clean(value)
-    m = _EXIF_DATE.fullmatch(text)
-    if m:
-        try:
-            import datetime as _dt
-
-            _dt.datetime(*map(int, m.groups()))
-            return text
-        except ValueError:
-            pass
-    log.warning("%s: %s %r is not a valid date (YYYY:MM:DD HH:MM:SS); not copied to the outputs", path, tag, text)
-    return None
+from station.pipeline.rawmeta import _clean, exif_date  # noqa: E402  (dates checked in one place)
 
 
 def _tiff_meta(tags, path: Path) -> dict:

@@ -22,6 +22,7 @@ from station.errors import OutputError
 
 
 from station.pipeline.colourspace import srgb_icc  # noqa: E402,F401  (re-exported)
+from station.pipeline.metadata import description  # noqa: E402,F401  (re-exported)
 
 
 def _reason(exc: OSError, path: Path | None = None) -> str:
@@ -236,14 +237,6 @@ def write_tiff16(path: Path, img: np.ndarray, meta: dict | None = None, overwrit
     """HxWx3 sRGB (float in [0,1], or uint16 already) → 16-bit sRGB TIFF with ICC profile and metadata."""
     data = img if img.dtype == np.uint16 else _to_uint(img, 16)
     return atomic_write(path, _tiff_writer(data, meta or {}), overwrite)
-
-
-def description(meta: dict) -> str:
-    """The JSON the outputs carry as ImageDescription (TIFF) and EXIF ImageDescription (JPEG):
-    the RAW's metadata and how the station made the positive (station_source: the input's
-    file name; station_print when the print was adjusted)."""
-    return json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))
-                       or (k == "station_print" and isinstance(v, dict))}, sort_keys=True)
 
 
 def output_source(path: Path) -> str | None:
