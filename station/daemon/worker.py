@@ -191,6 +191,11 @@ def main(conn, settings: dict) -> None:
             from station.pipeline.lutinvert import warm_up
 
             warm_up(inverter)
+            for key in ("colour_space", "jpeg_colour_space"):  # and the colour-space pass, when one is set
+                if settings.get(key, "srgb") != "srgb":
+                    from station.pipeline.colourspace import convert
+
+                    convert(np.zeros((2, 2, 3), np.uint16), settings[key])
         except Exception as exc:  # the slow path still works
             print(f"station worker: warm-up failed: {exc}", file=sys.stderr)
     conn.send({"ready": True, "pid": os.getpid(), "inverter": getattr(inverter, "name", None), "error": load_error,
