@@ -246,6 +246,9 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t_start
     total = converted + len(failures)
     done = f", {skipped} already complete (skipped)" if skipped else ""
+    if choices.sidecar:
+        print(f"{converted} of {total} XMP sidecars written{done}, {len(failures)} failed → {args.out}", file=sys.stderr)
+        return 0 if not failures else 1
     print(
         f"{converted} of {total} converted{done}, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
         f"{'' if print_settings.identity else 'print: ' + describe(print_settings) + ', '}"

@@ -141,9 +141,11 @@ def xmp_fields(meta: dict, sidecar: bool = False) -> list[tuple[str, str]]:
 
 def xmp_packet(meta: dict, sidecar: bool = False) -> bytes:
     """The XMP packet (UTF-8) for a TIFF's XMLPacket tag, a JPEG's APP1, or a sidecar."""
-    attrs = "".join(f'\n    {name}="{escape(value, {chr(34): "&quot;"})}"' for name, value in xmp_fields(meta, sidecar))
+    def text_of(value: str) -> str:  # XML 1.0 holds no control characters (a file name may)
+        return escape("".join(ch if ch >= " " else "?" for ch in value), {'"': "&quot;"})
+
+    attrs = "".join(f'\n    {name}="{text_of(value)}"' for name, value in xmp_fields(meta, sidecar))
     text = (
-        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="station">\n'
         ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
         '  <rdf:Description rdf:about=""\n'
@@ -153,8 +155,8 @@ def xmp_packet(meta: dict, sidecar: bool = False) -> bytes:
         ' </rdf:RDF>\n'
         '</x:xmpmeta>\n'
     )
-    if not sidecar:
-        text += " " * 512 + "\n" + '<?xpacket end="w"?>'  # room for an editor to add in place
+    if not sidecar:  # in a file: the packet wrapper, with room for an editor to add in place (a sidecar is bare XML)
+        text = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n' + text + " " * 512 + "\n" + '<?xpacket end="w"?>'
     return text.encode("utf-8")
 
 
