@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         if args.roll_cmd == "new":
             roll = store.new(name=args.name, stock=args.stock, frames=args.frames, camera=args.camera_model,
                              pattern=args.pattern or DEFAULT_PATTERN, shot_date=args.shot_date)
-            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}, {args.frames} frames")
+            shot = f", shot {roll.data['shot_date']}" if roll.data.get("shot_date") else ""
+            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}{shot}, {args.frames} frames")
             print(f"  frames go to {store.incoming / roll.rel_stem(1)}.<ext>, ...")
             print(f"  manifest {roll.manifest_path}")
             return 0
