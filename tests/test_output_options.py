@@ -243,3 +243,12 @@ def test_camera_fields_of_raws_that_are_not_plain_tiffs(tmp_path):
     raf = tmp_path / "a.RAF"
     raf.write_bytes(b"FUJIFILMCCD-RAW 0201FF383501" + b"\0" * 72 + jpg.getvalue())
     assert clean_fields(container_fields(raf), raf) == {"make": "FUJIFILM", "model": "X-T5"}
+
+
+def test_frame_numbers_come_only_from_names_that_are_frame_numbers():
+    from station.pipeline.naming import frame_from_name, render
+
+    assert [frame_from_name(n) for n in ("07", "roll12-07", "2026-11-25-portra_36", "r 3")] == [7, 7, 36, 3]
+    assert [frame_from_name(n) for n in ("DSC_0042", "IMG_1234", "RAW_NIKON_D1", "canon_eos_6d", "12a")] == [None] * 5
+    p = render("{roll}/../{frame:03d} {stock}", {"roll": "../etc", "frame": 7, "stock": "Kodak Gold 200"}, Path("x.dng"))
+    assert p == Path("etc/007_Kodak_Gold_200")  # no way out of --out, no spaces
