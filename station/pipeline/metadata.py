@@ -109,7 +109,7 @@ def story_line(meta: dict) -> str | None:
     return ", ".join(parts) or None
 
 
-def xmp_fields(meta: dict, sidecar: bool = False) -> list[tuple[str, str]]:
+def xmp_fields(meta: dict, sidecar: bool = False, space: str = "srgb") -> list[tuple[str, str]]:
     """(qualified name, text) pairs of the XMP packet, in a fixed order (docs/METADATA.md)."""
     out: list[tuple[str, str]] = [("xmp:CreatorTool", "station")]
     scan = _iso(meta.get("datetime_original") or meta.get("datetime"))
@@ -130,21 +130,22 @@ def xmp_fields(meta: dict, sidecar: bool = False) -> list[tuple[str, str]]:
     linear = meta.get("station_content") == "linear scan"
     for key, name in (("station_method", "Method"), ("station_model", "ModelId"),
                       ("station_rendering", "Rendering"), ("station_base_source", "BaseSource"),
-                      ("station_flatfield", "FlatField"), ("station_colour_space", "ColourSpace"),
-                      ("station_content", "Content")):
-        if meta.get(key) not in (None, "") and not (linear and name in ("ColourSpace", "Method", "ModelId")):
+                      ("station_flatfield", "FlatField"), ("station_content", "Content")):
+        if meta.get(key) not in (None, "") and not (linear and name in ("Method", "ModelId")):
             out.append((f"station:{name}", str(meta[key])))
+    if space not in ("srgb", "linear"):  # this file's own (the TIFF's and the JPEG's may differ)
+        out.append(("station:ColourSpace", space))
     if isinstance(meta.get("station_print"), dict) and not linear:
         out.append(("station:Print", json.dumps(meta["station_print"], sort_keys=True)))
     return out
 
 
-def xmp_packet(meta: dict, sidecar: bool = False) -> bytes:
+def xmp_packet(meta: dict, sidecar: bool = False, space: str = "srgb") -> bytes:
     """The XMP packet (UTF-8) for a TIFF's XMLPacket tag, a JPEG's APP1, or a sidecar."""
     def text_of(value: str) -> str:  # XML 1.0 holds no control characters (a file name may)
         return escape("".join(ch if ch >= " " else "?" for ch in value), {'"': "&quot;"})
 
-    attrs = "".join(f'\n    {name}="{text_of(value)}"' for name, value in xmp_fields(meta, sidecar))
+    attrs = "".join(f'\n    {name}="{text_of(value)}"' for name, value in xmp_fields(meta, sidecar, space))
     text = (
         '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="station">\n'
         ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'

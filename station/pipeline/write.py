@@ -216,7 +216,7 @@ def _tiff_writer(data: np.ndarray, meta: dict, space: str = "srgb"):
     for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
         if meta.get(key):
             extratags.append((tag, "s", 0, _ascii(meta[key]), True))
-    xmp = xmp_packet(meta)
+    xmp = xmp_packet(meta, space=space)
     extratags.append((700, "B", len(xmp), xmp, True))  # XMLPacket
     # ExifIFD (34665), which tifffile does not write: a placeholder entry that tiff_exif_ifd
     # renames and points at the EXIF IFD it appends (no tag lies between, so the order holds)
@@ -283,7 +283,7 @@ def encode_jpeg(img: np.ndarray, meta: dict | None = None, quality: int = 90, sp
     h, w = img.shape[:2]
     Image.fromarray(_to_uint(convert(img, space), 8), "RGB").save(
         buf, "JPEG", quality=quality, icc_profile=icc_profile(space), exif=jpeg_exif(meta, space, (w, h)), optimize=False,
-        xmp=xmp_packet(meta),
+        xmp=xmp_packet(meta, space=space),
     )
     return buf.getvalue()
 
