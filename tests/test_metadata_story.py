@@ -135,3 +135,27 @@ def test_roll_new_refuses_a_shot_date_that_is_not_a_date(tmp_path):
     assert r.returncode == 2
     assert "shot date 'July 98' is not a date" in r.stderr
     assert not (tmp_path / "st" / "rolls" / "r1").exists()
+
+
+def test_the_film_type_rendered_is_in_the_story(tmp_path):
+    """A frame rendered as black-and-white (ConvertOptions.film, what `--film bw` and a roll's
+    `film: bw` set) says so in its XMP and its EXIF UserComment; a colour one given no type
+    claims none."""
+    import tifffile
+    from PIL import Image
+
+    from station.pipeline.classic import ClassicInverter
+    from station.pipeline.convert import ConvertOptions, convert_file
+    from station.pipeline.metadata import read_xmp
+
+    src = write_negative(tmp_path / "n.dng")
+    for film, want in (("bw", "bw"), ("colour", None)):
+        out = {"tiff": tmp_path / f"{film}.tif", "jpeg": tmp_path / f"{film}.jpg"}
+        convert_file(src, out, ConvertOptions(inverter=ClassicInverter(), film=film,
+                                              extra_meta={"film_stock": "Ilford HP5 Plus"}))
+        with tifffile.TiffFile(out["tiff"]) as tf:
+            x = read_xmp(bytes(tf.pages[0].tags[700].value))
+        assert x.get("FilmType") == want and x["FilmStock"] == "Ilford HP5 Plus"
+        with Image.open(out["jpeg"]) as im:
+            comment = im.getexif().get_ifd(0x8769)[0x9286]
+        assert ("black-and-white negative" in str(comment)) == (want == "bw")

@@ -92,14 +92,21 @@ def _iso(exif_date: str | None) -> str | None:
     return d.replace(":", "-") + ("T" + t if t else "")
 
 
+def film_type_of(meta: dict) -> str | None:
+    """The film type: the one given (--film, the roll's `film:`), else the one the frame was
+    rendered as when that is not colour (station_film: bw or slide, given or detected)."""
+    return meta.get("film_type") or meta.get("station_film")
+
+
 def story_line(meta: dict) -> str | None:
     """One readable line (EXIF UserComment): "Kodak Portra 400, colour negative (C-41), roll
     R, frame 7, shot 1998-07"."""
     parts = []
     if meta.get("film_stock"):
         parts.append(str(meta["film_stock"]))
-    if meta.get("film_type"):
-        parts.append(FILM_TYPE_TEXT.get(meta["film_type"], str(meta["film_type"])))
+    film = film_type_of(meta)
+    if film:
+        parts.append(FILM_TYPE_TEXT.get(film, str(film)))
     if meta.get("roll"):
         parts.append(f"roll {meta['roll']}")
     if meta.get("frame") is not None:
@@ -117,10 +124,11 @@ def xmp_fields(meta: dict, sidecar: bool = False, space: str = "srgb") -> list[t
         out.append(("xmp:CreateDate", scan))
     if meta.get("shot_date"):
         out.append(("photoshop:DateCreated", str(meta["shot_date"])))
+    story = {**meta, "film_type": film_type_of(meta)}
     for key, name in (("film_stock", "FilmStock"), ("film_type", "FilmType"), ("roll", "Roll"),
                       ("frame", "Frame"), ("shot_date", "ShotDate")):
-        if meta.get(key) not in (None, ""):
-            out.append((f"station:{name}", str(meta[key])))
+        if story.get(key) not in (None, ""):
+            out.append((f"station:{name}", str(story[key])))
     if scan:
         out.append(("station:ScanDate", scan))
     if meta.get("station_source"):
