@@ -312,6 +312,7 @@ class Write:
         else:
             def small():
                 return resize_long_side(pos, options.preview_size)
+
         def linear():  # `--format linear-tiff` (the plain plan: the decoded frame is at hand)
             from station.pipeline.linearscan import linear_scan
 
