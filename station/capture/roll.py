@@ -2,7 +2,8 @@
 
 Layout (state = the station's state folder, incoming = the watched folder):
 
-    state/rolls/<roll>/manifest.json   stock, date, camera, pattern, base, print, per-frame records
+    state/rolls/<roll>/manifest.json   stock, film type (colour|bw|slide|auto), date, camera, pattern,
+                                       base, print, per-frame records
     state/rolls/<roll>/base.<ext>      the blank film-base frame (`station roll calibrate`)
     state/rolls/<roll>/flat.<ext>      the frame of the bare light (`station roll flatfield`)
     state/rolls/<roll>/flatfield-<id>.npz  its measured flat field (pipeline/flatfield.py)
@@ -334,12 +335,17 @@ class RollStore:
         return f"roll-{day}-{n:02d}"
 
     def new(self, name: str | None = None, stock: str | None = None, frames: int | None = 36,
-            camera: str | None = None, pattern: str = DEFAULT_PATTERN, make_current: bool = True) -> Roll:
+            camera: str | None = None, pattern: str = DEFAULT_PATTERN, make_current: bool = True,
+            film: str | None = None) -> Roll:
         if name is not None and ("/" in name or "\\" in name or ".." in name or name.startswith(".")):
             # refused, not quietly changed: "../evil" must not become a roll "evil"
             raise RollError(f"bad roll name {name!r}: a roll name is one plain name (no folders, no leading dot)")
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise RollError(f"frames must be a whole number of 1 or more, got {frames!r}")
+        from station.pipeline.films import CHOICES as FILM_TYPES
+
+        if film is not None and film not in FILM_TYPES:
+            raise RollError(f"unknown film type {film!r} (choose from {', '.join(FILM_TYPES)})")
         self.rolls_dir.mkdir(parents=True, exist_ok=True)
         name = safe_name(name) if name else self._default_name()
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
@@ -353,6 +359,7 @@ class RollStore:
             "version": MANIFEST_VERSION,
             "name": name,
             "stock": stock,
+            "film": film or "colour",
             "frames_expected": frames,
             "created": _now(),
             "camera": camera,

@@ -5,7 +5,8 @@ Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input, together
 converted (or was already complete), 1 when some failed, 2 for usage or
 configuration errors (bad --out, --base, --flatfield, --model, a print setting out of range).
 The print (--exposure, --wb, --contrast, --black, --white) is applied to every
-input after the inversion and recorded in the outputs' metadata.
+input after the inversion and recorded in the outputs' metadata.  --film picks the film type
+(colour negative, black-and-white negative, slide, or auto-detected: pipeline/films.py).
 
 Resuming: running the same command again skips the frames whose outputs are all
 there (made from the same input: its name is in their ImageDescription) and remakes,
@@ -43,6 +44,10 @@ def register(sub) -> None:
     from station.pipeline.printing import add_arguments
 
     add_arguments(p)
+    p.add_argument("--film", choices=("colour", "bw", "slide", "auto"), default="colour",
+                   help="film type: colour (C-41 negative, default), bw (silver black-and-white negative: neutral "
+                        "output), slide (E-6 positive: not inverted), auto (detected per frame from the rebate "
+                        "and the picture, logged)")
     p.add_argument("--roll", action="store_true",
                    help="the inputs are one roll: analyse them once (film base, density range, balance, "
                         "exposure) and render every frame with that one rendering")
@@ -156,12 +161,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {path}: {message}", file=sys.stderr)
     rendering = None
     if args.roll and files:
-        rendering = _analyse_roll(files, inverter, base, args.base)
+        from station.pipeline.films import INVERTERS
+
+        film_inv = INVERTERS[args.film]() if args.film in INVERTERS else inverter  # the roll's normaliser: its film's
+        rendering = _analyse_roll(files, film_inv, base, args.base)
         if rendering is None:
             return 1
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
                              print=None if print_settings.identity else print_settings, rendering=rendering,
-                             flatfield=flat)
+                             flatfield=flat, film=args.film)
     cleaned: set[Path] = set()
     converted = skipped = 0
     seen_stems: set[str] = set()
@@ -209,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
     done = f", {skipped} already complete (skipped)" if skipped else ""
     print(
         f"{converted} of {total} converted{done}, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
+        f"{'' if args.film == 'colour' else 'film ' + args.film + ', '}"
         f"{'' if print_settings.identity else 'print: ' + describe(print_settings) + ', '}"
         f"{elapsed:.1f} s) → {args.out}",
         file=sys.stderr,
@@ -234,6 +243,8 @@ def frame_state(src: Path, outputs: dict, options):
               "station_print": options.print.to_dict() if options.print is not None else None,
               "station_rendering": options.rendering.id if options.rendering is not None else None,
               "station_flatfield": options.flatfield.id if options.flatfield is not None else None}
+    if options.film in ("colour", "bw", "slide"):  # auto: whatever was detected
+        wanted["station_film"] = None if options.film == "colour" else options.film
     same = True
     for p in present:
         d = output_description(p) or {}

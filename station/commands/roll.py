@@ -21,6 +21,9 @@ def register(sub) -> None:
     n = rs.add_parser("new", help="start a new roll (its own folder, frame counter and manifest)")
     n.add_argument("--name", help="roll name (default roll-YYYYMMDD-NN)")
     n.add_argument("--stock", help='film stock, e.g. "Kodak Portra 400"')
+    n.add_argument("--film", choices=("colour", "bw", "slide", "auto"), default="colour",
+                   help="film type: colour negative (default), bw (silver black-and-white negative), slide (E-6), "
+                        "auto (detected per frame); the daemon renders the roll's frames as that")
     n.add_argument("--frames", type=int, default=36, help="frames on the roll (default 36)")
     n.add_argument("--pattern", default=None, help="file naming pattern (default {roll}/{frame:02d})")
     n.add_argument("--camera-model", help="camera, for the manifest (filled in from the first capture otherwise)")
@@ -75,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.roll_cmd == "new":
             roll = store.new(name=args.name, stock=args.stock, frames=args.frames, camera=args.camera_model,
-                             pattern=args.pattern or DEFAULT_PATTERN)
-            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}, {args.frames} frames")
+                             pattern=args.pattern or DEFAULT_PATTERN, film=args.film)
+            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}, {roll.data['film']} film, "
+                  f"{args.frames} frames")
             print(f"  frames go to {store.incoming / roll.rel_stem(1)}.<ext>, ...")
             print(f"  manifest {roll.manifest_path}")
             return 0

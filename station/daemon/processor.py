@@ -424,7 +424,16 @@ class Processor:
     def roll_for(self, job: Job) -> dict:
         """What the job's worker needs for the roll: its locked rendering, or to return a sample."""
         roll = self.roll_of(job.key)
-        return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll)}
+        return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll),
+                "film": self.roll_film(roll)}
+
+    def roll_film(self, roll: str | None) -> str | None:
+        """The roll's film type (manifest `film:`, `station roll new --film`): "colour", "bw",
+        "slide" or "auto"; None (colour) when unset or not one of those."""
+        from station.pipeline.films import CHOICES
+
+        film = self.manifest(roll).get("film") if roll else None
+        return film if film in CHOICES else None
 
     def roll_flatfield(self, roll: str | None) -> str | None:
         """The roll's saved flat field (state/rolls/<roll>/flatfield.npz, `station roll
