@@ -154,3 +154,28 @@ def test_the_daemon_renders_a_bw_rolls_frames_neutral(daemon_factory, tmp_path):
     assert np.abs(px[..., 0] - px[..., 1]).max() <= 1 and np.abs(px[..., 2] - px[..., 1]).max() <= 1
     with tifffile.TiffFile(tif) as t:
         assert json.loads(t.pages[0].description)["station_film"] == "bw"
+
+
+def test_invert_roll_bw_is_neutral_and_a_changed_film_type_remakes_the_outputs(tmp_path):
+    folder = tmp_path / "roll"
+    folder.mkdir()
+    for seed in range(3):
+        scene, _ = filmsim.scene_with_charts(filmsim.procedural_scene(160, seed=seed))
+        filmsim.write_dng(folder / f"{seed}.dng", sf.with_rebate(sf.simulate_bw(scene, seed=seed, scene_ev=seed - 1)))
+    out = tmp_path / "out"
+
+    def invert(*extra):
+        r = subprocess.run([sys.executable, "-m", "station", "invert", str(folder), "--out", str(out), "--format",
+                            "tiff", *extra], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+
+    log = invert("--roll", "--film", "bw")
+    assert "roll: 3 of 3 frames analysed" in log and "film bw" in log, log
+    for seed in range(3):
+        px = tifffile.imread(out / f"{seed}.tif").astype(np.int64)
+        assert np.abs(px[..., 0] - px[..., 2]).max() <= 1 and np.abs(px[..., 1] - px[..., 2]).max() <= 1
+    assert "3 already complete" in invert("--roll", "--film", "bw")
+    invert("--film", "colour")  # another film type: the frames are made again, not skipped as complete
+    px = tifffile.imread(out / "0.tif").astype(np.int64)
+    assert np.abs(px[..., 0] - px[..., 2]).max() > 1
