@@ -2,7 +2,8 @@
 
 Layout (state = the station's state folder, incoming = the watched folder):
 
-    state/rolls/<roll>/manifest.json   stock, shot date, date, camera, pattern, base, print, per-frame records
+    state/rolls/<roll>/manifest.json   stock, film type (colour|bw|slide|auto), shot date, date, camera,
+                                       pattern, base, print, per-frame records
     state/rolls/<roll>/base.<ext>      the blank film-base frame (`station roll calibrate`)
     state/rolls/<roll>/flat.<ext>      the frame of the bare light (`station roll flatfield`)
     state/rolls/<roll>/flatfield-<id>.npz  its measured flat field (pipeline/flatfield.py)
@@ -335,7 +336,7 @@ class RollStore:
 
     def new(self, name: str | None = None, stock: str | None = None, frames: int | None = 36,
             camera: str | None = None, pattern: str = DEFAULT_PATTERN, make_current: bool = True,
-            shot_date: str | None = None) -> Roll:
+            shot_date: str | None = None, film: str | None = None) -> Roll:
         if name is not None and ("/" in name or "\\" in name or ".." in name or name.startswith(".")):
             # refused, not quietly changed: "../evil" must not become a roll "evil"
             raise RollError(f"bad roll name {name!r}: a roll name is one plain name (no folders, no leading dot)")
@@ -347,6 +348,10 @@ class RollStore:
             shot_date = check_shot_date(shot_date)
         except MetadataError as exc:
             raise RollError(str(exc)) from None
+        from station.pipeline.films import CHOICES as FILM_TYPES
+
+        if film is not None and film not in FILM_TYPES:
+            raise RollError(f"unknown film type {film!r} (choose from {', '.join(FILM_TYPES)})")
         self.rolls_dir.mkdir(parents=True, exist_ok=True)
         name = safe_name(name) if name else self._default_name()
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
@@ -361,6 +366,7 @@ class RollStore:
             "name": name,
             "stock": stock,
             "shot_date": shot_date,
+            "film": film or "colour",
             "frames_expected": frames,
             "created": _now(),
             "camera": camera,

@@ -243,12 +243,12 @@ class CaptureService:
         self.app.publish({"type": "roll", "event": "flatfield", "roll": target.name, "flatfield": flat["id"]})
         return {"roll": target.name, "file": str(path), "id": flat["id"], "falloff": flat["falloff"]}
 
-    def roll_new(self, name=None, stock=None, frames=36, pattern=None, **_ignored) -> dict:
+    def roll_new(self, name=None, stock=None, frames=36, pattern=None, film=None, **_ignored) -> dict:
         from station.capture.roll import DEFAULT_PATTERN
 
         try:
             roll = self.rolls.new(name=name, stock=stock, frames=frames, pattern=pattern or DEFAULT_PATTERN,
-                                  camera=self.camera.snapshot().get("model"))
+                                  camera=self.camera.snapshot().get("model"), film=film)
         except RollError as exc:
             raise RuntimeError(str(exc)) from None
         self.app.publish({"type": "roll", "event": "new", "roll": roll.name})

@@ -5,7 +5,8 @@ Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input, together
 converted (or was already complete), 1 when some failed, 2 for usage or
 configuration errors (bad --out, --base, --flatfield, --model, a print setting out of range).
 The print (--exposure, --wb, --contrast, --black, --white) is applied to every
-input after the inversion and recorded in the outputs' metadata.
+input after the inversion and recorded in the outputs' metadata.  --film picks the film type
+(colour negative, black-and-white negative, slide, or auto-detected: pipeline/films.py).
 
 Resuming: running the same command again skips the frames whose outputs are all
 there (made from the same input: its name is in their ImageDescription) and remakes,
@@ -45,6 +46,10 @@ def register(sub) -> None:
     from station.pipeline.printing import add_arguments
 
     add_arguments(p)
+    p.add_argument("--film", choices=("colour", "bw", "slide", "auto"), default="colour",
+                   help="film type: colour (C-41 negative, default), bw (silver black-and-white negative: neutral "
+                        "output), slide (E-6 positive: not inverted), auto (detected per frame from the rebate "
+                        "and the picture, logged)")
     from station.commands.output_options import add_output_arguments  # --stock, --name, --colour-space, ...
 
     add_output_arguments(p)
@@ -170,14 +175,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {path}: {message}", file=sys.stderr)
     rendering = None
     if args.roll and files:
-        rendering = _analyse_roll(files, inverter, base, args.base)
+        from station.pipeline.films import INVERTERS
+
+        film_inv = INVERTERS[args.film]() if args.film in INVERTERS else inverter  # the roll's normaliser: its film's
+        rendering = _analyse_roll(files, film_inv, base, args.base)
         if rendering is None:
             return 1
     choices.number(files)
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
                              jpeg_quality=choices.jpeg_quality,
                              print=None if print_settings.identity else print_settings, rendering=rendering,
-                             flatfield=flat)
+                             flatfield=flat, film=args.film)
     cleaned: set[Path] = set()
     converted = skipped = 0
     seen_stems: set[str] = set()
@@ -251,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
         return 0 if not failures else 1
     print(
         f"{converted} of {total} converted{done}, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
+        f"{'' if args.film == 'colour' else 'film ' + args.film + ', '}"
         f"{'' if print_settings.identity else 'print: ' + describe(print_settings) + ', '}"
         f"{elapsed:.1f} s) → {args.out}",
         file=sys.stderr,
@@ -279,6 +288,8 @@ def frame_state(src: Path, outputs: dict, options):
     # the film's story and the colour spaces (--stock, --colour-space, ...): outputs made with others are remade
     for k in ("film_stock", "film_type", "roll", "frame", "shot_date", "station_colour_space", "station_jpeg_colour_space"):
         wanted[k] = options.extra_meta.get(k)
+    if options.film in ("colour", "bw", "slide"):  # auto: whatever was detected
+        wanted["station_film"] = None if options.film == "colour" else options.film
     same = True
     for p in present:
         d = output_description(p) or {}

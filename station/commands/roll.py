@@ -23,6 +23,9 @@ def register(sub) -> None:
     n.add_argument("--stock", help='film stock, e.g. "Kodak Portra 400"')
     n.add_argument("--shot-date", metavar="DATE",
                    help="when the film was shot (YYYY, YYYY-MM or YYYY-MM-DD): written into the positives")
+    n.add_argument("--film", choices=("colour", "bw", "slide", "auto"), default="colour",
+                   help="film type: colour negative (default), bw (silver black-and-white negative), slide (E-6), "
+                        "auto (detected per frame); the daemon renders the roll's frames as that")
     n.add_argument("--frames", type=int, default=36, help="frames on the roll (default 36)")
     n.add_argument("--pattern", default=None, help="file naming pattern (default {roll}/{frame:02d})")
     n.add_argument("--camera-model", help="camera, for the manifest (filled in from the first capture otherwise)")
@@ -77,9 +80,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.roll_cmd == "new":
             roll = store.new(name=args.name, stock=args.stock, frames=args.frames, camera=args.camera_model,
-                             pattern=args.pattern or DEFAULT_PATTERN, shot_date=args.shot_date)
+                             pattern=args.pattern or DEFAULT_PATTERN, shot_date=args.shot_date, film=args.film)
             shot = f", shot {roll.data['shot_date']}" if roll.data.get("shot_date") else ""
-            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}{shot}, {args.frames} frames")
+            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}, {roll.data['film']} film{shot}, "
+                  f"{args.frames} frames")
             print(f"  frames go to {store.incoming / roll.rel_stem(1)}.<ext>, ...")
             print(f"  manifest {roll.manifest_path}")
             return 0

@@ -425,7 +425,7 @@ class Processor:
         """What the job's worker needs for the roll: its locked rendering, or to return a sample."""
         roll = self.roll_of(job.key)
         return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll),
-                "story": self.frame_story(roll, job.key)}
+                "story": self.frame_story(roll, job.key), "film": self.roll_film(roll)}
 
     def frame_story(self, roll: str | None, rel: str) -> dict:
         """What the frame's outputs say about the film (metadata.py): the roll's name, its stock,
@@ -445,6 +445,14 @@ class Processor:
             if isinstance(m.get(field), str) and m[field] and not (field == "film" and m[field] == "auto"):
                 story[key] = m[field]
         return story
+
+    def roll_film(self, roll: str | None) -> str | None:
+        """The roll's film type (manifest `film:`, `station roll new --film`): "colour", "bw",
+        "slide" or "auto"; None (colour) when unset or not one of those."""
+        from station.pipeline.films import CHOICES
+
+        film = self.manifest(roll).get("film") if roll else None
+        return film if film in CHOICES else None
 
     def roll_flatfield(self, roll: str | None) -> str | None:
         """The roll's saved flat field (state/rolls/<roll>/flatfield.npz, `station roll

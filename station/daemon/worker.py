@@ -8,7 +8,9 @@ takes only this process (and its frame) with it.
 
 Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
 "half_size", "hash", "base": [r,g,b] | None, "overwrite": bool, "print": {...} | None,
-"rendering": dict | None, "sample": bool, "flatfield": path | None} or None (exit).  "flatfield": the
+"rendering": dict | None, "sample": bool, "flatfield": path | None, "film": str | None} or None (exit).
+"film": the roll's film type (manifest `film:`; ConvertOptions.film, None = colour; the reply's
+"film" is the type rendered, detected for "auto").  "flatfield": the
 roll's saved flat field (.npz), else the station's (settings "flatfield", inversion.flatfield).  "print": the frame's print settings
 (printing.PrintSettings), None = as inverted.  "rendering": the roll's locked rendering
 (pipeline/roll.py), applied instead of the per-frame base and normaliser; "sample": also return
@@ -278,6 +280,7 @@ def main(conn, settings: dict) -> None:
                     observe=observe,
                     # the roll's flat field (`station roll flatfield`), else the station's
                     flatfield=_roll_flat(msg.get("flatfield")) or station_flat,
+                    film=msg.get("film") or "colour",  # the roll's film type (manifest `film:`)
                 )
                 write.set_fault(enospc if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
                                 else killed if _fault(name, "STATION_FAULT_KILL_WRITING", msg.get("stage"))
@@ -306,6 +309,7 @@ def main(conn, settings: dict) -> None:
                     result["base"] = [float(v) for v in res.base.rgb]
                     result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
                     result["rendering"] = res.rendering
+                    result["film"] = res.film
                     if res.sample is not None:
                         result["sample"] = res.sample.to_dict()
             if result.get("sample") and base is not None:
