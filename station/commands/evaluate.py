@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--pairs", type=Path, default=None, help="also evaluate on a folder of user pairs")
     p.add_argument("--negative-encoding", default="auto", choices=["auto", "linear", "srgb"])
     p.add_argument("--per-stock", action="store_true", help="one table per stock as well")
+    p.add_argument("--breakdown", action="store_true",
+                   help="with --family: mlp and classic per stock and per film exposure, the R² lost split into L*, a*, b*")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     p.add_argument("--family", choices=["spectral", "param", "both"], default=None,
                    help="the roll protocol (12 frames per stock: film -1..+2 EV x scan -1, 0, +0.5 EV, base from a "
@@ -138,6 +140,10 @@ def run_family(args, model) -> int:
                 r = {k: fe.evaluate_family(fn, fs) for k, fn in methods.items()}
                 out["families"][fa]["per_stock"][s] = r
                 print(f"\n{fa} / {s}:\n" + fe.format_side_by_side({fa: r}))
+        if args.breakdown:
+            two = {k: methods[k] for k in ("mlp", "classic")}
+            for by in ("stock", "film_ev"):
+                print(f"\n{fa}, by {by}:\n" + fe.breakdown(two, frames, by))
     print()
     print(fe.format_side_by_side(res))
     if args.json:
