@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import helpers
 import pytest
 
 pytest.importorskip("gphoto2")
@@ -21,13 +22,7 @@ DEADLINE = 120.0
 
 
 def wait_for(pred, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return pred()
+    return helpers.wait_for(pred, deadline)
 
 
 def lines(p: Path) -> list[str]:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import helpers
 from negatives import expose, grey_ramp, with_rebate, write_negative_dng
 
 from station.hooks import HookRunner, register
@@ -20,13 +21,7 @@ DEADLINE = 120.0
 
 
 def wait_for(pred, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return pred()
+    return helpers.wait_for(pred, deadline)
 
 
 def drop(incoming: Path, name: str, seed: int) -> Path:

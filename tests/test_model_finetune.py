@@ -8,13 +8,7 @@ from station.model.metrics import ciede2000
 from station.model.training import Frame, TrainConfig, fit, generated_frames
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def lab_look(srgb):

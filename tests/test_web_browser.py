@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from station.pipeline.write import output_print
 from station.web.server import WebService
 from station_stub import Station
 
@@ -380,22 +381,6 @@ def test_real_daemon_page_shows_the_camera_dropping_and_coming_back(daemon_facto
         cam.stop()
 
 
-def _described(path, kind):
-    """The print an output was made with (station_print in its description), or None."""
-    import json
-
-    try:
-        if kind == "jpeg":
-            with Image.open(path) as im:
-                return json.loads(im.getexif().get(270) or "{}").get("station_print")
-        import tifffile
-
-        with tifffile.TiffFile(path) as t:
-            return json.loads(t.pages[0].description).get("station_print")
-    except Exception:  # being replaced
-        return None
-
-
 def _set_slider(page, key, value):
     """Move a print slider as a user does: the value changes, then `change` fires on release."""
     page.locator(f"#pr-{key}").evaluate(
@@ -419,7 +404,7 @@ def test_real_daemon_print_sliders_and_neutral_picker(daemon_factory, tmp_path, 
     shutil.move(tmp_path / "n.dng", d.incoming / key)
     d.wait_for(lambda: d.done([key]), 120, "the frame processed")
     prev, tif = d.output / "roll-001" / "01.preview.jpg", d.output / "roll-001" / "01.tif"
-    assert _described(prev, "jpeg") is None and _described(tif, "tiff") is None  # as inverted
+    assert output_print(prev) is None and output_print(tif) is None  # as inverted
     sha = {p: p.read_bytes() for p in (prev, tif)}
 
     page.goto(f"http://127.0.0.1:{port}/")
@@ -431,14 +416,14 @@ def test_real_daemon_print_sliders_and_neutral_picker(daemon_factory, tmp_path, 
 
     _set_slider(page, "exposure", 1)
     expect(page.locator("#toast")).to_contain_text("exposure +1.00 EV")
-    d.wait_for(lambda: (_described(prev, "jpeg") or {}).get("exposure") == 1.0, 60, "the brighter preview")
+    d.wait_for(lambda: (output_print(prev) or {}).get("exposure") == 1.0, 60, "the brighter preview")
     expect(img).not_to_have_attribute("data-url", first_url, timeout=10000)  # the page shows the new preview
     _set_slider(page, "temperature", 4000)
-    d.wait_for(lambda: (_described(prev, "jpeg") or {}).get("temperature") == 4000.0, 60, "the cooler preview")
-    d.wait_for(lambda: (_described(tif, "tiff") or {}) == {**(_described(prev, "jpeg") or {"x": 1})}, 120,
+    d.wait_for(lambda: (output_print(prev) or {}).get("temperature") == 4000.0, 60, "the cooler preview")
+    d.wait_for(lambda: (output_print(tif) or {}) == {**(output_print(prev) or {"x": 1})}, 120,
                "the master with the same print")
     d.wait_for(lambda: d.frames()[key]["state"] == "master_written", 120, "the master written")
-    assert _described(tif, "tiff")["exposure"] == 1.0 and _described(tif, "tiff")["temperature"] == 4000.0
+    assert output_print(tif)["exposure"] == 1.0 and output_print(tif)["temperature"] == 4000.0
     assert all(p.read_bytes() != sha[p] for p in (prev, tif))
     expect(page.locator("#pr-source")).to_have_text("frame's")
     expect(page.locator("#pr-temperature-v")).to_have_text("4000 K")
@@ -452,15 +437,15 @@ def test_real_daemon_print_sliders_and_neutral_picker(daemon_factory, tmp_path, 
     x0, y0 = box["x"] + (box["width"] - nw * sc) / 2, box["y"] + (box["height"] - nh * sc) / 2
     page.mouse.click(x0 + 0.62 * nw * sc, y0 + 0.5 * nh * sc)
     expect(page.locator("#toast")).to_contain_text("neutral:")
-    d.wait_for(lambda: ((_described(prev, "jpeg") or {}).get("temperature") or 4000.0) > 4500, 60, "the neutral preview")
-    picked = _described(prev, "jpeg")
+    d.wait_for(lambda: ((output_print(prev) or {}).get("temperature") or 4000.0) > 4500, 60, "the neutral preview")
+    picked = output_print(prev)
     assert picked["exposure"] == 1.0
     with Image.open(prev) as im:
         a = np.asarray(im.convert("RGB"), np.float64) / 255.0
     h, w = a.shape[:2]
     patch = a[int(0.5 * h) - 3:int(0.5 * h) + 4, int(0.62 * w) - 3:int(0.62 * w) + 4].reshape(-1, 3).mean(0)
     assert np.ptp(patch) < 0.03, patch  # the picked grey is grey
-    d.wait_for(lambda: (_described(tif, "tiff") or {}) == picked and d.frames()[key]["state"] == "master_written",
+    d.wait_for(lambda: (output_print(tif) or {}) == picked and d.frames()[key]["state"] == "master_written",
                120, "the neutral master")
 
     # a restart keeps them: the journal has the frame's print, the page shows it again
@@ -472,12 +457,12 @@ def test_real_daemon_print_sliders_and_neutral_picker(daemon_factory, tmp_path, 
     expect(page.locator("#pr-source")).to_have_text("frame's")
     expect(page.locator("#pr-exposure-v")).to_have_text("+1.00 EV")
     expect(page.locator("#pr-temperature-v")).to_have_text(f"{round(picked['temperature'])} K")
-    assert _described(tif, "tiff") == picked and _described(prev, "jpeg") == picked
+    assert output_print(tif) == picked and output_print(prev) == picked
     # and the next adjustment starts from them
     _set_slider(page, "contrast", 1.2)
-    d.wait_for(lambda: (_described(tif, "tiff") or {}).get("contrast") == 1.2, 120, "the master after the restart")
-    assert _described(tif, "tiff")["exposure"] == 1.0
-    assert _described(tif, "tiff")["temperature"] == picked["temperature"]
+    d.wait_for(lambda: (output_print(tif) or {}).get("contrast") == 1.2, 120, "the master after the restart")
+    assert output_print(tif)["exposure"] == 1.0
+    assert output_print(tif)["temperature"] == picked["temperature"]
 
 
 def test_real_daemon_every_control_of_the_page(daemon_factory, page):

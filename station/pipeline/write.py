@@ -245,6 +245,13 @@ def output_source(path: Path) -> str | None:
     return (output_description(path) or {}).get("station_source")
 
 
+def output_print(path: Path) -> dict | None:
+    """The print a station output was made with (its station_print), or None (as inverted,
+    not the station's, or unreadable: e.g. being replaced)."""
+    p = (output_description(path) or {}).get("station_print")
+    return p if isinstance(p, dict) else None
+
+
 def output_description(path: Path) -> dict | None:
     """The JSON description a station output carries (see `description`), or None for a
     file the station did not write (or cannot read)."""

@@ -1,0 +1,56 @@
+"""Small helpers the test files share (tests/ is on sys.path: `from helpers import ...`)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def wait_for(pred, deadline: float = 60.0, step: float = 0.05):
+    """Poll `pred` until it is truthy or `deadline` seconds pass; returns its last value."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def config_dirs(root: Path) -> dict:
+    """A raw config whose incoming/output/state folders exist under `root` (in, out, st)."""
+    d = {k: Path(root) / k for k in ("in", "out", "st")}
+    for p in d.values():
+        p.mkdir(parents=True)
+    return {"paths": {"incoming": str(d["in"]), "output": str(d["out"]), "state": str(d["st"])}}
+
+
+class PluginHost:
+    """What a plug-in's attach(app) uses of the App, recorded: for unit tests of one
+    plug-in (the real App is tested with plug-ins in test_daemon_app.py and the daemon tests)."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.services: dict = {}
+        self.subs: list = []
+        self.commands: dict = {}
+        self.published: list = []
+
+    def service(self, name):
+        return self.services.get(name)
+
+    def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
+        from station.boundary import missing_members
+
+        assert not missing_members(obj), missing_members(obj)
+        self.services[obj.name] = obj
+        for n, fn in obj.commands().items():
+            self.register_command(n, fn)
+
+    def subscribe(self, cb):
+        self.subs.append(cb)
+
+    def register_command(self, name, fn):
+        self.commands[name] = fn
+
+    def publish(self, ev):
+        self.published.append(ev)
