@@ -147,6 +147,11 @@ class App:
     def service(self, name: str):
         return self.snapshots.service(name)
 
+    @property
+    def running(self) -> bool:
+        """True once the services are started (start_services), until stop()."""
+        return self._running
+
     def register_command(self, name: str, fn) -> None:
         """A command no service owns (e.g. a refusal that names what is missing)."""
         self.router.add(name, fn)

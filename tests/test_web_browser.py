@@ -465,22 +465,111 @@ def test_real_daemon_print_sliders_and_neutral_picker(daemon_factory, tmp_path, 
     assert output_print(tif)["temperature"] == picked["temperature"]
 
 
+# What the page offers a user, read from the page itself: every button, input, select,
+# text area, link, <summary> and focusable element (by id, or tag:id-of-its-holder), hidden
+# ones included; the filmstrip's frames (made at run time) are one control, "strip-frame".
+PAGE_CONTROLS_JS = """() => Array.from(document.querySelectorAll(
+    'button, input, select, textarea, summary, a[href], [role=button], [tabindex]:not([tabindex="-1"])'))
+  .filter((e) => !e.closest('#strip'))
+  .map((e) => e.id || (e.tagName.toLowerCase() + ':' + ((e.parentElement && e.parentElement.closest('[id]')) || {}).id))"""
+
+
+def page_keys() -> set[str]:
+    """The keys the page answers (app.js's keydown handler: `ev.key === "..."` / `ev.code === "..."`)."""
+    js = (Path(__file__).resolve().parent.parent / "station" / "web" / "static" / "app.js").read_text()
+    handler = js[js.index('addEventListener("keydown"'):]
+    handler = handler[:handler.index("});")]
+    return set(re.findall(r'ev\.(?:key|code) === "(\w+)"', handler))
+
+
+class Controls:
+    """Records each control a test uses; `missed()` names those of the page it did not."""
+
+    def __init__(self, page):
+        self.page = page
+        self.offered = set(page.evaluate(PAGE_CONTROLS_JS)) | {"strip-frame"}
+        self.keys = page_keys()
+        self.used: set[str] = set()
+
+    def __call__(self, sel: str):
+        self.used.add(sel.lstrip("#"))
+        return self.page.locator(sel)
+
+    def frame(self, key: str):
+        self.used.add("strip-frame")
+        return self.page.locator(f'#strip .frame[data-key="{key}"]')
+
+    def key(self, name: str) -> None:
+        self.used.add("key:" + name)
+        self.page.keyboard.press(name)
+
+    def slider(self, key: str, value) -> None:
+        self.used.add(f"pr-{key}")
+        _set_slider(self.page, key, value)
+
+    def missed(self) -> list[str]:
+        return sorted((self.offered | {"key:" + k for k in self.keys}) - self.used)
+
+
+def test_page_controls_are_read_from_the_page(fake, page):
+    """The list the every-control test must cover comes from the page: a control added to the
+    page's HTML (here one injected) is on it, and so are the keys of app.js's handler."""
+    page.goto(fake.url)
+    c = Controls(page)
+    assert {"btn-capture", "btn-roll", "btn-calibrate", "btn-reinvert", "btn-retry", "btn-live",
+            "btn-print-roll", "btn-print-reset", "btn-neutral", "pr-exposure", "summary:print-box"} <= c.offered
+    assert {"Space", "ArrowLeft", "ArrowRight", "Escape"} <= c.keys
+    page.evaluate("() => { const b = document.createElement('button'); b.id = 'btn-new'; b.hidden = true;"
+                  " document.getElementById('print').appendChild(b); }")
+    assert "btn-new" in Controls(page).offered
+
+
 def test_real_daemon_every_control_of_the_page(daemon_factory, page):
-    """Every control of the page, on the real daemon (`station run --camera virtual --web ...`):
-    New roll, Calibrate base, Capture (button and Space), a strip frame, ← / →, Esc, ● live,
-    Re-invert, Retry failed — each checked for what it says it does, on disk and on the page."""
+    """Every control of the page, on the real daemon (`station run --camera ptpip:...`, the PTP/IP
+    emulator with live view): the list of controls is read from the page (`Controls`: every
+    button, slider, link and key it offers), and the test fails naming any it did not use.
+    Live view (and its magnifier), New roll, Calibrate base, Capture (button and Space), a strip
+    frame, ← / →, Esc, ● live, Re-invert, Retry failed, the print's sliders, Pick neutral, Apply
+    to roll, Reset, the print panel's fold — each checked for what it says it does, on disk and
+    on the page."""
     import json as _json
+    import sys as _sys
 
     pytest.importorskip("gphoto2")
+    _sys.path.insert(0, str(Path(__file__).parent))
+    from ptpip_emulator import EmulatedCamera
+
+    cam = EmulatedCamera(live={"seed": 4}).start()
+    try:
+        _every_control(daemon_factory, page, cam, _json)
+    finally:
+        cam.stop()
+
+
+def _every_control(daemon_factory, page, cam, _json):
     port = _free_port()
-    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}", "--camera", "virtual"]).start()
+    d = daemon_factory(extra_args=["--web", f"127.0.0.1:{port}", "--camera", cam.address]).start()
     page.goto(f"http://127.0.0.1:{port}/")
     expect(page.locator("#camera")).to_have_text("camera ready", timeout=30000)
+    c = Controls(page)
     toast = page.locator("#toast")
+
+    # Live view: the live positive streams in the panel; a click on it opens the magnifier; off again
+    lv = c("#btn-liveview")
+    expect(lv).to_be_visible(timeout=10000)
+    lv.click()
+    expect(page.locator("#livepanel")).to_be_visible(timeout=10000)
+    page.wait_for_function("() => document.getElementById('liveimg').naturalWidth >= 400", timeout=60000)
+    box = page.locator("#liveimg").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    expect(page.locator("#loupe")).to_be_visible(timeout=10000)
+    lv.click()
+    expect(page.locator("#stage")).to_be_visible(timeout=10000)
+    expect(page.locator("#livepanel")).to_be_hidden()
 
     # New roll: the roll exists, the page shows the camera's new roll, its strip is empty
     page.once("dialog", lambda dlg: dlg.accept("e2e-roll"))
-    page.locator("#btn-roll").click()
+    c("#btn-roll").click()
     expect(page.locator("#roll")).to_have_text("roll e2e-roll", timeout=10000)
     expect(toast).to_contain_text("new roll")
     assert (d.state / "rolls" / "e2e-roll" / "manifest.json").is_file()
@@ -488,18 +577,18 @@ def test_real_daemon_every_control_of_the_page(daemon_factory, page):
 
     # Calibrate base: a blank frame shot, the roll's film base measured
     page.once("dialog", lambda dlg: dlg.accept())
-    page.locator("#btn-calibrate").click()
+    c("#btn-calibrate").click()
     expect(toast).to_have_text("film base calibrated", timeout=60000)
     man = _json.loads((d.state / "rolls" / "e2e-roll" / "manifest.json").read_text())
     assert man["base"]["rgb"] and len(man["base"]["rgb"]) == 3
 
     # Capture (the button), then Space: two frames of the roll, each positive shown
     img = page.locator("#latest")
-    page.locator("#btn-capture").click()
+    c("#btn-capture").click()
     expect(page.locator("#strip .frame")).to_have_count(1, timeout=60000)
     expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/01\.preview\.jpg\?v="), timeout=60000)
     page.locator("body").click(position={"x": 5, "y": 5})  # focus off the button: Space is the page's key
-    page.keyboard.press("Space")
+    c.key("Space")
     expect(page.locator("#strip .frame")).to_have_count(2, timeout=60000)
     expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/02\.preview\.jpg\?v="), timeout=60000)
     expect(page.locator("#cap-number")).to_have_text("#2")
@@ -516,35 +605,35 @@ def test_real_daemon_every_control_of_the_page(daemon_factory, page):
         expect(page.locator("#cap-checks")).to_be_hidden()
 
     # a strip frame: pins it; ● live: back to the newest
-    page.locator('#strip .frame[data-key="e2e-roll/01.dng"]').click()
+    c.frame("e2e-roll/01.dng").click()
     expect(page.locator("#cap-number")).to_have_text("#1")
     expect(img).to_have_attribute("data-url", re.compile(r"^/img/e2e-roll/01\.preview\.jpg"))
-    live = page.locator("#btn-live")
+    live = c("#btn-live")
     expect(live).to_be_visible()
     live.click()
     expect(page.locator("#cap-number")).to_have_text("#2")
     expect(live).to_be_hidden()
     # ← and → step through the roll, Esc goes back to live
-    page.keyboard.press("ArrowLeft")
+    c.key("ArrowLeft")
     expect(page.locator("#cap-number")).to_have_text("#1")
-    page.keyboard.press("ArrowRight")
+    c.key("ArrowRight")
     expect(page.locator("#cap-number")).to_have_text("#2")
-    page.keyboard.press("ArrowLeft")
-    page.keyboard.press("Escape")
+    c.key("ArrowLeft")
+    c.key("Escape")
     expect(page.locator("#cap-number")).to_have_text("#2")
     expect(live).to_be_hidden()
 
     # Re-invert the frame shown: its preview and master are made again and replace the old ones
     before = d.frames()["e2e-roll/02.dng"]
     ino = (d.output / "e2e-roll" / "02.preview.jpg").stat().st_ino
-    page.locator("#btn-reinvert").click()
+    c("#btn-reinvert").click()
     expect(toast).to_have_text("re-inverting #2")
     d.wait_for(lambda: (lambda r: r["state"] == "master_written" and r["rerender"] is None
                         and r["t_master"] > before["t_master"])(d.frames()["e2e-roll/02.dng"]), 90, "re-render")
     assert (d.output / "e2e-roll" / "02.preview.jpg").stat().st_ino != ino
 
     # Retry failed: shown once a frame failed; re-queues it (a file that is no RAW fails again)
-    retry = page.locator("#btn-retry")
+    retry = c("#btn-retry")
     expect(retry).to_be_hidden()
     (d.incoming / "e2e-roll" / "zz-bad.dng").write_bytes(b"\x00" * 64)
     expect(page.locator('#strip .frame[data-key="e2e-roll/zz-bad.dng"]')).to_have_attribute(
@@ -557,22 +646,52 @@ def test_real_daemon_every_control_of_the_page(daemon_factory, page):
     assert "retry e2e-roll/zz-bad.dng" in d.log_text()
 
     # the print panel (its sliders and the neutral picker are followed to the pixels in
-    # test_real_daemon_print_sliders_and_neutral_picker): a slider, Apply to roll, Reset
-    page.locator('#strip .frame[data-key="e2e-roll/02.dng"]').click()
+    # test_real_daemon_print_sliders_and_neutral_picker): every slider goes to the frame's print,
+    # Pick neutral, Apply to roll, Reset, and the panel folds and unfolds
+    c.frame("e2e-roll/02.dng").click()
     expect(page.locator("#cap-number")).to_have_text("#2")
-    _set_slider(page, "contrast", 1.3)
+    want = {"exposure": 0.5, "temperature": 5000, "tint": 10, "contrast": 1.3, "black": 0.02, "white": 0.95}
+    for k, v in want.items():
+        c.slider(k, v)
     expect(toast).to_contain_text("#2 print:")
-    d.wait_for(lambda: _json.loads(d.frames()["e2e-roll/02.dng"].get("print") or "{}").get("contrast") == 1.3,
-               30, "the frame's print in the journal")
+
+    def frame_print():
+        return _json.loads(d.frames()["e2e-roll/02.dng"].get("print") or "{}")
+    d.wait_for(lambda: all(frame_print().get(k) == pytest.approx(v) for k, v in want.items()), 30,
+               f"the frame's print in the journal: {want}")
     expect(page.locator("#pr-source")).to_have_text("frame's")
-    page.locator("#btn-print-roll").click()
+    prev = d.output / "e2e-roll" / "02.preview.jpg"
+    d.wait_for(lambda: (output_print(prev) or {}).get("white") == pytest.approx(0.95), 60, "the preview with the print")
+    sliders = frame_print()
+    for attempt in range(3):  # a click while a newer preview is landing is refused ("pick on the frame's own preview")
+        c("#btn-neutral").click()
+        expect(page.locator("#btn-neutral")).to_have_attribute("aria-pressed", "true")
+        box = img.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        expect(page.locator("#btn-neutral")).to_have_attribute("aria-pressed", "false")
+        try:
+            expect(toast).to_contain_text("neutral:", timeout=10000)
+            break
+        except AssertionError:
+            time.sleep(1)
+    d.wait_for(lambda: (frame_print().get("temperature"), frame_print().get("tint"))
+               != (sliders["temperature"], sliders["tint"]), 30, "the neutral's white balance in the journal")
+    c("#btn-print-roll").click()
     expect(toast).to_contain_text("roll e2e-roll:")
     man = _json.loads((d.state / "rolls" / "e2e-roll" / "manifest.json").read_text())
     assert man["print"]["contrast"] == 1.3
-    page.locator("#btn-print-reset").click()
+    c("#btn-print-reset").click()
     expect(toast).to_contain_text("#2 print reset:")
     d.wait_for(lambda: not d.frames()["e2e-roll/02.dng"].get("print"), 30, "the frame follows its roll again")
     expect(page.locator("#pr-source")).to_have_text("roll's")
+    fold = c("#print-box > summary")
+    c.used.add("summary:print-box")
+    fold.click()
+    expect(page.locator("#print")).to_be_hidden()
+    fold.click()
+    expect(page.locator("#print")).to_be_visible()
+
+    assert c.missed() == [], f"controls of the page this test did not use: {c.missed()}"
     # all of it (the calibration's blank frame included) parsed RAWs outside the daemon's process
     with open(f"/proc/{d.proc.pid}/maps") as fh:
         assert "libraw" not in fh.read().lower()

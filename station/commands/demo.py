@@ -86,7 +86,7 @@ def demo_config(out: Path, method: str | None, web: str, frames_dir: Path) -> di
 def _drive(app, frames: int, deadline: float, report: dict, web: str = "off") -> None:
     """Shoot the roll through the app's commands, then wait for every master."""
     try:
-        while not app._running and time.monotonic() < deadline:
+        while not app.running and time.monotonic() < deadline:
             time.sleep(0.05)
         if web != "off":  # the page's address only once it is served (a port in use: say so instead)
             svc = getattr(app.service("web"), "svc", None)

@@ -156,7 +156,7 @@ def _drive(app, args, report: dict) -> None:
     stop = threading.Event()
     try:
         deadline = time.monotonic() + args.seconds + 120
-        while not app._running and time.monotonic() < deadline:
+        while not app.running and time.monotonic() < deadline:
             time.sleep(0.05)
         cam = app.service("camera")
         if cam is None or not cam.camera.wait_ready(60):
