@@ -537,9 +537,10 @@ def test_real_daemon_every_control_of_the_page(daemon_factory, page):
 
     pytest.importorskip("gphoto2")
     _sys.path.insert(0, str(Path(__file__).parent))
+    from negatives import blank_then_negatives
     from ptpip_emulator import EmulatedCamera
 
-    cam = EmulatedCamera(live={"seed": 4}).start()
+    cam = EmulatedCamera(live={"seed": 4}, frame_source=blank_then_negatives).start()  # shot 1: the blank
     try:
         _every_control(daemon_factory, page, cam, _json)
     finally:
