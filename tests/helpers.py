@@ -54,3 +54,34 @@ class PluginHost:
 
     def publish(self, ev):
         self.published.append(ev)
+
+
+def run_app(app, body, started: float = 60.0) -> list[BaseException]:
+    """Run the real App's main loop here (app.run() installs signal handlers: main thread only)
+    while `body()` runs on another thread once the App is running; the App stops when body
+    returns or raises.  The signal handlers are restored; returns what body raised ([] if nothing)."""
+    import signal
+    import threading
+
+    errors: list[BaseException] = []
+
+    def drive():
+        try:
+            if not wait_for(lambda: app.running, started):
+                raise AssertionError("the App did not start")
+            body()
+        except BaseException as exc:  # reported to the caller, in the main thread
+            errors.append(exc)
+        finally:
+            app.request_stop()
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    t = threading.Thread(target=drive, daemon=True)
+    t.start()
+    try:
+        app.run()
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    t.join(10)
+    return errors
