@@ -152,7 +152,7 @@ def _print(args, store) -> int:
     return 0
 
 
-def _reference_frame(args, roll, who: str, store_it, command: str, shot: str, **command_kw):
+def _reference_frame(args, roll, who: str, store_it, command: str, shot: str, command_kw: dict | None = None):
     """The frame a roll's calibration measures (blank film, the bare light): from FILE, through
     the running daemon's camera (`command`), or shot directly with the camera.  Returns
     (path that `store_it(data, ext, source=...)` stored, None), (None, the daemon's answer),
@@ -173,7 +173,7 @@ def _reference_frame(args, roll, who: str, store_it, command: str, shot: str, **
         from station.control import ControlError, request
 
         try:
-            return None, request(_daemon_socket(args), command, timeout=60, **command_kw)
+            return None, request(_daemon_socket(args), command, timeout=60, **(command_kw or {}))
         except ControlError as exc:
             print(f"{who}: {exc}", file=sys.stderr)
             return 1
@@ -219,7 +219,7 @@ def _flatfield(args, store) -> int:
     roll = _chosen_roll(args, store, name)
     if roll is None:
         return 1
-    got = _reference_frame(args, roll, name, roll.set_flat, "flatfield", "flat-shot", roll=roll.name)
+    got = _reference_frame(args, roll, name, roll.set_flat, "flatfield", "flat-shot", {"roll": roll.name})
     if isinstance(got, int):
         return got
     path, res = got
