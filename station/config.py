@@ -42,10 +42,6 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SEARCH_PATHS = ("/etc/station/station.yaml", "~/.config/station/station.yaml")
-
-TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", ".swp", "~")
-
 _PORT_RE = re.compile(r"^(auto|off|virtual|usb:(\d{1,3},\d{1,3})?|ptpip:[^:\s]+(:\d+){0,2})$")
 _ADDR_RE = re.compile(r"^(off|\[?[0-9A-Za-z.:\-]*\]?:\d{1,5})$")
 _NAMING_FIELDS = {"dir", "stem", "name", "ext", "roll"}
