@@ -76,3 +76,10 @@ def blank_then_negatives(n: int) -> bytes:
     from station.capture.samples import blank_dng_bytes, negative_dng_bytes
 
     return blank_dng_bytes() if n == 1 else negative_dng_bytes(seed=n)
+
+
+def blank_light_then_negatives(n: int) -> bytes:
+    """As blank_then_negatives, with shot 2 a frame of the bare light (the roll's flat field)."""
+    from station.capture.samples import light_dng_bytes
+
+    return light_dng_bytes() if n == 2 else blank_then_negatives(n)

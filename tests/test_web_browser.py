@@ -528,7 +528,7 @@ def test_real_daemon_every_control_of_the_page(daemon_factory, page):
     """Every control of the page, on the real daemon (`station run --camera ptpip:...`, the PTP/IP
     emulator with live view): the list of controls is read from the page (`Controls`: every
     button, slider, link and key it offers), and the test fails naming any it did not use.
-    Live view (and its magnifier), New roll, Calibrate base, Capture (button and Space), a strip
+    Live view (and its magnifier), New roll, Calibrate base, Flat field, Capture (button and Space), a strip
     frame, ← / →, Esc, ● live, Re-invert, Retry failed, the print's sliders, Pick neutral, Apply
     to roll, Reset, the print panel's fold — each checked for what it says it does, on disk and
     on the page."""
@@ -537,10 +537,11 @@ def test_real_daemon_every_control_of_the_page(daemon_factory, page):
 
     pytest.importorskip("gphoto2")
     _sys.path.insert(0, str(Path(__file__).parent))
-    from negatives import blank_then_negatives
+    from negatives import blank_light_then_negatives
     from ptpip_emulator import EmulatedCamera
 
-    cam = EmulatedCamera(live={"seed": 4}, frame_source=blank_then_negatives).start()  # shot 1: the blank
+    # shot 1: the blank, shot 2: the bare light
+    cam = EmulatedCamera(live={"seed": 4}, frame_source=blank_light_then_negatives).start()
     try:
         _every_control(daemon_factory, page, cam, _json)
     finally:
@@ -582,6 +583,14 @@ def _every_control(daemon_factory, page, cam, _json):
     expect(toast).to_have_text("film base calibrated", timeout=60000)
     man = _json.loads((d.state / "rolls" / "e2e-roll" / "manifest.json").read_text())
     assert man["base"]["rgb"] and len(man["base"]["rgb"]) == 3
+
+    # Flat field: a frame of the bare light shot, the roll's flat field measured and kept
+    page.once("dialog", lambda dlg: dlg.accept())
+    c("#btn-flatfield").click()
+    expect(toast).to_contain_text("flat field ", timeout=60000)
+    man = _json.loads((d.state / "rolls" / "e2e-roll" / "manifest.json").read_text())
+    assert man["flatfield"]["id"] and (d.state / "rolls" / "e2e-roll" / man["flatfield"]["npz"]).is_file()
+    expect(toast).to_contain_text(man["flatfield"]["id"])
 
     # Capture (the button), then Space: two frames of the roll, each positive shown
     img = page.locator("#latest")

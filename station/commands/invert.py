@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         from station.pipeline.films import INVERTERS
 
         film_inv = INVERTERS[args.film]() if args.film in INVERTERS else inverter  # the roll's normaliser: its film's
-        rendering = _analyse_roll(files, film_inv, base, args.base)
+        rendering = _analyse_roll(files, film_inv, base, args.base, flat)
         if rendering is None:
             return 1
     choices.number(files)
@@ -303,14 +303,15 @@ def frame_state(src: Path, outputs: dict, options):
     return "todo", replace(options, overwrite=True)
 
 
-def _analyse_roll(files, inverter, base, base_path):
-    """`--roll`: one fast half-size pass over the inputs -> the roll's Rendering (None: none could be made)."""
+def _analyse_roll(files, inverter, base, base_path, flat=None):
+    """`--roll`: one fast half-size pass over the inputs (through the flat field, as they are
+    converted) -> the roll's Rendering (None: none could be made)."""
     from station.pipeline.roll import analyse_files
 
     skip = [f for f in files if base_path is not None and f.resolve() == Path(base_path).resolve()]
     t0 = time.perf_counter()
     try:
-        rendering, unread = analyse_files(files, inverter, base, skip=skip)
+        rendering, unread = analyse_files(files, inverter, base, skip=skip, flat=flat)
     except ValueError as exc:
         print(f"station invert: --roll: {exc}", file=sys.stderr)
         return None

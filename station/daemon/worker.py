@@ -257,7 +257,11 @@ def main(conn, settings: dict) -> None:
                 from station.pipeline.fastdecode import decode_fast
                 from station.pipeline.roll import frame_sample
 
-                result["sample"] = frame_sample(decode_fast(src, long_side=settings.get("preview_size", 1600)).rgb).to_dict()
+                from station.pipeline.flatfield import apply_flat
+
+                rgb = decode_fast(src, long_side=settings.get("preview_size", 1600)).rgb
+                flat = _roll_flat(msg.get("flatfield")) or station_flat  # as the frame was converted
+                result["sample"] = frame_sample(apply_flat(rgb, flat)).to_dict()
             if todo:
                 b = msg.get("base")
                 observe = None
