@@ -143,3 +143,34 @@ def test_live_positive_carries_the_rolls_print(tmp_path):
     print(f"\n[live] with the print: median dE00 {de_printed:.2f} (without it: {de_plain:.2f})")
     assert live_printed.mean() > live_plain.mean()  # +1 EV
     assert de_printed <= 3.0 < de_plain
+
+
+def test_live_settings_take_the_rolls_blank_else_the_base_its_analysis_locked(tmp_path):
+    """The live positive's base: the roll's calibrated blank; without one, the base the daemon's
+    roll analysis locked (the median of the frames' rebates), not the live view's own estimate
+    of the moment (which swings with the strip and the sprocket holes)."""
+    import json
+
+    from station.capture.live import _Settings
+
+    class Cam:
+        def snapshot(self):
+            return {"roll": {"name": "r1"}}
+
+    class App:
+        cfg = {"paths": {"state": str(tmp_path)}, "inversion": {"method": "classic"}}
+        prints = None
+
+        def service(self, name):
+            return Cam() if name == "camera" else None
+
+    settings = _Settings(App())
+    assert settings()[1] is None  # nothing yet: the live view estimates its own
+    (tmp_path / "renderings").mkdir()
+    (tmp_path / "renderings" / "r1.json").write_text(json.dumps(
+        {"id": "x", "base": [0.6, 0.4, 0.2], "A": [1, 1, 1], "b": [0, 0, 0], "base_source": "roll rebate",
+         "frames": 3, "locked": True}))
+    assert settings()[1] == [0.6, 0.4, 0.2]
+    (tmp_path / "rolls" / "r1").mkdir(parents=True)
+    (tmp_path / "rolls" / "r1" / "manifest.json").write_text(json.dumps({"base": {"rgb": [0.7, 0.45, 0.25]}}))
+    assert settings()[1] == [0.7, 0.45, 0.25]  # the blank wins

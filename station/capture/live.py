@@ -46,8 +46,10 @@ log = logging.getLogger("station.live")
 
 MAX_PAIRS = 6
 BASE_EVERY_S = 1.0
+REBATES = 5  # the live view's base: the median of this many recent rebate estimates
 AIDS_EVERY_S = 0.25
 BLOCK = 8
+METER_EVERY_S = 0.25  # the live view metered at most this often (the view stands still between)
 
 
 def srgb_to_linear(v: np.ndarray) -> np.ndarray:
@@ -255,8 +257,11 @@ class LiveFeed(_Loop):
 class LivePositive(_Loop):
     """Thread: newest live-view frame -> positive JPEG (+ aids).  See the module docstring.
 
-    settings: callable -> (inverter, base rgb or None); called per frame (cheap: cached by
-    the caller).  size: long side of the positive (the live view's own size if smaller).
+    settings: callable -> (inverter, base rgb or None[, print or None]); called per frame
+    (cheap: cached by the caller).  Without a base, the live view's own: the median of its
+    last REBATES rebate estimates (one every BASE_EVERY_S).  The inverter meters each frame
+    (at most every METER_EVERY_S).  size: long side of the positive (the live view's own size
+    if smaller).
     """
 
     def __init__(self, feed: LiveFeed, settings: Callable[[], tuple], size: int = 960, quality: int = 80):
@@ -274,6 +279,9 @@ class LivePositive(_Loop):
         self._pool: cf.ProcessPoolExecutor | None = None
         self.point: tuple[float, float] | None = None  # magnifier / focus point (fractions)
         self._base = None  # (key, time, BaseEstimate): the live view's base estimate
+        self._shown: deque = deque(maxlen=32)  # (live-view seq, the positive JPEG shown for it)
+        self._rebates: deque = deque(maxlen=REBATES)  # the live view's recent rebate (base) estimates
+        self._metered = None  # (key, time, (A, b)): the inverter's metering of a recent frame
         self._aids_at = 0.0
         self._compiled = None
         self.pair_log: deque = deque(maxlen=64)  # per captured RAW: the live positive just before it
@@ -292,6 +300,11 @@ class LivePositive(_Loop):
 
     def convert(self, lv: np.ndarray) -> np.ndarray:
         """Live-view frame (uint8) -> positive sRGB float HxWx3 in [0, 1]."""
+        return self.convert_u8(lv).astype(np.float32) / np.float32(255.0)
+
+    def convert_u8(self, lv: np.ndarray) -> np.ndarray:
+        """Live-view frame (uint8) -> positive sRGB uint8 HxWx3 (what the JPEG encodes)."""
+        from station.capture import livelut
         from station.pipeline.base import BaseEstimate, estimate_base
         from station.pipeline.lutinvert import compiled
         from station.pipeline.normalise import density
@@ -299,28 +312,54 @@ class LivePositive(_Loop):
         got = self.settings()
         inverter, base_rgb = got[0], got[1]
         ps = got[2] if len(got) > 2 else None  # the roll's print (printing.PrintSettings), when there is one
+        affine = None
         if base_rgb is not None:
             base = BaseEstimate(np.asarray(base_rgb, np.float32), "roll")
-        else:  # the per-frame estimate (~0.2 s): refreshed every BASE_EVERY_S, and when the tone map changes
+        else:  # the live view's own estimate (~0.2 s): refreshed every BASE_EVERY_S, and when the tone map changes
             now = time.monotonic()
             key = (self.tone.pairs, lv.shape)
             if self._base is None or self._base[0] != key or now - self._base[1] > BASE_EVERY_S:
-                self._base = (key, now, estimate_base(self.tone.to_linear(lv[::2, ::2])))
+                if self._base is None or self._base[0] != key:
+                    self._rebates.clear()  # another table: another linear scale
+                est = estimate_base(self.tone.to_linear(lv[::2, ::2]))
+                if est.source == "rebate":
+                    self._rebates.append(est.rgb)
+                if self._rebates:  # the median of the recent rebate estimates: one frame's (the strip
+                    # moving, a sprocket hole read as base) does not swing the whole picture's colour
+                    est = BaseEstimate(np.median(np.asarray(self._rebates, np.float32), axis=0), "rebate")
+                self._base = (key, now, est)
             base = self._base[2]
         # 8-bit input: density is a function of each channel's code, D_c = -log10(lin_c / base_c)
         dtab = density(np.ascontiguousarray(self.tone.table.T[:, None, :]), base.rgb)[:, 0, :].T
-        D = np.empty(lv.shape, np.float32)
-        for c in range(3):
-            np.take(np.ascontiguousarray(dtab[c], dtype=np.float32), lv[..., c], out=D[..., c])
+        dtab = np.ascontiguousarray(dtab, np.float32)
         if self._compiled is None or self._compiled[0] is not inverter or self._compiled[1] != ps:
             self._compiled = (inverter, ps, compiled(inverter, print=ps))  # once per inverter and print
         fn = self._compiled[2]
-        pos = fn(D)
+        if affine is None and livelut.available(fn):
+            affine = self._meter(fn, dtab, lv)
+        if affine is not None and livelut.available(fn):  # codes -> LUT -> uint8 in one pass
+            return livelut.apply_u8(fn.lut, lv, livelut.shaper(fn.lut, dtab, affine), fn.method)
+        D = _take(dtab, lv)
+        pos = fn(D) if affine is None else fn(D, affine=affine)
         if ps is not None and not ps.identity and fn is inverter:  # no LUT to compose the print into
             from station.pipeline.printing import apply_srgb
 
             pos = apply_srgb(pos, ps)
-        return pos
+        return _to_u8(pos)
+
+    def _meter(self, fn, dtab: np.ndarray, lv: np.ndarray):
+        """The inverter metering the frame (its frame_affine, on the pixels it samples anyway),
+        at most every METER_EVERY_S: the view stands still between, and the metering is a
+        third of a frame's cost.  None when the inverter does not meter."""
+        from station.pipeline.lutinvert import sample_frame
+
+        now = time.monotonic()
+        key = (id(fn), self.tone.pairs, lv.shape)
+        if self._metered is not None and self._metered[0] == key and now - self._metered[1] < METER_EVERY_S:
+            return self._metered[2]
+        affine = fn.frame_affine(_take(dtab, np.ascontiguousarray(sample_frame(lv))))
+        self._metered = (key, now, affine)
+        return affine
 
     def _run(self) -> None:
         seq = 0
@@ -332,8 +371,8 @@ class LivePositive(_Loop):
             t0 = time.perf_counter()
             try:
                 lv = decode_jpeg(data, self.size)
-                pos = self.convert(lv)
-                jpeg = _jpeg(pos, self.quality)
+                jpeg = _jpeg(self.convert_u8(lv), self.quality)
+                self._shown.append((seq, jpeg))
                 if time.monotonic() - self._aids_at > AIDS_EVERY_S:
                     from station.capture.liveaids import measure
 
@@ -350,6 +389,7 @@ class LivePositive(_Loop):
             self._times.append(now)
             self.stats["positives"] += 1
             self.stats["convert_ms"] = round(1000 * (time.perf_counter() - t0), 1)
+            self.stats["size"] = (int(lv.shape[1]), int(lv.shape[0]))
             if len(self._times) > 1:
                 self.stats["fps"] = round((len(self._times) - 1) / max(1e-6, self._times[-1] - self._times[0]), 1)
             with self._cond:
@@ -379,8 +419,18 @@ class LivePositive(_Loop):
         if fr is None:
             return None
         lv = decode_jpeg(fr[2], self.size)
-        try:  # the live positive just before the shot, as it was shown (before this pair is learnt)
-            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": _jpeg(self.convert(lv), 90)})
+        # the live positive just before the shot, as it was shown: the newest one made from a frame
+        # taken up to that one (converting the frame again now would use what the live view
+        # learnt and saw since -- the base, the metering, the light level of frames after the shot)
+        shown = [x for x in list(self._shown) if x[0] <= fr[0]]
+        try:
+            if shown:
+                seq, positive = shown[-1]
+            else:
+                seq, positive = fr[0], _jpeg(self.convert_u8(lv), self.quality)
+            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": positive,
+                                  "frame_age_s": round(before - fr[3], 3) if before is not None else None,
+                                  "frames_between": fr[0] - seq})
         except Exception as exc:
             log.warning("live view: %s", exc)
         if self._pool is None:
@@ -407,11 +457,24 @@ class LivePositive(_Loop):
         return json.dumps(self.snapshot(), default=float).encode()
 
 
+def _take(dtab: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Per channel, dtab[c][code]: HxWx3 uint8 codes -> HxWx3 float32."""
+    out = np.empty(codes.shape, np.float32)
+    for c in range(3):
+        np.take(dtab[c], codes[..., c], out=out[..., c])
+    return out
+
+
+def _to_u8(pos: np.ndarray) -> np.ndarray:
+    return (np.clip(pos, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def _jpeg(pos: np.ndarray, quality: int) -> bytes:
+    """A positive (uint8, or float in [0, 1]) as JPEG bytes."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray((np.clip(pos, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB").save(buf, "JPEG", quality=quality)
+    Image.fromarray(pos if pos.dtype == np.uint8 else _to_u8(pos), "RGB").save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
@@ -419,13 +482,17 @@ def _jpeg(pos: np.ndarray, quality: int) -> bytes:
 
 class _Settings:
     """(inverter, roll base, print) for the live positive: the station's inversion settings,
-    the current roll's calibrated base (state/rolls/<roll>/manifest.json) when it has one, and
-    the roll's print (else the station's `print:`), as the daemon gives a new frame of the roll."""
+    the current roll's base -- its calibrated blank's (state/rolls/<roll>/manifest.json), else
+    the one its roll analysis locked (state/renderings/<roll>.json, the median of its frames'
+    rebates) -- and the roll's print (else the station's `print:`), as the daemon gives a new
+    frame of the roll.  (Only the analysis' base: the live view meters each frame itself, which
+    absorbs the live view -> linear table's per-channel errors that a fixed normaliser shows.)"""
 
     def __init__(self, app):
         self.app = app
         self._inverter = None
         self._base: tuple = (None, None, None)  # (path, mtime, rgb)
+        self._rend: tuple = (None, None, None)  # (path, mtime, rgb): the roll analysis' base
 
     def __call__(self):
         if self._inverter is None:
@@ -454,9 +521,31 @@ class _Settings:
         return None if s is None or s.identity else s
 
     def _roll_base(self):
+        """The roll's blank's base, else the base of its locked roll analysis, else None."""
         roll = self._roll()
         if not roll:
             return None
+        return self._blank_base(roll) or self._analysis_base(roll)
+
+    def _analysis_base(self, roll: str):
+        """The base of the roll's locked rendering (the daemon's roll analysis: the median of its
+        frames' rebates, state/renderings/<roll>.json), read when it changes."""
+        path = Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        if self._rend[:2] == (path, mtime):
+            return self._rend[2]
+        try:
+            rgb = [float(v) for v in json.loads(path.read_text())["base"]]
+            rgb = rgb if len(rgb) == 3 and all(v > 0 for v in rgb) else None
+        except (OSError, ValueError, KeyError, TypeError):
+            rgb = None
+        self._rend = (path, mtime, rgb)
+        return rgb
+
+    def _blank_base(self, roll: str):
         path = Path(self.app.cfg["paths"]["state"]) / "rolls" / roll / "manifest.json"
         try:
             mtime = path.stat().st_mtime_ns
