@@ -255,9 +255,8 @@ def main(conn, settings: dict) -> None:
             result["rendering"] = rendering.id if rendering is not None else None
             if msg.get("sample") and not todo:  # outputs kept from before: the roll still needs the sample
                 from station.pipeline.fastdecode import decode_fast
-                from station.pipeline.roll import frame_sample
-
                 from station.pipeline.flatfield import apply_flat
+                from station.pipeline.roll import frame_sample
 
                 rgb = decode_fast(src, long_side=settings.get("preview_size", 1600)).rgb
                 flat = _roll_flat(msg.get("flatfield")) or station_flat  # as the frame was converted
