@@ -491,8 +491,7 @@ class _Settings:
     def __init__(self, app):
         self.app = app
         self._inverter = None
-        self._base: tuple = (None, None, None)  # (path, mtime, rgb)
-        self._rend: tuple = (None, None, None)  # (path, mtime, rgb): the roll analysis' base
+        self._files: dict = {}  # "blank" / "analysis" -> (path, mtime, rgb)
 
     def __call__(self):
         if self._inverter is None:
@@ -529,36 +528,31 @@ class _Settings:
 
     def _analysis_base(self, roll: str):
         """The base of the roll's locked rendering (the daemon's roll analysis: the median of its
-        frames' rebates, state/renderings/<roll>.json), read when it changes."""
-        path = Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json"
-        try:
-            mtime = path.stat().st_mtime_ns
-        except OSError:
-            return None
-        if self._rend[:2] == (path, mtime):
-            return self._rend[2]
-        try:
-            rgb = [float(v) for v in json.loads(path.read_text())["base"]]
-            rgb = rgb if len(rgb) == 3 and all(v > 0 for v in rgb) else None
-        except (OSError, ValueError, KeyError, TypeError):
-            rgb = None
-        self._rend = (path, mtime, rgb)
-        return rgb
+        frames' rebates, state/renderings/<roll>.json)."""
+        return self._read_rgb("analysis", Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json",
+                              lambda d: d["base"])
 
     def _blank_base(self, roll: str):
-        path = Path(self.app.cfg["paths"]["state"]) / "rolls" / roll / "manifest.json"
+        """The base of the roll's calibrated blank (state/rolls/<roll>/manifest.json)."""
+        return self._read_rgb("blank", Path(self.app.cfg["paths"]["state"]) / "rolls" / roll / "manifest.json",
+                              lambda d: (d.get("base") or {}).get("rgb"))
+
+    def _read_rgb(self, slot: str, path: Path, pick):
+        """An RGB triple (all > 0) picked from a JSON file, read again only when the file changes;
+        None when the file or the triple is not there."""
         try:
             mtime = path.stat().st_mtime_ns
         except OSError:
             return None
-        if self._base[:2] == (path, mtime):
-            return self._base[2]
+        cached = self._files.get(slot)
+        if cached is not None and cached[:2] == (path, mtime):
+            return cached[2]
         try:
-            rgb = (json.loads(path.read_text()).get("base") or {}).get("rgb")
-            rgb = [float(v) for v in rgb] if rgb and len(rgb) == 3 and all(v > 0 for v in rgb) else None
-        except (OSError, ValueError, TypeError, AttributeError):
+            rgb = [float(v) for v in pick(json.loads(path.read_text()))]
+            rgb = rgb if len(rgb) == 3 and all(v > 0 for v in rgb) else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             rgb = None
-        self._base = (path, mtime, rgb)
+        self._files[slot] = (path, mtime, rgb)
         return rgb
 
 
