@@ -16,7 +16,9 @@ sRGB curve (the documented default; scale 1).  Every captured RAW and the live-v
 just before it are a pair: both are reduced to 8x8-px blocks, flat blocks (small spread in
 the live view) give (code, linear) samples, each channel's samples are binned by code and
 their medians, made monotone, become the table (ends extended along the default's shape).
-The samples of the last `MAX_PAIRS` pairs are kept, so flicker and shake average out.
+The samples of the last `MAX_PAIRS` (24) pairs are kept, so flicker and shake average out and the
+table covers the codes of more pictures (with 6, a frame of an unusual colour met the table's
+extrapolated ends: median ΔE00 ~5, outliers to 24; with 24, ~3.6).
 The RAW of a pair is decoded in a worker process (untrusted files are parsed there).
 
 **The conversion** is the daemon's preview path on the linearised frame: the roll's base
@@ -44,7 +46,7 @@ import numpy as np
 
 log = logging.getLogger("station.live")
 
-MAX_PAIRS = 6
+MAX_PAIRS = 24
 BASE_EVERY_S = 1.0
 REBATES = 5  # the live view's base: the median of this many recent rebate estimates
 AIDS_EVERY_S = 0.25
@@ -257,11 +259,13 @@ class LiveFeed(_Loop):
 class LivePositive(_Loop):
     """Thread: newest live-view frame -> positive JPEG (+ aids).  See the module docstring.
 
-    settings: callable -> (inverter, base rgb or None[, print or None]); called per frame
-    (cheap: cached by the caller).  Without a base, the live view's own: the median of its
-    last REBATES rebate estimates (one every BASE_EVERY_S).  The inverter meters each frame
-    (at most every METER_EVERY_S).  size: long side of the positive (the live view's own size
-    if smaller).
+    settings: callable -> (inverter, base rgb or None[, print or None[, rendering or None]]);
+    called per frame (cheap: cached by the caller).  With the roll's locked rendering
+    (pipeline.roll.Rendering) its base and normaliser (A, b) are used, as for the roll's
+    captured frames.  Else the inverter meters each frame (at most every METER_EVERY_S) -- a
+    frame of one dominant colour then comes out cast, as it would on its own -- with the given
+    base or the live view's own: the median of its last REBATES rebate estimates (one every
+    BASE_EVERY_S).  size: long side of the positive (the live view's own size if smaller).
     """
 
     def __init__(self, feed: LiveFeed, settings: Callable[[], tuple], size: int = 960, quality: int = 80):
@@ -312,8 +316,11 @@ class LivePositive(_Loop):
         got = self.settings()
         inverter, base_rgb = got[0], got[1]
         ps = got[2] if len(got) > 2 else None  # the roll's print (printing.PrintSettings), when there is one
+        rendering = got[3] if len(got) > 3 else None  # the roll's locked rendering (pipeline.roll.Rendering)
         affine = None
-        if base_rgb is not None:
+        if rendering is not None:  # the roll's base and normaliser, as the daemon converts its frames
+            base, affine = rendering.base_estimate(), rendering.affine
+        elif base_rgb is not None:
             base = BaseEstimate(np.asarray(base_rgb, np.float32), "roll")
         else:  # the live view's own estimate (~0.2 s): refreshed every BASE_EVERY_S, and when the tone map changes
             now = time.monotonic()
@@ -481,12 +488,11 @@ def _jpeg(pos: np.ndarray, quality: int) -> bytes:
 # -- the daemon plug-in -----------------------------------------------------------------
 
 class _Settings:
-    """(inverter, roll base, print) for the live positive: the station's inversion settings,
-    the current roll's base -- its calibrated blank's (state/rolls/<roll>/manifest.json), else
-    the one its roll analysis locked (state/renderings/<roll>.json, the median of its frames'
-    rebates) -- and the roll's print (else the station's `print:`), as the daemon gives a new
-    frame of the roll.  (Only the analysis' base: the live view meters each frame itself, which
-    absorbs the live view -> linear table's per-channel errors that a fixed normaliser shows.)"""
+    """(inverter, roll base, print, rendering) for the live positive, as the daemon gives a new
+    frame of the roll: the station's inversion settings, the current roll's base (its calibrated
+    blank's, state/rolls/<roll>/manifest.json, else the one its roll analysis locked), the roll's
+    print (else the station's `print:`) and the roll analysis' locked rendering
+    (state/renderings/<roll>.json: base and normaliser), once there is one."""
 
     def __init__(self, app):
         self.app = app
@@ -500,7 +506,7 @@ class _Settings:
             inv = (self.app.cfg.get("inversion") or {})
             method = inv.get("method")
             self._inverter = get_inverter(None if method in (None, "auto") else method, inv.get("model"))
-        return self._inverter, self._roll_base(), self._print()
+        return self._inverter, self._roll_base(), self._print(), self._rendering()
 
     def _roll(self):
         cam = self.app.service("camera")
@@ -525,6 +531,30 @@ class _Settings:
         if not roll:
             return None
         return self._blank_base(roll) or self._analysis_base(roll)
+
+    def _rendering(self):
+        """The roll's locked rendering (the daemon's roll analysis, state/renderings/<roll>.json),
+        or None while the analysis is not settled."""
+        roll = self._roll()
+        if not roll:
+            return None
+        path = Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        cached = self._files.get("rendering")
+        if cached is not None and cached[:2] == (path, mtime):
+            return cached[2]
+        try:
+            from station.pipeline.roll import Rendering
+
+            r = Rendering.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("live view: unreadable roll rendering %s (%s)", path, exc)
+            r = None
+        self._files["rendering"] = (path, mtime, r)
+        return r
 
     def _analysis_base(self, roll: str):
         """The base of the roll's locked rendering (the daemon's roll analysis: the median of its
