@@ -13,7 +13,7 @@ ALLOWED_NAMES = {"_exit", "_replace", "_asdict", "_fields", "_make", "_getframe"
 KNOWN = {
     ("station/web/live.py", "h._error"), ("station/web/live.py", "h._send"),
     ("station/web/live.py", "h._common_headers"), ("station/web/server.py", "self.svc.source._root"),
-    ("station/capture/ptpip_emulator.py", "self.scene._auto_t0"), ("station/commands/roll.py", "args._parser"),
+    ("station/commands/roll.py", "args._parser"),
     ("station/model/specialfilm.py", "film._illum"),  # film.py's private illuminant: make it public there
 }
 

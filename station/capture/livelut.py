@@ -55,5 +55,5 @@ def apply_u8(lut: "_lut.Lut3D", lv: np.ndarray, shp: np.ndarray, method: str = "
     """HxWx3 uint8 codes -> HxWx3 uint8 sRGB through the shaper and the LUT."""
     src = np.ascontiguousarray(lv, np.uint8).reshape(-1, 3)
     out = np.empty_like(src)
-    _apply_u8_nb(src, shp, lut._flat, lut.size, method == "tetrahedral", out)
+    _apply_u8_nb(src, shp, lut.table.reshape(-1), lut.size, method == "tetrahedral", out)
     return out.reshape(lv.shape)

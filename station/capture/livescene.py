@@ -247,6 +247,10 @@ class LiveScene:
         s = self.shake * scale_to_lv
         return tuple(float(v) for v in self._rng.uniform(-s, s, 2))
 
+    def start_on_first_frame(self) -> None:
+        """With auto_advance: the operator's clock starts at the next frame asked for (not now)."""
+        self._auto_t0 = None
+
     def live_frame(self, t: float | None = None) -> np.ndarray:
         """One live-view frame as 8-bit RGB (what the JPEG encodes)."""
         pos, _moving, _ = self.state(t)

@@ -61,7 +61,7 @@ class PtpIpCamera:
             self.scene = LiveScene(**live)
             self.scene.live_frame()  # warm: the pictures, the tone table, numba (libgphoto2 waits ~2.5 s)
             self.scene.raw_linear()
-            self.scene._auto_t0 = None  # the demo's operator starts with the first frame libgphoto2 asks for
+            self.scene.start_on_first_frame()  # the demo's operator starts with the first frame libgphoto2 asks for
             if frame_source is None:
                 self.frame_source = self.scene.raw_dng
 

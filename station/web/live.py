@@ -29,7 +29,7 @@ def handle(h, path: str) -> None:
     if not pos.running:
         h._error(503, "live view is off: POST /api/command/live {\"on\": true}")
         return
-    h._capped("multipart/x-mixed-replace; boundary=" + BOUNDARY.decode(), lambda: _mjpeg(h, pos))
+    h.stream_capped("multipart/x-mixed-replace; boundary=" + BOUNDARY.decode(), lambda: _mjpeg(h, pos))
 
 
 def _mjpeg(h, pos) -> None:

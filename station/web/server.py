@@ -390,9 +390,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, p.read_bytes(), ctype, headers)
 
     def _events(self) -> None:
-        self._capped("text/event-stream; charset=utf-8", self._stream, {"X-Accel-Buffering": "no"})
+        self.stream_capped("text/event-stream; charset=utf-8", self._stream, {"X-Accel-Buffering": "no"})
 
-    def _capped(self, ctype: str, serve, headers: dict | None = None) -> None:
+    def stream_capped(self, ctype: str, serve, headers: dict | None = None) -> None:
         """Serve a long-lived stream (/events, /live.mjpg: each holds a thread) within the
         server's cap of MAX_STREAMS, else 503: the response's head, then serve() (not for HEAD)."""
         if not self.svc.streams.acquire(blocking=False):
