@@ -113,7 +113,7 @@ def test_new_preview_appears_strip_grows_histogram(fake, page):
     expect(img).to_be_visible()
     assert page.evaluate("document.getElementById('latest').naturalWidth") == 600
     expect(page.locator("#cap-number")).to_have_text("#1")
-    expect(page.locator("#cap-latency")).to_contain_text(re.compile(r"preview (0\.9\d|1\.[0-4]\d) s")  # 0.91 s plus the loaded machine's delay)
+    expect(page.locator("#cap-latency")).to_contain_text(re.compile(r"preview (0\.9\d|1\.[0-4]\d) s"))  # 0.91 s + a loaded machine's delay
     expect(page.locator("#histogram")).to_have_attribute("data-ready", "1")
     expect(page.locator("#histo-note")).to_contain_text("clipped")
     for i in range(2, 5):
