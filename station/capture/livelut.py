@@ -19,22 +19,6 @@ import numpy as np
 
 from station.model import lut as _lut
 
-if _lut.HAVE_NUMBA:
-    import numba as _nb
-
-    from station.model.lut import _lookup
-
-    @_nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-    def _apply_u8_nb(src, shaper, table, n, tetra, out):  # pragma: no cover - compiled
-        for k in _nb.prange(src.shape[0]):
-            r, g, b = _lookup(table, n, shaper[0, src[k, 0]], shaper[1, src[k, 1]], shaper[2, src[k, 2]], tetra)
-            r = r * 255.0 + 0.5
-            g = g * 255.0 + 0.5
-            b = b * 255.0 + 0.5
-            out[k, 0] = 0 if not r > 0.0 else (255 if r >= 255.0 else int(r))
-            out[k, 1] = 0 if not g > 0.0 else (255 if g >= 255.0 else int(g))
-            out[k, 2] = 0 if not b > 0.0 else (255 if b >= 255.0 else int(b))
-
 
 def available(fn) -> bool:
     """`fn` (the compiled inverter) has a 3-D LUT this path can use."""
@@ -55,5 +39,5 @@ def apply_u8(lut: "_lut.Lut3D", lv: np.ndarray, shp: np.ndarray, method: str = "
     """HxWx3 uint8 codes -> HxWx3 uint8 sRGB through the shaper and the LUT."""
     src = np.ascontiguousarray(lv, np.uint8).reshape(-1, 3)
     out = np.empty_like(src)
-    _apply_u8_nb(src, shp, lut.table.reshape(-1), lut.size, method == "tetrahedral", out)
+    _lut.apply_shaped_nb(src, shp, lut.table.reshape(-1), lut.size, method == "tetrahedral", 255.0, out)
     return out.reshape(lv.shape)
