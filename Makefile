@@ -10,14 +10,15 @@ TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: venv demo test soak bench clean
 
-# System tools the tests drive for real: headless Chromium (the live page) and
-# systemd-analyze (the unit).  Installed with apt-get when missing and we are root;
+# System tools the tests drive for real: headless Chromium (the live page),
+# systemd-analyze (the unit) and exiftool (reads the outputs' metadata back; the station never runs it).  Installed with apt-get when missing and we are root;
 # otherwise those tests skip and say how to install them.
-SYSPKGS ?= chromium systemd
+SYSPKGS ?= chromium systemd libimage-exiftool-perl
 
 $(VENV)/.sysdeps:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v exiftool >/dev/null 2>&1 || missing="$$missing libimage-exiftool-perl"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing system packages:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null 2>&1 \

@@ -9,6 +9,23 @@ override the file.
 Every problem is reported as ONE line naming the key, e.g.
 `config: paths.incoming: folder does not exist (/srv/incoming)`; the daemon
 then exits with status 2.  YAML is read with `yaml.safe_load` only.
+
+The schema is pydantic v2 (`StationConfig` below: one model per section, one
+`Field` per key with its default, its constraints and its one-line meaning).
+Why pydantic rather than jsonschema: the schema is Python next to the code that
+reads it (types, ranges, choices and cross-key rules such as web.token in one
+class), its errors carry the key's location and the constraint, which we turn
+into our one-line messages (`_message`), and it converts as it checks (numbers to
+float) -- jsonschema would need the schema as data plus a second pass to convert.
+Strict mode: `true` is not a number, "2" is not an integer.
+
+A new key: one `Field(default, description=...)` in its section's model; the
+reference in docs/DAEMON.md is generated from the schema (`reference()`; a test
+checks the two agree, and that config/station.yaml lists every key).  A new
+section owned by a plug-in: a `dict` field here and its validator in
+`PLUGIN_SECTIONS` (the module that owns it checks its keys).  Checks that need
+the file system (folders writable, model files present) come after the schema,
+in `validate`.
 """
 from __future__ import annotations
 
@@ -16,76 +33,19 @@ import copy
 import importlib
 import os
 import re
+import string
 import tempfile
+import typing
 from pathlib import Path
+from typing import Literal, Optional
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SEARCH_PATHS = ("/etc/station/station.yaml", "~/.config/station/station.yaml")
-
-# The default configuration: keep in step with config/station.yaml.
-DEFAULTS: dict = {
-    "paths": {
-        "incoming": "~/station/incoming",
-        "output": "~/station/positives",
-        "state": None,  # None: $STATE_DIRECTORY (systemd), else ~/.local/state/station (created)
-        "socket": None,  # None: $RUNTIME_DIRECTORY/station.sock, else <state>/station.sock
-    },
-    "inversion": {
-        "method": "auto",  # auto | mlp | classic  (auto: mlp when a default model ships)
-        "model": None,  # model file for mlp; None = the shipped default
-        "base": None,  # a blank film-base frame (RAW/TIFF) used for every frame; None = per frame
-        "flatfield": None,  # a frame of the bare light (RAW) or a saved flat field (.npz) for every roll without its own
-        "roll": True,  # each folder under incoming is a roll with one rendering (daemon/rolls.py)
-    },
-    "outputs": {
-        "formats": ["preview", "tiff", "jpeg"],
-        "naming": "{dir}/{stem}",  # relative to paths.output; {dir} = sub-folder of the RAW in incoming
-        "preview_size": 1600,
-        "jpeg_quality": 90,
-    },
-    "workers": {
-        "count": 2,  # decoder processes; worker 0 only ever takes previews when count >= 2
-        "start_method": "forkserver",  # forkserver | spawn (never fork: rawpy's OpenMP)
-        "preview_deadline": 60.0,  # seconds before a hung preview is killed ("timed out")
-        "master_deadline": 300.0,
-    },
-    "watcher": {
-        "polling": False,  # True: stat-polling observer (network shares)
-        "poll_interval": 1.0,
-        "stable_seconds": 2.0,  # size+mtime unchanged this long = complete (writers with no close event)
-        "rescan_interval": 30.0,  # periodic full rescan, a safety net under the observer
-    },
-    "camera": {
-        "port": None,  # None/off: no camera | auto | usb:BUS,DEV | ptpip:HOST[:PORT[:PORT]]
-        "keep_on_card": True,
-        "capture_target": "card",  # card | memory
-        "jpeg": "drop",  # keep | drop (RAW+JPEG)
-        "virtual_frames": None,  # port "virtual": a folder of RAWs served in turn; None = generated negatives
-    },
-    "web": {
-        "address": "127.0.0.1:8077",  # or "off"
-        "token": None,
-    },
-    "hooks": {},  # {event: shell command or [args]}, see docs/RIGS.md
-    "pedal": {},  # {device: NAME or VVVV:PPPP or /dev/input/..., key: KEY_B, grab: true, debounce_ms: 300}
-    "autoroll": {},  # {frames, settle, advance_timeout, capture_timeout}, see docs/RIGS.md
-    "liveview": {},  # {enabled: false, interval, still_s, ...}: auto-capture when a frame settles
-    "checks": {},  # {enabled: true, focus_ratio, clip_fraction, ...}: frame checks
-    "print": {},  # {exposure, wb: "TEMP[,TINT]" | temperature + tint, contrast, black, white}: every frame's print
-}
-
-# Sections validated by the module that owns them: section -> (module, validator).
-PLUGIN_SECTIONS = {
-    "hooks": ("station.hooks", "validate_hooks_config"),
-    "autoroll": ("station.autoroll", "validate_autoroll_config"),
-    "liveview": ("station.settle", "validate_liveview_config"),
-    "checks": ("station.checks", "validate_checks_config"),
-    "print": ("station.pipeline.printing", "validate_print_config"),
-}
-PEDAL_KEYS = {"device": str, "key": str, "grab": bool, "debounce_ms": int}
-
-TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", ".swp", "~")
+_PORT_RE = re.compile(r"^(auto|off|virtual|usb:(\d{1,3},\d{1,3})?|ptpip:[^:\s]+(:\d+){0,2})$")
+_ADDR_RE = re.compile(r"^(off|\[?[0-9A-Za-z.:\-]*\]?:\d{1,5})$")
+_NAMING_FIELDS = {"dir", "stem", "name", "ext", "roll"}
+FORMATS = ("preview", "tiff", "jpeg")
 
 
 class ConfigError(Exception):
@@ -97,39 +57,260 @@ class ConfigError(Exception):
         super().__init__(f"config: {key}: {problem}")
 
 
-def _type_name(t) -> str:
-    if isinstance(t, tuple):
-        return " or ".join(_type_name(x) for x in t)
-    return {str: "a string", bool: "true/false", int: "an integer", float: "a number",
-            list: "a list", dict: "a mapping", type(None): "null"}.get(t, t.__name__)
+# -- the schema ---------------------------------------------------------------------------
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=False)
 
 
-def _check_type(key, value, types):
-    if not isinstance(types, tuple):
-        types = (types,)
-    ok = False
-    for t in types:
-        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            ok = True
-        elif t is int and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        elif t not in (int, float) and isinstance(value, t):
-            ok = True
-    if not ok:
-        raise ConfigError(key, f"must be {_type_name(types)}, got {type(value).__name__} {value!r}")
+class Paths(_Section):
+    incoming: str = Field("~/station/incoming", description="RAWs land here (never modified, moved or deleted)")
+    output: str = Field("~/station/positives", description="the positives; must not be inside incoming")
+    state: Optional[str] = Field(None, description="journal.sqlite, rolls; null: $STATE_DIRECTORY (systemd), "
+                                                   "else ~/.local/state/station (created)")
+    socket: Optional[str] = Field(None, description="the control socket; null: $RUNTIME_DIRECTORY/station.sock, "
+                                                    "else <state>/station.sock")
 
 
-def _check_keys(key_prefix: str, data: dict, allowed: dict) -> None:
-    for k in data:
-        if k not in allowed:
-            name = f"{key_prefix}.{k}" if key_prefix else str(k)
-            raise ConfigError(name, f"unknown key (known: {', '.join(allowed)})")
+class Inversion(_Section):
+    method: Literal["auto", "mlp", "classic"] = Field("auto", description="auto: mlp when a default model ships")
+    model: Optional[str] = Field(None, description="model file (.npz) for mlp; null: the shipped default")
+    base: Optional[str] = Field(None, description="a blank film-base frame (RAW/TIFF) for every frame; null: per frame")
+    flatfield: Optional[str] = Field(None, description="a frame of the bare light (RAW) or a saved flat field (.npz) "
+                                                       "for every roll without its own")
+    roll: bool = Field(True, description="each folder under incoming is a roll with one rendering")
 
 
-def _positive(key, v, zero_ok=False):
-    if v < 0 or (v == 0 and not zero_ok):
-        raise ConfigError(key, f"must be {'>= 0' if zero_ok else '> 0'}, got {v!r}")
+class Outputs(_Section):
+    formats: list[Literal["preview", "tiff", "jpeg"]] = Field(
+        default_factory=lambda: list(FORMATS), min_length=1,
+        description="preview = <stem>.preview.jpg, tiff = <stem>.tif, jpeg = <stem>.jpg")
+    naming: str = Field("{dir}/{stem}", description="under paths.output; fields: dir, stem, name, ext, roll")
+    preview_size: int = Field(1600, ge=64, le=20000, description="long side of the preview, pixels")
+    jpeg_quality: int = Field(90, ge=1, le=100, description="quality of the JPEGs (preview and master)")
+    colour_space: str = Field("srgb", description="the TIFF master's: srgb, display-p3, adobe-rgb or prophoto "
+                                                  "(pixels converted, ICC profile to match)")
+    jpeg_colour_space: str = Field("srgb", description="the full-size JPEG's (the preview is always sRGB)")
 
+    @field_validator("colour_space", "jpeg_colour_space")
+    @classmethod
+    def _space(cls, v: str) -> str:
+        from station.pipeline.colourspace import CHOICES
+
+        if v not in CHOICES:
+            raise ValueError(f"must be one of {', '.join(CHOICES)}, got {v!r}")
+        return v
+
+    @field_validator("naming")
+    @classmethod
+    def _naming(cls, v: str) -> str:
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(v) if f}
+        except ValueError as exc:
+            raise ValueError(f"not a valid pattern ({exc})") from None
+        if not fields <= _NAMING_FIELDS:
+            raise ValueError(f"unknown field(s) {sorted(fields - _NAMING_FIELDS)} (known: {sorted(_NAMING_FIELDS)})")
+        if "stem" not in fields and "name" not in fields:
+            raise ValueError("must contain {stem} (or {name}) so that outputs do not collide")
+        if v.startswith("/") or ".." in v.split("/"):
+            raise ValueError("must be relative to paths.output, without '..'")
+        return v
+
+
+class Workers(_Section):
+    count: int = Field(2, ge=1, le=64, description="decoder processes; with >= 2, worker 0 only makes previews")
+    start_method: Literal["forkserver", "spawn"] = Field("forkserver", description="never fork: LibRaw's OpenMP")
+    preview_deadline: float = Field(60.0, gt=0, description="seconds; a hung preview is killed (\"timed out\")")
+    master_deadline: float = Field(300.0, gt=0, description="seconds; a hung master is killed (\"timed out\")")
+
+
+class Watcher(_Section):
+    polling: bool = Field(False, description="true: stat polling instead of inotify (network shares)")
+    poll_interval: float = Field(1.0, gt=0, description="seconds between polls (polling: true)")
+    stable_seconds: float = Field(2.0, gt=0, description="size+mtime unchanged this long = complete (no close event)")
+    rescan_interval: float = Field(30.0, ge=0, description="seconds; a full rescan under the observer; 0 = off")
+
+
+class Camera(_Section):
+    port: Optional[str] = Field(None, description="null/off | auto | usb: | usb:BUS,DEV | ptpip:HOST[:PORT[:PORT]] "
+                                                  "| virtual")
+    keep_on_card: bool = Field(True, description="false: a file is deleted from the card once it is safe")
+    capture_target: Literal["card", "memory"] = Field("card", description="where the camera stores a shot")
+    jpeg: Literal["keep", "drop"] = Field("drop", description="RAW+JPEG: keep or drop the camera JPEG")
+    virtual_frames: Optional[str] = Field(None, description="port virtual: a folder of RAWs served in turn "
+                                                            "(null: generated negatives)")
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v):
+        if v is not None and not _PORT_RE.match(v):
+            raise ValueError(f"must be auto, off, virtual, usb:, usb:BUS,DEV (e.g. usb:001,004) or "
+                             f"ptpip:HOST[:PORT[:PORT]], got {v!r}")
+        return None if v == "off" else v
+
+
+class Web(_Section):
+    address: Optional[str] = Field("127.0.0.1:8077", description="HOST:PORT or off; beyond this machine a token "
+                                                                 "is required")
+    token: Optional[str] = Field(None, description="the page's access token (?token=, a cookie or the X-Station-Token header)")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v):
+        v = "off" if v is None else v
+        if not _ADDR_RE.match(v):
+            raise ValueError(f"must be HOST:PORT or off, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _token(self):
+        host = self.address.rsplit(":", 1)[0].strip("[]") if self.address != "off" else ""
+        if self.address != "off" and host not in ("127.0.0.1", "localhost", "::1") and not self.token:
+            raise ValueError(f"web.token: required when web.address binds beyond this machine ({self.address})")
+        return self
+
+
+class Pedal(_Section):
+    device: str = Field(None, description="a name, VVVV:PPPP or /dev/input/...; one press = one capture")
+    key: str = Field(None, description="the key the pedal sends (e.g. KEY_B)")
+    grab: bool = Field(None, description="take the device for the station alone")
+    debounce_ms: int = Field(None, description="presses closer than this are one")
+
+
+_PLUGIN = "a mapping, checked by "
+
+
+class StationConfig(BaseModel):
+    """The whole file.  Sections in the order they are checked."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    paths: Paths = Field(default_factory=Paths)
+    inversion: Inversion = Field(default_factory=Inversion)
+    outputs: Outputs = Field(default_factory=Outputs)
+    workers: Workers = Field(default_factory=Workers)
+    watcher: Watcher = Field(default_factory=Watcher)
+    camera: Camera = Field(default_factory=Camera)
+    web: Web = Field(default_factory=Web)
+    hooks: dict = Field(default_factory=dict, description=_PLUGIN + "station/hooks.py: {event: command}")
+    pedal: Pedal = Field(default_factory=Pedal, description="a USB foot pedal (an HID keyboard)")
+    autoroll: dict = Field(default_factory=dict, description=_PLUGIN + "station/autoroll.py: {frames, settle, "
+                                                                      "advance_timeout, capture_timeout}")
+    liveview: dict = Field(default_factory=dict, description=_PLUGIN + "station/settle.py: {enabled, interval, "
+                                                                      "still_s, ...}")
+    checks: dict = Field(default_factory=dict, description=_PLUGIN + "station/checks.py: {enabled, focus_ratio, "
+                                                                    "clip_fraction, ...}")
+    print: dict = Field(default_factory=dict, description=_PLUGIN + "station/pipeline/printing.py: {exposure, wb, "
+                                                                   "contrast, black, white}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, raw):
+        if not isinstance(raw, dict):
+            return raw
+        raw = {k: v for k, v in raw.items() if v is not None}  # `section:` with nothing = its defaults
+        w = raw.get("workers")
+        if isinstance(w, int) and not isinstance(w, bool):
+            raw["workers"] = {"count": w}  # `workers: 2` is short for `workers: {count: 2}`
+        return raw
+
+
+# Sections validated by the module that owns them: section -> (module, validator).
+PLUGIN_SECTIONS = {
+    "hooks": ("station.hooks", "validate_hooks_config"),
+    "autoroll": ("station.autoroll", "validate_autoroll_config"),
+    "liveview": ("station.settle", "validate_liveview_config"),
+    "checks": ("station.checks", "validate_checks_config"),
+    "print": ("station.pipeline.printing", "validate_print_config"),
+}
+
+
+def _dump(model: StationConfig) -> dict:
+    cfg = model.model_dump()
+    cfg["pedal"] = model.pedal.model_dump(exclude_unset=True)  # only the keys given
+    return cfg
+
+
+# The default configuration (config/station.yaml says the same, with comments).
+DEFAULTS: dict = _dump(StationConfig())
+
+
+# -- errors: pydantic's, as one line naming the key ------------------------------------------
+
+_TYPE_NAMES = {"string_type": "a string", "bool_type": "true/false", "int_type": "an integer",
+               "float_type": "a number", "list_type": "a list", "dict_type": "a mapping",
+               "model_type": "a mapping", "model_attributes_type": "a mapping"}
+
+
+def _field(loc: tuple):
+    """The pydantic FieldInfo at `loc` (None for the top level or a list item)."""
+    model, info = StationConfig, None
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        ann = info.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return info
+
+
+def _model_at(loc: tuple):
+    model = StationConfig
+    for part in loc:
+        info = model.model_fields.get(part) if isinstance(part, str) else None
+        ann = info.annotation if info else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def _choices(info) -> list[str]:
+    """The values a Literal field (or a list of Literals) allows."""
+    def lits(t):
+        if typing.get_origin(t) is Literal:
+            return [str(a) for a in typing.get_args(t)]
+        return [x for a in typing.get_args(t) for x in lits(a)]
+    return lits(info.annotation) if info is not None else []
+
+
+def _or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _message(err: dict) -> ConfigError:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc if isinstance(p, str)) or "(top level)"
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    info = _field(loc)
+    if kind == "extra_forbidden":
+        known = _model_at(loc[:-1])
+        return ConfigError(key, f"unknown key (known: {', '.join(known.model_fields) if known else '?'})")
+    if kind in _TYPE_NAMES:
+        nullable = info is not None and type(None) in typing.get_args(info.annotation)
+        want = _TYPE_NAMES[kind] + (" or null" if nullable else "")
+        return ConfigError(key, f"must be {want}, got {type(value).__name__} {value!r}")
+    if kind == "literal_error":
+        return ConfigError(key, f"must be {_or(_choices(info))}, got {value!r}")
+    if kind == "too_short":
+        return ConfigError(key, f"must name at least one of {', '.join(_choices(info))}")
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bounds = {type(m).__name__: m for m in (info.metadata if info else [])}
+        lo, hi = bounds.get("Ge"), bounds.get("Le")
+        if lo is not None and hi is not None:
+            return ConfigError(key, f"must be between {lo.ge} and {hi.le}, got {value!r}")
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        bound = next(iter(ctx.values()), "?")
+        return ConfigError(key, f"must be {op} {bound:g}, got {value!r}" if isinstance(bound, (int, float))
+                           else f"must be {op} {bound}, got {value!r}")
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind == "value_error" and re.match(r"^[a-z_]+\.[a-z_]+: ", msg):  # a cross-key rule names its key
+        key, _, msg = msg.partition(": ")
+    return ConfigError(key, msg)
+
+
+# -- the file system, after the schema ----------------------------------------------------------
 
 def _expand(p: str | None) -> Path | None:
     if p is None:
@@ -158,11 +339,6 @@ def _writable_dir(key: str, path: Path, create: bool = False) -> Path:
     return path.resolve()
 
 
-_PORT_RE = re.compile(r"^(auto|off|virtual|usb:(\d{1,3},\d{1,3})?|ptpip:[^:\s]+(:\d+){0,2})$")
-_ADDR_RE = re.compile(r"^(off|\[?[0-9A-Za-z.:\-]*\]?:\d{1,5})$")
-_NAMING_FIELDS = {"dir", "stem", "name", "ext", "roll"}
-
-
 def validate(raw: dict, check_paths: bool = True) -> dict:
     """Merge `raw` over the defaults, check every key, return the config dict.
 
@@ -172,116 +348,10 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("(top level)", f"must be a mapping, got {type(raw).__name__}")
-    _check_keys("", raw, DEFAULTS)
-    cfg = copy.deepcopy(DEFAULTS)
-    for section, value in raw.items():
-        if value is None:
-            continue
-        if section == "workers" and isinstance(value, int) and not isinstance(value, bool):
-            value = {"count": value}  # `workers: 2` is short for `workers: {count: 2}`
-        if section in PLUGIN_SECTIONS or section == "pedal":
-            _check_type(section, value, dict)
-            cfg[section] = dict(value)
-            continue
-        _check_type(section, value, dict)
-        _check_keys(section, value, DEFAULTS[section])
-        cfg[section].update(value)
-
-    p = cfg["paths"]
-    for k in ("incoming", "output"):
-        _check_type(f"paths.{k}", p[k], str)
-    _check_type("paths.state", p["state"], (str, type(None)))
-    _check_type("paths.socket", p["socket"], (str, type(None)))
-
-    inv = cfg["inversion"]
-    _check_type("inversion.method", inv["method"], str)
-    if inv["method"] not in ("auto", "mlp", "classic"):
-        raise ConfigError("inversion.method", f"must be auto, mlp or classic, got {inv['method']!r}")
-    _check_type("inversion.model", inv["model"], (str, type(None)))
-    _check_type("inversion.base", inv["base"], (str, type(None)))
-    _check_type("inversion.flatfield", inv.get("flatfield"), (str, type(None)))
-    _check_type("inversion.roll", inv["roll"], bool)
-    for k in ("model", "base", "flatfield"):
-        if inv[k] is not None:
-            path = _expand(inv[k])
-            if check_paths and not path.is_file():
-                raise ConfigError(f"inversion.{k}", f"file not found ({path})")
-            inv[k] = path.resolve() if check_paths else path
-
-    out = cfg["outputs"]
-    _check_type("outputs.formats", out["formats"], list)
-    if not out["formats"]:
-        raise ConfigError("outputs.formats", "must name at least one of preview, tiff, jpeg")
-    for f in out["formats"]:
-        if f not in ("preview", "tiff", "jpeg"):
-            raise ConfigError("outputs.formats", f"unknown format {f!r} (choose from preview, tiff, jpeg)")
-    _check_type("outputs.naming", out["naming"], str)
     try:
-        fields = {fname for _, fname, _, _ in __import__("string").Formatter().parse(out["naming"]) if fname}
-    except ValueError as exc:
-        raise ConfigError("outputs.naming", f"not a valid pattern ({exc})") from None
-    if not fields <= _NAMING_FIELDS:
-        raise ConfigError("outputs.naming", f"unknown field(s) {sorted(fields - _NAMING_FIELDS)} (known: {sorted(_NAMING_FIELDS)})")
-    if "stem" not in fields and "name" not in fields:
-        raise ConfigError("outputs.naming", "must contain {stem} (or {name}) so that outputs do not collide")
-    if out["naming"].startswith("/") or ".." in out["naming"].split("/"):
-        raise ConfigError("outputs.naming", "must be relative to paths.output, without '..'")
-    _check_type("outputs.preview_size", out["preview_size"], int)
-    if not 64 <= out["preview_size"] <= 20000:
-        raise ConfigError("outputs.preview_size", f"must be between 64 and 20000, got {out['preview_size']}")
-    _check_type("outputs.jpeg_quality", out["jpeg_quality"], int)
-    if not 1 <= out["jpeg_quality"] <= 100:
-        raise ConfigError("outputs.jpeg_quality", f"must be between 1 and 100, got {out['jpeg_quality']}")
-
-    w = cfg["workers"]
-    _check_type("workers.count", w["count"], int)
-    if not 1 <= w["count"] <= 64:
-        raise ConfigError("workers.count", f"must be between 1 and 64, got {w['count']}")
-    _check_type("workers.start_method", w["start_method"], str)
-    if w["start_method"] not in ("forkserver", "spawn"):
-        raise ConfigError("workers.start_method", f"must be forkserver or spawn (never fork), got {w['start_method']!r}")
-    for k in ("preview_deadline", "master_deadline"):
-        _check_type(f"workers.{k}", w[k], float)
-        _positive(f"workers.{k}", w[k])
-        w[k] = float(w[k])
-
-    wa = cfg["watcher"]
-    _check_type("watcher.polling", wa["polling"], bool)
-    for k in ("poll_interval", "stable_seconds", "rescan_interval"):
-        _check_type(f"watcher.{k}", wa[k], float)
-        _positive(f"watcher.{k}", wa[k], zero_ok=(k == "rescan_interval"))
-        wa[k] = float(wa[k])
-
-    cam = cfg["camera"]
-    _check_type("camera.port", cam["port"], (str, type(None)))
-    if cam["port"] is not None and not _PORT_RE.match(cam["port"]):
-        raise ConfigError("camera.port", f"must be auto, off, virtual, usb:, usb:BUS,DEV (e.g. usb:001,004) or ptpip:HOST[:PORT[:PORT]], got {cam['port']!r}")
-    if cam["port"] == "off":
-        cam["port"] = None
-    _check_type("camera.keep_on_card", cam["keep_on_card"], bool)
-    _check_type("camera.capture_target", cam["capture_target"], str)
-    if cam["capture_target"] not in ("card", "memory"):
-        raise ConfigError("camera.capture_target", f"must be card or memory, got {cam['capture_target']!r}")
-    _check_type("camera.virtual_frames", cam["virtual_frames"], (str, type(None)))
-    if cam["virtual_frames"] is not None:
-        vf = _expand(cam["virtual_frames"])
-        if check_paths and not vf.is_dir():
-            raise ConfigError("camera.virtual_frames", f"folder does not exist ({vf})")
-        cam["virtual_frames"] = str(vf)
-    _check_type("camera.jpeg", cam["jpeg"], str)
-    if cam["jpeg"] not in ("keep", "drop"):
-        raise ConfigError("camera.jpeg", f"must be keep or drop, got {cam['jpeg']!r}")
-
-    web = cfg["web"]
-    _check_type("web.address", web["address"], (str, type(None)))
-    if web["address"] is None:
-        web["address"] = "off"
-    if not _ADDR_RE.match(web["address"]):
-        raise ConfigError("web.address", f"must be HOST:PORT or off, got {web['address']!r}")
-    _check_type("web.token", web["token"], (str, type(None)))
-    host = web["address"].rsplit(":", 1)[0].strip("[]") if web["address"] != "off" else ""
-    if web["address"] != "off" and host not in ("127.0.0.1", "localhost", "::1") and not web["token"]:
-        raise ConfigError("web.token", f"required when web.address binds beyond this machine ({web['address']})")
+        cfg = _dump(StationConfig.model_validate(copy.deepcopy(raw)))
+    except ValidationError as exc:
+        raise _message(exc.errors()[0]) from None
 
     for section, (module, func) in PLUGIN_SECTIONS.items():
         errors = getattr(importlib.import_module(module), func)(cfg[section])
@@ -289,13 +359,22 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
             key, _, problem = errors[0].partition(": ")
             raise ConfigError(key, problem or errors[0])
 
-    for k, v in cfg["pedal"].items():
-        if k not in PEDAL_KEYS:
-            raise ConfigError(f"pedal.{k}", f"unknown key (known: {', '.join(PEDAL_KEYS)})")
-        _check_type(f"pedal.{k}", v, PEDAL_KEYS[k])
+    inv, cam = cfg["inversion"], cfg["camera"]
+    for k in ("model", "base", "flatfield"):
+        if inv[k] is not None:
+            path = _expand(inv[k])
+            if check_paths and not path.is_file():
+                raise ConfigError(f"inversion.{k}", f"file not found ({path})")
+            inv[k] = path.resolve() if check_paths else path
+    if cam["virtual_frames"] is not None:
+        vf = _expand(cam["virtual_frames"])
+        if check_paths and not vf.is_dir():
+            raise ConfigError("camera.virtual_frames", f"folder does not exist ({vf})")
+        cam["virtual_frames"] = str(vf)
 
     # Folders last, so type errors come first.
     if check_paths:
+        p = cfg["paths"]
         r = resolve_paths(cfg)
         p["incoming"] = _writable_dir("paths.incoming", r["incoming"])
         p["output"] = _writable_dir("paths.output", r["output"])
@@ -311,6 +390,36 @@ def validate(raw: dict, check_paths: bool = True) -> dict:
         if len(os.fsencode(str(p["socket"]))) > 107:
             raise ConfigError("paths.socket", f"path too long for a Unix socket ({len(str(p['socket']))} > 107 bytes)")
     return cfg
+
+
+def keys() -> list[str]:
+    """Every key of the schema, `section` or `section.key` (plug-in sections as one)."""
+    out = []
+    for section, info in StationConfig.model_fields.items():
+        sub = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        out += [f"{section}.{k}" for k in sub.model_fields] if sub else [section]
+    return out
+
+
+def reference() -> str:
+    """The configuration reference (a Markdown table) made from the schema: docs/DAEMON.md
+    carries it between `<!-- config-reference -->` markers (tests/test_config_schema.py)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for section, info in StationConfig.model_fields.items():
+        sub = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        fields = [(f"{section}.{k}", f) for k, f in sub.model_fields.items()] if sub else [(section, info)]
+        for key, f in fields:
+            default = f.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                default = {}
+            shown = "null" if default is None else str(default).lower() if isinstance(default, bool) else \
+                "{}" if default == {} else "[" + ", ".join(default) + "]" if isinstance(default, list) else str(default)
+            choices = _choices(f)
+            meaning = (f.description or "").replace("|", "\\|")
+            if choices:
+                meaning += f" (one of: {', '.join(choices)})"
+            rows.append(f"| `{key}` | `{shown}` | {meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 def resolve_paths(cfg: dict) -> dict[str, Path]:

@@ -20,6 +20,18 @@ SHARED = TESTS.parent.parent / "shared"
 
 
 @pytest.fixture
+def torch_one_thread():
+    """torch on one thread for the test (the model tests: steadier on a shared machine), then
+    as it was.  Use: pytestmark = pytest.mark.usefixtures("torch_one_thread")."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def shared_dir() -> Path:
     if not (SHARED / "samples").is_dir():
         pytest.skip(f"{SHARED} is absent: the real RAW samples are not available here")

@@ -68,3 +68,18 @@ def write_negative_dng(path: Path, scan: np.ndarray, seed: int = 0, noise: bool 
     noisy = add_noise(scan, seed) if noise else np.clip(scan, 0, 1)
     cfa = (mosaic(noisy) * 65535 + 0.5).astype(np.uint16)
     return write_bayer_dng(path, cfa, make="Station", model="Test Negative")
+
+
+def blank_then_negatives(n: int) -> bytes:
+    """A frame source for the PTP/IP emulator (n: its shot number, from 1) on a roll that is
+    calibrated first: shot 1 is a blank piece of film, the later ones negatives."""
+    from station.capture.samples import blank_dng_bytes, negative_dng_bytes
+
+    return blank_dng_bytes() if n == 1 else negative_dng_bytes(seed=n)
+
+
+def blank_light_then_negatives(n: int) -> bytes:
+    """As blank_then_negatives, with shot 2 a frame of the bare light (the roll's flat field)."""
+    from station.capture.samples import light_dng_bytes
+
+    return light_dng_bytes() if n == 2 else blank_then_negatives(n)

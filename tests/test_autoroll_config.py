@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
+from helpers import PluginHost
+
 from station.autoroll import AUTOROLL_DEFAULTS, from_config, validate_autoroll_config
 from station.checks import CheckParams, checks_from_config, validate_checks_config
 from station.hooks import HookRunner, register
@@ -44,28 +46,10 @@ def test_liveview_and_checks_config():
 
 
 def test_hooks_register_with_an_app(tmp_path):
-    class App:
-        def __init__(self):
-            self.services, self.subs, self.commands = [], [], {}
-
-        def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
-            from station.boundary import missing_members
-
-            assert not missing_members(obj), missing_members(obj)
-            self.services.append((obj.name, obj))
-            for n, fn in obj.commands().items():
-                self.register_command(n, fn)
-
-        def subscribe(self, cb):
-            self.subs.append(cb)
-
-        def register_command(self, name, fn):
-            self.commands[name] = fn
-
-    app = App()
+    app = PluginHost({})
     out = tmp_path / "p.txt"
     runner = register(app, HookRunner({"positive_ready": f'echo "$STATION_POSITIVE" > "{out}"'}))
-    assert app.services == [("hooks", runner)]
+    assert app.services == {"hooks": runner}
     app.subs[0]({"type": "frame", "frame": {"path": "a/01.dng", "state": "master_written", "tiff": "/o/01.tif"}})
     runner.stop(timeout=30)
     assert out.read_text().strip() == "/o/01.tif"

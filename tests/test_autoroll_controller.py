@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import PluginHost
+
 from station.autoroll import DONE, END_OF_FILM, PEDAL, STOPPED, AutoRoll, AutoRollError, commands, register
 from station.hooks import HookRunner
 
@@ -188,25 +190,7 @@ def test_refusals(tmp_path):
 
 
 def test_register_with_an_app(tmp_path):
-    class App:
-        def __init__(self):
-            self.commands, self.services, self.events = {}, [], []
-
-        def register_command(self, name, fn):
-            self.commands[name] = fn
-
-        def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
-            from station.boundary import missing_members
-
-            assert not missing_members(obj), missing_members(obj)
-            self.services.append((obj.name, obj))
-            for n, fn in obj.commands().items():
-                self.register_command(n, fn)
-
-        def publish(self, ev):
-            self.events.append(ev)
-
-    app, cam = App(), Camera(tmp_path)
+    app, cam = PluginHost({}), Camera(tmp_path)
     ar = register(app, AutoRoll(cam.capture, hooks_for(tmp_path), settle=0.0))
     assert set(app.commands) == set(commands(ar)) == {"roll_auto", "roll_stop", "roll_auto_status"}
     snap = app.commands["roll_auto"](frames=2)
@@ -214,8 +198,8 @@ def test_register_with_an_app(tmp_path):
     assert snap["frames"] == 2
     assert ar.wait(DEADLINE)
     assert app.commands["roll_auto_status"]()["reason"] == DONE
-    assert app.events and app.events[-1]["type"] == "autoroll" and app.events[-1]["autoroll"]["frame"] == 2
-    app.services[0][1].stop()  # the service stop is safe when idle
+    assert app.published and app.published[-1]["type"] == "autoroll" and app.published[-1]["autoroll"]["frame"] == 2
+    app.services["autoroll"].stop()  # the service stop is safe when idle
 
 
 def _wait(pred, deadline=DEADLINE):

@@ -3,11 +3,10 @@ service on libgphoto2's virtual camera, the hook runner and the auto-roll plugge
 `attach(app)`; `roll_new` and `roll_auto` through app.command, as the control socket calls them."""
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from pathlib import Path
 
+import helpers
 import pytest
 
 pytest.importorskip("gphoto2")
@@ -21,13 +20,7 @@ DEADLINE = 120.0
 
 
 def wait_for(pred, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return pred()
+    return helpers.wait_for(pred, deadline)
 
 
 def lines(p: Path) -> list[str]:
@@ -57,36 +50,22 @@ def test_auto_roll_in_the_daemon_fires_every_hook_once(tmp_path):
     controller = autoroll.attach(app)
     assert controller is not None
     checker = checks.attach(app)
-    result, errors = {}, []
+    result = {}
 
     def drive():
-        try:
-            assert wait_for(lambda: app._running, 60)
-            cam = app.service("camera")
-            assert cam.camera.wait_ready(30), cam.snapshot()
-            assert app.command("roll_new", name="r1")["name"] == "r1"
-            assert app.command("roll_auto", frames=5)["running"]
-            assert controller.wait(DEADLINE)
-            result["snap"] = app.command("roll_auto_status")
-            assert wait_for(lambda: sum(ln.startswith("positive_ready") for ln in lines(log)) >= 2
-                            and any(ln.startswith("roll_complete") for ln in lines(log)))
-            assert wait_for(lambda: checker.snapshot()["checked"] == 2), checker.snapshot()
-            result["checks"] = checker.snapshot()
-            time.sleep(0.5)  # a late duplicate would show now (not a timing assertion)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            app.request_stop()
+        cam = app.service("camera")
+        assert cam.camera.wait_ready(30), cam.snapshot()
+        assert app.command("roll_new", name="r1")["name"] == "r1"
+        assert app.command("roll_auto", frames=5)["running"]
+        assert controller.wait(DEADLINE)
+        result["snap"] = app.command("roll_auto_status")
+        assert wait_for(lambda: sum(ln.startswith("positive_ready") for ln in lines(log)) >= 2
+                        and any(ln.startswith("roll_complete") for ln in lines(log)))
+        assert wait_for(lambda: checker.snapshot()["checked"] == 2), checker.snapshot()
+        result["checks"] = checker.snapshot()
+        time.sleep(0.5)  # a late duplicate would show now (not a timing assertion)
 
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
-    t = threading.Thread(target=drive, daemon=True)
-    t.start()
-    try:
-        app.run()
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
-    t.join(10)
+    errors = helpers.run_app(app, drive)
     runner.stop(timeout=30)
     if errors:
         raise AssertionError(f"{errors[0]!r}\nhooks log:\n" + "\n".join(lines(log)))

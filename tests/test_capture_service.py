@@ -62,8 +62,9 @@ def test_capture_roll_and_positive_wait(tmp_path):
         svc.start()
         try:
             assert svc.camera.wait_ready(5)
-            r = svc.roll_new(name="r7", stock="Ilford HP5")
+            r = svc.roll_new(name="r7", stock="Ilford HP5", film="bw")
             assert r["name"] == "r7"
+            assert json.loads(Path(r["manifest"]).read_text())["film"] == "bw"  # the daemon renders it as B&W
             # a preview appears for the RAW (published by the daemon's processor; faked here)
             def fake_processor():
                 while not any(e.get("event") == "file" for e in app.events):

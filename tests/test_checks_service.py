@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-import time
 
+from helpers import PluginHost, wait_for
 from negatives import write_negative_dng
 from test_checks_frames import expose, good_frame, rebate_frame, textured_scene
 
@@ -11,13 +11,6 @@ from station.checks import CheckService, attach, check_file
 from station.hooks import HookRunner
 
 
-def wait_for(pred, deadline=60.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def test_service_checks_frames_in_order_and_flags_through_the_hook(tmp_path):
@@ -74,30 +67,7 @@ def test_service_uses_worker_metrics_when_the_event_has_them(tmp_path):
 
 
 def test_attach_and_disable(tmp_path):
-    class App:
-        def __init__(self, cfg):
-            self.cfg = cfg
-            self.services, self.subs, self.commands = {}, [], {}
-
-        def service(self, name):
-            return self.services.get(name)
-
-        def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
-            from station.boundary import missing_members
-
-            assert not missing_members(obj), missing_members(obj)
-            self.services[obj.name] = obj
-            for n, fn in obj.commands().items():
-                self.register_command(n, fn)
-
-        def subscribe(self, cb):
-            self.subs.append(cb)
-
-        def register_command(self, name, fn):
-            self.commands[name] = fn
-
-        def publish(self, ev):
-            pass
+    App = PluginHost  # tests/helpers.py
 
     paths = {"incoming": str(tmp_path)}
     assert attach(App({"paths": paths, "checks": {"enabled": False}})) is None

@@ -7,17 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import config_dirs
+
 from station import config
 from station.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _dirs(tmp_path):
-    d = {k: tmp_path / k for k in ("in", "out", "st")}
-    for p in d.values():
-        p.mkdir()
-    return {"paths": {"incoming": str(d["in"]), "output": str(d["out"]), "state": str(d["st"])}}
+_dirs = config_dirs  # tests/helpers.py
 
 
 def test_shipped_default_is_the_documented_default():

@@ -3,12 +3,11 @@ the documented variables; a hanging hook is killed at its timeout and stalls no 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
+import helpers
 from negatives import expose, grey_ramp, with_rebate, write_negative_dng
 
 from station.hooks import HookRunner, register
@@ -20,13 +19,7 @@ DEADLINE = 120.0
 
 
 def wait_for(pred, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return pred()
+    return helpers.wait_for(pred, deadline)
 
 
 def drop(incoming: Path, name: str, seed: int) -> Path:
@@ -49,26 +42,7 @@ def run_app(tmp_path: Path, hooks: dict, body) -> HookRunner:
                            "workers": {"count": 1}})
     app = app_mod.App(cfg)
     runner = register(app, HookRunner(hooks, raw_root=tmp_path / "in", grace=0.5))
-    errors = []
-
-    def drive():
-        try:
-            wait_for(lambda: app._running, 60)
-            body(app, runner)
-        except BaseException as exc:  # reported in the main thread
-            errors.append(exc)
-        finally:
-            app.request_stop()
-
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
-    t = threading.Thread(target=drive, daemon=True)
-    t.start()
-    try:
-        app.run()
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
-    t.join(10)
+    errors = helpers.run_app(app, lambda: body(app, runner))
     if errors:
         raise errors[0]
     return runner

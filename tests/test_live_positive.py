@@ -143,3 +143,76 @@ def test_live_positive_carries_the_rolls_print(tmp_path):
     print(f"\n[live] with the print: median dE00 {de_printed:.2f} (without it: {de_plain:.2f})")
     assert live_printed.mean() > live_plain.mean()  # +1 EV
     assert de_printed <= 3.0 < de_plain
+
+
+def test_live_settings_take_the_rolls_blank_else_the_base_its_analysis_locked(tmp_path):
+    """The live positive's base: the roll's calibrated blank; without one, the base the daemon's
+    roll analysis locked (the median of the frames' rebates), not the live view's own estimate
+    of the moment (which swings with the strip and the sprocket holes)."""
+    import json
+
+    from station.capture.live import _Settings
+
+    class Cam:
+        def snapshot(self):
+            return {"roll": {"name": "r1"}}
+
+    class App:
+        cfg = {"paths": {"state": str(tmp_path)}, "inversion": {"method": "classic"}}
+        prints = None
+
+        def service(self, name):
+            return Cam() if name == "camera" else None
+
+    settings = _Settings(App())
+    assert settings()[1] is None  # nothing yet: the live view estimates its own
+    (tmp_path / "renderings").mkdir()
+    (tmp_path / "renderings" / "r1.json").write_text(json.dumps(
+        {"id": "x", "base": [0.6, 0.4, 0.2], "A": [1, 1, 1], "b": [0, 0, 0], "base_source": "roll rebate",
+         "frames": 3, "locked": True}))
+    assert settings()[1] == [0.6, 0.4, 0.2]
+    (tmp_path / "rolls" / "r1").mkdir(parents=True)
+    (tmp_path / "rolls" / "r1" / "manifest.json").write_text(json.dumps({"base": {"rgb": [0.7, 0.45, 0.25]}}))
+    assert settings()[1] == [0.7, 0.45, 0.25]  # the blank wins
+
+
+def test_live_positive_uses_the_rolls_locked_rendering(tmp_path):
+    """Once the roll's analysis has locked its rendering, the daemon converts every frame with its
+    base and normaliser: the live positive does too (settings' 4th item: it does not meter the
+    live view), and matches that preview (median ΔE00 1.9 and 3.25 here; metering the live view
+    instead gives 2.2 and 2.2 on these similar pictures -- the rendering is for the frame of one
+    dominant colour, which metering casts: docs/RIGS.md)."""
+    from station.capture.live import _raw_linear, decode_jpeg
+    from station.io.dng import mosaic, write_bayer_dng
+    from station.model.metrics import ciede2000
+    from station.pipeline.classic import ClassicInverter
+    from station.pipeline.convert import ConvertOptions, convert_file
+    from station.pipeline.fastdecode import area_resize
+    from station.pipeline.roll import analyse, sample_file
+
+    inv = ClassicInverter()
+    ticks = iter(np.arange(1000.0, 2000.0, 0.37))
+    scene = LiveScene(seed=17, clock=lambda: float(next(ticks)))
+    small = lambda a: area_resize(np.ascontiguousarray(a, np.float32), (96, 64))  # noqa: E731
+    shots = []
+    for k in range(5):
+        t = scene.clock()
+        lv = decode_jpeg(scene.live_jpeg(t))
+        path = write_bayer_dng(tmp_path / f"{k}.dng", mosaic(np.round(scene.raw_linear(t) * 65535).astype(np.uint16), "RGGB"),
+                               "RGGB", black=0, white=65535)
+        shots.append((lv, path))
+        scene._moves.append((t - 10.0, k + 1))
+    rendering = analyse([sample_file(p) for _, p in shots], inv)
+    pos = LivePositive(None, lambda: (inv, None, None, rendering))
+    for lv, path in shots[:3]:  # three pairs learnt
+        pos.tone.learn(lv, _raw_linear(str(path), (lv.shape[1], lv.shape[0])))
+    figures = []
+    for k, (lv, path) in enumerate(shots[3:], 3):
+        out = tmp_path / f"{k}.jpg"
+        convert_file(path, {"preview": out}, ConvertOptions(inverter=inv, half_size=True, preview_size=960,
+                                                            rendering=rendering))
+        prev = small(decode_jpeg(out.read_bytes()).astype(np.float32) / 255)
+        figures.append(float(np.median(ciede2000(small(pos.convert(lv)), prev))))
+    print(f"\n[live] with the roll's rendering: median dE00 {[round(v, 2) for v in figures]}")
+    assert pos._metered is None  # the roll's normaliser, not the live view's own metering
+    assert max(figures) <= 3.5

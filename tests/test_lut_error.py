@@ -159,3 +159,28 @@ def test_auto_size_meets_target_and_pads_learned_ranges():
     np.testing.assert_allclose(wiggly.lut.lo, lo - 0.1 * (hi - lo), atol=1e-6)  # learned: 10% margin
     np.testing.assert_allclose(classic.lut.lo, ClassicInverter().z_range[0], atol=1e-6)  # classic: exact
     np.testing.assert_allclose(bake_range(RandomMLP(), pad=0.0)[1], hi, atol=1e-6)
+
+
+def test_a_model_that_holds_z_is_baked_over_its_hold_cube():
+    """MLPInverter holds z in one common cube (the narrowest of z_range); beyond it the
+    function is constant.  Baked exactly over that cube, the hold's kink lies on the LUT's
+    faces, not inside cells: closer to the direct function than a table padded around the
+    per-channel z_range (what was baked before, BAKE_VERSION 3), on inputs spread beyond."""
+    from station.model.io import MLPInverter
+    from station.model.mlp import MLPConfig
+    from station.model.normalise import Normaliser
+    from station.pipeline.lutinvert import PAD, bake_range
+
+    cfg = MLPConfig(width=16, depth=2, activation="silu", prior="classic", neutral=0.05)
+    rng = np.random.default_rng(3)
+    w = {k: (rng.normal(size=s) * 0.8).astype(np.float32) for k, s in cfg.shapes()}
+    inv = MLPInverter(cfg, w, Normaliser("base"), z_range=[[-0.45, -0.3, -0.6], [1.06, 1.1, 1.08]])
+    lo, hi = bake_range(inv)
+    np.testing.assert_allclose(lo, [-0.3] * 3, atol=1e-6)
+    np.testing.assert_allclose(hi, [1.06] * 3, atol=1e-6)
+    zl, zh = np.array([-0.45, -0.3, -0.6]), np.array([1.06, 1.1, 1.08])
+    z = L.dense_sample(zl - PAD * (zh - zl), zh + PAD * (zh - zl), 20_000, seed=2)
+    hold = L.lut_error(L.bake(lambda q: inv.pixel_fn(q, clip=False), (lo, hi), 33), inv.pixel_fn, z)
+    padded = L.lut_error(L.bake(lambda q: inv.pixel_fn(q, clip=False), (zl - PAD * (zh - zl), zh + PAD * (zh - zl)), 33),
+                         inv.pixel_fn, z)
+    assert hold["max"] < padded["max"] and hold["p99"] < padded["p99"], (hold, padded)

@@ -8,13 +8,7 @@ from station.model.metrics import ciede2000
 from station.model.training import Frame, TrainConfig, fit, generated_frames
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def lab_look(srgb):
@@ -71,5 +65,19 @@ def test_train_init_default_command(tmp_path):
     m = load_model(out)
     assert m.config == load_model().config and m.meta["training"]["init"].endswith("default.npz")
     assert main(["train", "--pairs", str(tmp_path / "p"), "--init", str(tmp_path / "nope.npz"),
+                 "--out", str(tmp_path / "x.npz")]) == 2
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_warm_start_on_a_re_anchored_input(tmp_path):
+    """`--init default --anchor A --init-pull 0`: the default's weights as the start, its
+    normaliser re-anchored (how the shipped model was remade with anchor 0.5)."""
+    out = tmp_path / "warm.npz"
+    rc = main(["train", "--generate", "6", "--size", "48", "--init", "default", "--anchor", "0.5", "--init-pull", "0",
+               "--epochs", "1", "--pixels-per-frame", "300", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    m = load_model(out)
+    assert m.norm.kind == "base" and m.norm.anchor == 0.5 and m.config == load_model().config
+    assert main(["train", "--generate", "6", "--size", "48", "--init", "default", "--anchor", "1.5",
                  "--out", str(tmp_path / "x.npz")]) == 2
     assert not (tmp_path / "x.npz").exists()

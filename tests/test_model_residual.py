@@ -7,13 +7,7 @@ from station.model.metrics import ciede2000
 from station.model.mlp import MLPConfig, make_module, mlp_apply, prior_apply
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_residual_is_bounded_whatever_the_weights():

@@ -13,13 +13,7 @@ from station.model.normalise import N_FEATURES, Normaliser
 from station.model.training import Frame, TrainConfig, TrainingError, find_pairs, fit, generated_frames, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_tiny_training_improves_and_roundtrips(tmp_path):

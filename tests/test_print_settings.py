@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
+from helpers import config_dirs
+
 from station import config
 from station.config import ConfigError
 from station.pipeline.printing import PrintSettings, apply_srgb
@@ -16,11 +18,7 @@ from station.pipeline.printing import PrintSettings, apply_srgb
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _dirs(tmp_path):
-    d = {k: tmp_path / k for k in ("in", "out", "st")}
-    for p in d.values():
-        p.mkdir()
-    return {"paths": {"incoming": str(d["in"]), "output": str(d["out"]), "state": str(d["st"])}}
+_dirs = config_dirs  # tests/helpers.py
 
 
 def test_yaml_print_section_is_read(tmp_path):

@@ -145,7 +145,7 @@ def test_real_raws_keep_camera_and_original_date_in_both_outputs(shared_dir, tmp
     r = station("invert", raws / "canon_eos_6d.dng", raws / "Blackmagic.dng", "--out", out, "--method", "classic")
     assert r.returncode == 0, r.stderr
     tags = tifffile.TiffFile(out / "canon_eos_6d.tif").pages[0].tags
-    assert tags[36867].value == "2019:06:06 07:29:51"
+    assert tags["ExifTag"].value["DateTimeOriginal"] == "2019:06:06 07:29:51"  # in the EXIF IFD, where it belongs
     with Image.open(out / "canon_eos_6d.jpg") as im:
         assert im.getexif().get_ifd(0x8769)[0x9003] == "2019:06:06 07:29:51"
     tags = tifffile.TiffFile(out / "Blackmagic.tif").pages[0].tags

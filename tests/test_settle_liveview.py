@@ -5,6 +5,7 @@ import time
 from concurrent.futures import Future
 
 import numpy as np
+from helpers import PluginHost
 from test_settle_detector import H, PITCH, W, film_strip
 
 from station.settle import attach
@@ -44,28 +45,13 @@ class Camera:
         return f
 
 
-class App:
+class App(PluginHost):
     def __init__(self, cfg, running=False):
-        self.cfg = cfg
-        self.services = {"camera": type("Svc", (), {"camera": Camera()})()}
+        super().__init__(cfg)
+        self.services["camera"] = type("Svc", (), {"camera": Camera()})()
         if running:
             ctl = type("Ctl", (), {"running": True})()
             self.services["autoroll"] = type("ARS", (), {"controller": ctl})()
-        self.commands = {}
-
-    def service(self, name):
-        return self.services.get(name)
-
-    def register_service(self, obj):  # as App.register_service: a boundary.Service, its commands
-        from station.boundary import missing_members
-
-        assert not missing_members(obj), missing_members(obj)
-        self.services[obj.name] = obj
-        for n, fn in obj.commands().items():
-            self.register_command(n, fn)
-
-    def register_command(self, name, fn):
-        self.commands[name] = fn
 
 
 def test_liveview_fires_once_after_the_slide():

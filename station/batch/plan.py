@@ -23,8 +23,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-FORMAT_EXT = {"tiff": ".tif", "jpeg": ".jpg"}
-
 CONVERTED, COMPLETE, FAILED = "converted", "complete", "failed"
 
 
@@ -33,6 +31,13 @@ class FrameJob:
     index: int  # position in the batch (the manifest and the progress follow it)
     src: Path
     outputs: dict  # kind -> Path
+    stem: Path | None = None  # the outputs' common path without extension
+    extra_meta: dict | None = None  # this frame's own ConvertOptions.extra_meta (its story: roll, frame, ...)
+
+
+def job_options(job: FrameJob, options):
+    """The batch's ConvertOptions with this frame's own metadata."""
+    return options if job.extra_meta is None else replace(options, extra_meta=job.extra_meta)
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,13 @@ class FrameResult:
         return d
 
 
-def plan_frames(files: list[Path], rel: dict, out: Path, formats: list[str]):
+def plan_frames(files: list[Path], rel: dict, out: Path, formats: list[str], ext: dict, stem_for=None,
+                meta_for=None):
     """Inputs -> ([FrameJob], [(path, reason)]): outputs under `out` (sub-folders kept from
-    `rel`), the folders made and cleared of what a killed writer left; an input whose outputs
-    would clash with an earlier one's is refused."""
+    `rel`; `stem_for(src)` names them, relative, without extension: NamingError refuses the
+    input; `ext[format]` ends them), the folders made and cleared of what a killed writer left;
+    an input whose outputs would clash with an earlier one's is refused.  `meta_for(src)`: the
+    frame's own extra metadata."""
     from station.pipeline.write import remove_stale_temporaries
 
     jobs, failures = [], []
@@ -87,24 +95,35 @@ def plan_frames(files: list[Path], rel: dict, out: Path, formats: list[str]):
     cleaned: set[Path] = set()
     for src in files:
         out_dir = out / rel.get(src, Path())
-        key = str(out_dir / src.stem)
+        try:
+            stem = stem_for(src) if stem_for is not None else Path(src.stem)
+        except Exception as exc:  # naming.NamingError: one line naming the input
+            failures.append((src, str(exc)))
+            continue
+        key = str(out_dir / stem)
         if key in seen:
-            failures.append((src, f"another input has the same name {src.stem!r}; outputs would clash"))
+            failures.append((src, f"another input has the same output name {str(stem)!r}; outputs would clash "
+                                  "(refused, nothing overwritten)"))
             continue
         seen.add(key)
+        out_dir = (out_dir / stem).parent
+        stem = Path(stem).name
         if out_dir not in cleaned:
             out_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(out_dir)  # what a killed run left (its process is gone)
             cleaned.add(out_dir)
-        jobs.append(FrameJob(len(jobs), src, {f: out_dir / f"{src.stem}{FORMAT_EXT[f]}" for f in formats}))
+        jobs.append(FrameJob(len(jobs), src, {f: out_dir / f"{stem}{ext[f]}" for f in formats}, stem=out_dir / stem,
+                             extra_meta=meta_for(src) if meta_for is not None else None))
     return jobs, failures
 
 
 def frame_state(src: Path, outputs: dict, options):
     """What to do with one frame: ("complete", None) — all its outputs are there, made from
-    `src` with the same method, print, roll rendering and flat field: skip it; ("foreign", path)
-    — an output of another origin is in the way; or ("todo", options) — convert it, with
-    overwrite for a half frame an interrupted run left (its outputs are remade together)."""
+    `src` with the same method, print and roll rendering: skip it; ("foreign", path) — an output of another origin is in the way; or
+    ("todo", options) — convert it, with overwrite for a half frame an interrupted run left
+    (its outputs are remade together)."""
+    from dataclasses import replace
+
     from station.pipeline.write import output_description
 
     if options.overwrite:
@@ -116,6 +135,11 @@ def frame_state(src: Path, outputs: dict, options):
               "station_print": options.print.to_dict() if options.print is not None else None,
               "station_rendering": options.rendering.id if options.rendering is not None else None,
               "station_flatfield": options.flatfield.id if options.flatfield is not None else None}
+    # the film's story and the colour spaces (--stock, --colour-space, ...): outputs made with others are remade
+    for k in ("film_stock", "film_type", "roll", "frame", "shot_date", "station_colour_space", "station_jpeg_colour_space"):
+        wanted[k] = options.extra_meta.get(k)
+    if options.film in ("colour", "bw", "slide"):  # auto: whatever was detected
+        wanted["station_film"] = None if options.film == "colour" else options.film
     same = True
     for p in present:
         d = output_description(p) or {}
@@ -179,7 +203,7 @@ def run_frame(job: FrameJob, spec: BatchSpec) -> FrameResult:
     from station.pipeline.convert import convert_file
 
     t0 = time.perf_counter()
-    options = spec.options
+    options = job_options(job, spec.options)
     res = FrameResult(index=job.index, src=str(job.src), status=FAILED, worker=worker_name(),
                       rendering=options.rendering.id if options.rendering is not None else None)
     if spec.hash_inputs:
@@ -227,7 +251,7 @@ def _convert_and_send_back(job: FrameJob, spec: BatchSpec, res: FrameResult, t0:
     try:
         with tempfile.TemporaryDirectory(prefix="station-frame-") as tmp:
             local = {k: Path(tmp) / p.name for k, p in job.outputs.items()}
-            out = convert_file(job.src, local, replace(spec.options, overwrite=False))
+            out = convert_file(job.src, local, replace(job_options(job, spec.options), overwrite=False))
             res.data = {k: Path(p).read_bytes() for k, p in out.outputs.items()}
         res.status, res.warnings = CONVERTED, list(out.warnings)
         res.outputs = {k: str(job.outputs[k]) for k in res.data}

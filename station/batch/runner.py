@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from station.batch.plan import (
-    COMPLETE, CONVERTED, FAILED, BatchSpec, FrameResult, frame_state, publish_back, run_frame, sha256_file,
+    COMPLETE, CONVERTED, FAILED, BatchSpec, FrameResult, frame_state, job_options, publish_back, run_frame,
+    sha256_file,
 )
 
 PROGRESS_EVERY = 10.0  # s between plain progress lines (not a terminal)
@@ -107,7 +108,7 @@ def run_batch(jobs, spec: BatchSpec, *, workers: int = 1, cluster: str | None = 
         if spec.hash_inputs and not spec.send_back:
             todo.append(job)  # the workers hash the inputs of complete frames too
             continue
-        state, frame_options = frame_state(job.src, job.outputs, spec.options)
+        state, frame_options = frame_state(job.src, job.outputs, job_options(job, spec.options))
         if state == "complete":
             take(FrameResult(index=job.index, src=str(job.src), status=COMPLETE, rendering=rendering,
                              outputs={k: str(p) for k, p in job.outputs.items()},

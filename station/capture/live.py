@@ -9,15 +9,9 @@
 captures: a capture waits for at most the one preview in flight).  The settle watcher
 (auto-capture) reads the same frames (`next_jpeg`), so the camera is asked once per frame.
 
-**Live view is not linear.**  A live-view JPEG carries the camera's white balance,
-tone curve and picture style.  `ToneMap` maps each channel's 8-bit code to linear camera
-RGB with a 256-entry table per channel.  Before the first pair the table is the inverse
-sRGB curve (the documented default; scale 1).  Every captured RAW and the live-view frame
-just before it are a pair: both are reduced to 8x8-px blocks, flat blocks (small spread in
-the live view) give (code, linear) samples, each channel's samples are binned by code and
-their medians, made monotone, become the table (ends extended along the default's shape).
-The samples of the last `MAX_PAIRS` pairs are kept, so flicker and shake average out.
-The RAW of a pair is decoded in a worker process (untrusted files are parsed there).
+**Live view is not linear.**  `ToneMap` (station.capture.livetone) maps each channel's
+8-bit code to linear camera RGB, learnt from pairs: every captured RAW and the live-view
+frame just before it.
 
 **The conversion** is the daemon's preview path on the linearised frame: the roll's base
 (its calibrated blank, or the per-frame estimate), density, the inverter's compiled LUT
@@ -42,107 +36,16 @@ from typing import Callable
 
 import numpy as np
 
+from station.capture.livetone import (  # noqa: F401  (re-exported: the live view's tone map and decoders)
+    MAX_PAIRS, ToneMap, _raw_linear, decode_jpeg, default_table, srgb_to_linear,
+)
+
 log = logging.getLogger("station.live")
 
-MAX_PAIRS = 6
 BASE_EVERY_S = 1.0
+REBATES = 5  # the live view's base: the median of this many recent rebate estimates
 AIDS_EVERY_S = 0.25
-BLOCK = 8
-
-
-def srgb_to_linear(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, np.float32)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def default_table() -> np.ndarray:
-    """3 x 256: the inverse sRGB curve per channel (before the first pair)."""
-    return np.repeat(srgb_to_linear(np.arange(256) / 255.0)[None], 3, axis=0)
-
-
-def _blocks(img: np.ndarray, k: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    h, w = (img.shape[0] // k) * k, (img.shape[1] // k) * k
-    b = img[:h, :w].reshape(h // k, k, w // k, k, 3).astype(np.float32)
-    return b.mean(axis=(1, 3)), b.std(axis=(1, 3))
-
-
-class ToneMap:
-    """Live-view code -> linear camera RGB, learned from (live view, RAW) pairs."""
-
-    def __init__(self):
-        self.table = default_table()
-        self.pairs = 0
-        self._samples: deque = deque(maxlen=MAX_PAIRS)
-
-    def to_linear(self, img: np.ndarray) -> np.ndarray:
-        out = np.empty(img.shape, np.float32)
-        for c in range(3):
-            np.take(self.table[c], img[..., c], out=out[..., c])
-        return out
-
-    def learn(self, lv: np.ndarray, raw_lin: np.ndarray) -> int:
-        """One pair: live-view frame (HxWx3 uint8) and the RAW's linear RGB at the same size
-        and framing.  Returns the flat blocks used."""
-        from station.pipeline.fastdecode import area_resize
-
-        code, spread = _blocks(lv)  # the same field of view on both: reduce both to the blocks' grid
-        lin = area_resize(np.ascontiguousarray(raw_lin, np.float32), (code.shape[1], code.shape[0]))
-        # per channel, the flat blocks; clipped ones (255) included: what a clipped live-view
-        # pixel is on this roll (the sprocket holes, mostly) is learnt like any other code
-        flat = (spread < 4.0) & (code > 1)
-        if (flat & (code < 254.5)).sum(axis=(0, 1)).min() < 20:
-            return 0  # too little unclipped, flat picture to learn from
-        self._samples.append([(code[..., c][flat[..., c]], lin[..., c][flat[..., c]]) for c in range(3)])
-        self.pairs += 1
-        self._fit()
-        return int(flat.all(axis=2).sum())
-
-    def _fit(self) -> None:
-        default = default_table()[0]
-        table = np.empty((3, 256), np.float32)
-        grid = np.arange(256, dtype=np.float32)
-        for c in range(3):
-            codes = np.concatenate([s[c][0] for s in self._samples])
-            lins = np.concatenate([s[c][1] for s in self._samples])
-            bins = np.clip(codes // 4, 0, 63).astype(int)
-            bins[codes >= 254.5] = 64  # clipped: a bin of its own
-            xs, ys = [], []
-            for b in np.unique(bins):
-                m = bins == b
-                if m.sum() >= 3:
-                    xs.append(255.0 if b == 64 else float(np.median(codes[m])))
-                    ys.append(float(np.median(lins[m])))
-            if len(xs) < 2:
-                table[c] = self.table[c]
-                continue
-            xs, ys = np.array(xs), np.maximum.accumulate(np.maximum(np.array(ys), 1e-6))
-            t = np.interp(grid, xs, ys)
-            lo, hi = int(np.ceil(xs[0])), int(np.floor(xs[-1]))
-            # beyond the samples: the default's shape, scaled to meet the fit
-            t[:lo] = default[:lo] * (ys[0] / max(default[lo], 1e-6))
-            if hi < 255:
-                t[hi + 1:] = default[hi + 1:] * (ys[-1] / max(default[hi], 1e-6))
-            table[c] = np.maximum.accumulate(t)
-        self.table = table
-
-    def snapshot(self) -> dict:
-        return {"pairs": self.pairs, "source": "learned" if self.pairs else "default (inverse sRGB)"}
-
-
-def decode_jpeg(data: bytes, long_side: int | None = None) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        if long_side:
-            im.draft("RGB", (long_side, long_side))
-        return np.asarray(im.convert("RGB"))
-
-
-def _raw_linear(path: str, size: tuple[int, int]) -> np.ndarray:
-    """Worker process: a RAW's linear RGB, binned down towards size (w, h) (never up)."""
-    from station.pipeline.fastdecode import decode_fast
-
-    return decode_fast(path, long_side=max(size)).rgb
+METER_EVERY_S = 0.25  # the live view metered at most this often (the view stands still between)
 
 
 class _Loop:
@@ -255,8 +158,13 @@ class LiveFeed(_Loop):
 class LivePositive(_Loop):
     """Thread: newest live-view frame -> positive JPEG (+ aids).  See the module docstring.
 
-    settings: callable -> (inverter, base rgb or None); called per frame (cheap: cached by
-    the caller).  size: long side of the positive (the live view's own size if smaller).
+    settings: callable -> (inverter, base rgb or None[, print or None[, rendering or None]]);
+    called per frame (cheap: cached by the caller).  With the roll's locked rendering
+    (pipeline.roll.Rendering) its base and normaliser (A, b) are used, as for the roll's
+    captured frames.  Else the inverter meters each frame (at most every METER_EVERY_S) -- a
+    frame of one dominant colour then comes out cast, as it would on its own -- with the given
+    base or the live view's own: the median of its last REBATES rebate estimates (one every
+    BASE_EVERY_S).  size: long side of the positive (the live view's own size if smaller).
     """
 
     def __init__(self, feed: LiveFeed, settings: Callable[[], tuple], size: int = 960, quality: int = 80):
@@ -274,6 +182,9 @@ class LivePositive(_Loop):
         self._pool: cf.ProcessPoolExecutor | None = None
         self.point: tuple[float, float] | None = None  # magnifier / focus point (fractions)
         self._base = None  # (key, time, BaseEstimate): the live view's base estimate
+        self._shown: deque = deque(maxlen=32)  # (live-view seq, the positive JPEG shown for it)
+        self._rebates: deque = deque(maxlen=REBATES)  # the live view's recent rebate (base) estimates
+        self._metered = None  # (key, time, (A, b)): the inverter's metering of a recent frame
         self._aids_at = 0.0
         self._compiled = None
         self.pair_log: deque = deque(maxlen=64)  # per captured RAW: the live positive just before it
@@ -292,6 +203,11 @@ class LivePositive(_Loop):
 
     def convert(self, lv: np.ndarray) -> np.ndarray:
         """Live-view frame (uint8) -> positive sRGB float HxWx3 in [0, 1]."""
+        return self.convert_u8(lv).astype(np.float32) / np.float32(255.0)
+
+    def convert_u8(self, lv: np.ndarray) -> np.ndarray:
+        """Live-view frame (uint8) -> positive sRGB uint8 HxWx3 (what the JPEG encodes)."""
+        from station.capture import livelut
         from station.pipeline.base import BaseEstimate, estimate_base
         from station.pipeline.lutinvert import compiled
         from station.pipeline.normalise import density
@@ -299,28 +215,57 @@ class LivePositive(_Loop):
         got = self.settings()
         inverter, base_rgb = got[0], got[1]
         ps = got[2] if len(got) > 2 else None  # the roll's print (printing.PrintSettings), when there is one
-        if base_rgb is not None:
+        rendering = got[3] if len(got) > 3 else None  # the roll's locked rendering (pipeline.roll.Rendering)
+        affine = None
+        if rendering is not None:  # the roll's base and normaliser, as the daemon converts its frames
+            base, affine = rendering.base_estimate(), rendering.affine
+        elif base_rgb is not None:
             base = BaseEstimate(np.asarray(base_rgb, np.float32), "roll")
-        else:  # the per-frame estimate (~0.2 s): refreshed every BASE_EVERY_S, and when the tone map changes
+        else:  # the live view's own estimate (~0.2 s): refreshed every BASE_EVERY_S, and when the tone map changes
             now = time.monotonic()
             key = (self.tone.pairs, lv.shape)
             if self._base is None or self._base[0] != key or now - self._base[1] > BASE_EVERY_S:
-                self._base = (key, now, estimate_base(self.tone.to_linear(lv[::2, ::2])))
+                if self._base is None or self._base[0] != key:
+                    self._rebates.clear()  # another table: another linear scale
+                est = estimate_base(self.tone.to_linear(lv[::2, ::2]))
+                if est.source == "rebate":
+                    self._rebates.append(est.rgb)
+                if self._rebates:  # the median of the recent rebate estimates: one frame's (the strip
+                    # moving, a sprocket hole read as base) does not swing the whole picture's colour
+                    est = BaseEstimate(np.median(np.asarray(self._rebates, np.float32), axis=0), "rebate")
+                self._base = (key, now, est)
             base = self._base[2]
         # 8-bit input: density is a function of each channel's code, D_c = -log10(lin_c / base_c)
         dtab = density(np.ascontiguousarray(self.tone.table.T[:, None, :]), base.rgb)[:, 0, :].T
-        D = np.empty(lv.shape, np.float32)
-        for c in range(3):
-            np.take(np.ascontiguousarray(dtab[c], dtype=np.float32), lv[..., c], out=D[..., c])
+        dtab = np.ascontiguousarray(dtab, np.float32)
         if self._compiled is None or self._compiled[0] is not inverter or self._compiled[1] != ps:
             self._compiled = (inverter, ps, compiled(inverter, print=ps))  # once per inverter and print
         fn = self._compiled[2]
-        pos = fn(D)
+        if affine is None and livelut.available(fn):
+            affine = self._meter(fn, dtab, lv)
+        if affine is not None and livelut.available(fn):  # codes -> LUT -> uint8 in one pass
+            return livelut.apply_u8(fn.lut, lv, livelut.shaper(fn.lut, dtab, affine), fn.method)
+        D = _take(dtab, lv)
+        pos = fn(D) if affine is None else fn(D, affine=affine)
         if ps is not None and not ps.identity and fn is inverter:  # no LUT to compose the print into
             from station.pipeline.printing import apply_srgb
 
             pos = apply_srgb(pos, ps)
-        return pos
+        return _to_u8(pos)
+
+    def _meter(self, fn, dtab: np.ndarray, lv: np.ndarray):
+        """The inverter metering the frame (its frame_affine, on the pixels it samples anyway),
+        at most every METER_EVERY_S: the view stands still between, and the metering is a
+        third of a frame's cost.  None when the inverter does not meter."""
+        from station.pipeline.lutinvert import sample_frame
+
+        now = time.monotonic()
+        key = (id(fn), self.tone.pairs, lv.shape)
+        if self._metered is not None and self._metered[0] == key and now - self._metered[1] < METER_EVERY_S:
+            return self._metered[2]
+        affine = fn.frame_affine(_take(dtab, np.ascontiguousarray(sample_frame(lv))))
+        self._metered = (key, now, affine)
+        return affine
 
     def _run(self) -> None:
         seq = 0
@@ -332,8 +277,8 @@ class LivePositive(_Loop):
             t0 = time.perf_counter()
             try:
                 lv = decode_jpeg(data, self.size)
-                pos = self.convert(lv)
-                jpeg = _jpeg(pos, self.quality)
+                jpeg = _jpeg(self.convert_u8(lv), self.quality)
+                self._shown.append((seq, jpeg))
                 if time.monotonic() - self._aids_at > AIDS_EVERY_S:
                     from station.capture.liveaids import measure
 
@@ -350,6 +295,7 @@ class LivePositive(_Loop):
             self._times.append(now)
             self.stats["positives"] += 1
             self.stats["convert_ms"] = round(1000 * (time.perf_counter() - t0), 1)
+            self.stats["size"] = (int(lv.shape[1]), int(lv.shape[0]))
             if len(self._times) > 1:
                 self.stats["fps"] = round((len(self._times) - 1) / max(1e-6, self._times[-1] - self._times[0]), 1)
             with self._cond:
@@ -379,8 +325,18 @@ class LivePositive(_Loop):
         if fr is None:
             return None
         lv = decode_jpeg(fr[2], self.size)
-        try:  # the live positive just before the shot, as it was shown (before this pair is learnt)
-            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": _jpeg(self.convert(lv), 90)})
+        # the live positive just before the shot, as it was shown: the newest one made from a frame
+        # taken up to that one (converting the frame again now would use what the live view
+        # learnt and saw since -- the base, the metering, the light level of frames after the shot)
+        shown = [x for x in list(self._shown) if x[0] <= fr[0]]
+        try:
+            if shown:
+                seq, positive = shown[-1]
+            else:
+                seq, positive = fr[0], _jpeg(self.convert_u8(lv), self.quality)
+            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": positive,
+                                  "frame_age_s": round(before - fr[3], 3) if before is not None else None,
+                                  "frames_between": fr[0] - seq})
         except Exception as exc:
             log.warning("live view: %s", exc)
         if self._pool is None:
@@ -407,25 +363,40 @@ class LivePositive(_Loop):
         return json.dumps(self.snapshot(), default=float).encode()
 
 
+def _take(dtab: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Per channel, dtab[c][code]: HxWx3 uint8 codes -> HxWx3 float32."""
+    out = np.empty(codes.shape, np.float32)
+    for c in range(3):
+        np.take(dtab[c], codes[..., c], out=out[..., c])
+    return out
+
+
+def _to_u8(pos: np.ndarray) -> np.ndarray:
+    return (np.clip(pos, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def _jpeg(pos: np.ndarray, quality: int) -> bytes:
+    """A positive (uint8, or float in [0, 1]) as JPEG bytes."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray((np.clip(pos, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB").save(buf, "JPEG", quality=quality)
+    Image.fromarray(pos if pos.dtype == np.uint8 else _to_u8(pos), "RGB").save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
 # -- the daemon plug-in -----------------------------------------------------------------
 
 class _Settings:
-    """(inverter, roll base, print) for the live positive: the station's inversion settings,
-    the current roll's calibrated base (state/rolls/<roll>/manifest.json) when it has one, and
-    the roll's print (else the station's `print:`), as the daemon gives a new frame of the roll."""
+    """(inverter, roll base, print, rendering) for the live positive, as the daemon gives a new
+    frame of the roll: the station's inversion settings, the current roll's base (its calibrated
+    blank's, state/rolls/<roll>/manifest.json, else the one its roll analysis locked), the roll's
+    print (else the station's `print:`) and the roll analysis' locked rendering
+    (state/renderings/<roll>.json: base and normaliser), once there is one."""
 
     def __init__(self, app):
         self.app = app
         self._inverter = None
-        self._base: tuple = (None, None, None)  # (path, mtime, rgb)
+        self._files: dict = {}  # "blank" / "analysis" -> (path, mtime, rgb)
 
     def __call__(self):
         if self._inverter is None:
@@ -434,7 +405,7 @@ class _Settings:
             inv = (self.app.cfg.get("inversion") or {})
             method = inv.get("method")
             self._inverter = get_inverter(None if method in (None, "auto") else method, inv.get("model"))
-        return self._inverter, self._roll_base(), self._print()
+        return self._inverter, self._roll_base(), self._print(), self._rendering()
 
     def _roll(self):
         cam = self.app.service("camera")
@@ -454,22 +425,63 @@ class _Settings:
         return None if s is None or s.identity else s
 
     def _roll_base(self):
+        """The roll's blank's base, else the base of its locked roll analysis, else None."""
         roll = self._roll()
         if not roll:
             return None
-        path = Path(self.app.cfg["paths"]["state"]) / "rolls" / roll / "manifest.json"
+        return self._blank_base(roll) or self._analysis_base(roll)
+
+    def _rendering(self):
+        """The roll's locked rendering (the daemon's roll analysis, state/renderings/<roll>.json),
+        or None while the analysis is not settled."""
+        roll = self._roll()
+        if not roll:
+            return None
+        path = Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json"
         try:
             mtime = path.stat().st_mtime_ns
         except OSError:
             return None
-        if self._base[:2] == (path, mtime):
-            return self._base[2]
+        cached = self._files.get("rendering")
+        if cached is not None and cached[:2] == (path, mtime):
+            return cached[2]
         try:
-            rgb = (json.loads(path.read_text()).get("base") or {}).get("rgb")
-            rgb = [float(v) for v in rgb] if rgb and len(rgb) == 3 and all(v > 0 for v in rgb) else None
-        except (OSError, ValueError, TypeError, AttributeError):
+            from station.pipeline.roll import Rendering
+
+            r = Rendering.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("live view: unreadable roll rendering %s (%s)", path, exc)
+            r = None
+        self._files["rendering"] = (path, mtime, r)
+        return r
+
+    def _analysis_base(self, roll: str):
+        """The base of the roll's locked rendering (the daemon's roll analysis: the median of its
+        frames' rebates, state/renderings/<roll>.json)."""
+        return self._read_rgb("analysis", Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json",
+                              lambda d: d["base"])
+
+    def _blank_base(self, roll: str):
+        """The base of the roll's calibrated blank (state/rolls/<roll>/manifest.json)."""
+        return self._read_rgb("blank", Path(self.app.cfg["paths"]["state"]) / "rolls" / roll / "manifest.json",
+                              lambda d: (d.get("base") or {}).get("rgb"))
+
+    def _read_rgb(self, slot: str, path: Path, pick):
+        """An RGB triple (all > 0) picked from a JSON file, read again only when the file changes;
+        None when the file or the triple is not there."""
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        cached = self._files.get(slot)
+        if cached is not None and cached[:2] == (path, mtime):
+            return cached[2]
+        try:
+            rgb = [float(v) for v in pick(json.loads(path.read_text()))]
+            rgb = rgb if len(rgb) == 3 and all(v > 0 for v in rgb) else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             rgb = None
-        self._base = (path, mtime, rgb)
+        self._files[slot] = (path, mtime, rgb)
         return rgb
 
 

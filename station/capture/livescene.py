@@ -33,6 +33,43 @@ import numpy as np
 
 from station.capture.samples import FILM_BASE, GAMMA, scene
 
+try:  # the emulated camera's tone curve + noise in one pass (it shares the CPUs with the station)
+    import numba as _nb
+except ImportError:  # pragma: no cover - numba is a dependency; numpy does the same, slower
+    _nb = None
+
+
+def _tone_noise_np(view, k, lut, noise):
+    idx = np.clip(view * k, 0, lut.shape[1] - 1).astype(np.int32)
+    out = np.empty(view.shape, np.float32)
+    for c in range(3):
+        np.take(lut[c], idx[..., c], out=out[..., c])
+    out += noise
+    np.clip(out, 0, 255, out=out)
+    return (out + 0.5).astype(np.uint8)
+
+
+if _nb is not None:
+    @_nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+    def _tone_noise_nb(view, k, lut, noise, out):  # pragma: no cover - compiled
+        top = lut.shape[1] - 1
+        for y in _nb.prange(view.shape[0]):
+            for x in range(view.shape[1]):
+                for c in range(3):
+                    t = view[y, x, c] * k
+                    i = 0 if not t > 0.0 else (top if t >= top else int(t))
+                    v = lut[c, i] + noise[y, x, c] + 0.5
+                    out[y, x, c] = 0 if not v > 0.0 else (255 if v >= 255.0 else int(v))
+
+
+def _tone_noise(view: np.ndarray, k, lut: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """uint8 live-view picture: each channel's linear value x k through its tone table, plus noise."""
+    if _nb is None:
+        return _tone_noise_np(view, k, lut, noise)
+    out = np.empty(view.shape, np.uint8)
+    _tone_noise_nb(np.ascontiguousarray(view, np.float32), np.float32(k), lut, noise, out)
+    return out
+
 PITCH_MM, PIC_W_MM, PIC_H_MM, FILM_H_MM = 38.0, 36.0, 24.0, 35.0
 VIEW_W_MM, VIEW_H_MM = 44.0, 44.0 * 2 / 3
 HOLE_PITCH_MM, HOLE_W_MM, HOLE_H_MM, HOLE_EDGE_MM = 4.75, 1.98, 2.79, 2.0  # KS perforations
@@ -210,6 +247,10 @@ class LiveScene:
         s = self.shake * scale_to_lv
         return tuple(float(v) for v in self._rng.uniform(-s, s, 2))
 
+    def start_on_first_frame(self) -> None:
+        """With auto_advance: the operator's clock starts at the next frame asked for (not now)."""
+        self._auto_t0 = None
+
     def live_frame(self, t: float | None = None) -> np.ndarray:
         """One live-view frame as 8-bit RGB (what the JPEG encodes)."""
         pos, _moving, _ = self.state(t)
@@ -222,14 +263,9 @@ class LiveScene:
             codes = np.arange(4 * 4096, dtype=np.float32)[:, None] / 4095.0
             self._lut = np.ascontiguousarray((camera_tone(codes * np.ones(3, np.float32)) * 255).T.astype(np.float32))
             self._bank = (self._rng.standard_normal((4, h + 16, w + 16, 3)) * (self.noise * 255)).astype(np.float32)
-        idx = np.clip(view * np.float32(0.85 * gain * 4095.0), 0, 4 * 4096 - 1).astype(np.int32)
-        out = np.empty((h, w, 3), np.float32)
-        for c in range(3):
-            np.take(self._lut[c], idx[..., c], out=out[..., c])
         oy, ox = self._rng.integers(0, 16, 2)
-        out += self._bank[self._rng.integers(0, len(self._bank)), oy:oy + h, ox:ox + w]
-        np.clip(out, 0, 255, out=out)
-        return (out + 0.5).astype(np.uint8)
+        noise = self._bank[self._rng.integers(0, len(self._bank)), oy:oy + h, ox:ox + w]
+        return _tone_noise(view, np.float32(0.85 * gain * 4095.0), self._lut, noise)
 
     def live_jpeg(self, t: float | None = None) -> bytes:
         from PIL import Image

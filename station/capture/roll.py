@@ -2,7 +2,8 @@
 
 Layout (state = the station's state folder, incoming = the watched folder):
 
-    state/rolls/<roll>/manifest.json   stock, date, camera, pattern, base, print, per-frame records
+    state/rolls/<roll>/manifest.json   stock, film type (colour|bw|slide|auto), shot date, date, camera,
+                                       pattern, base, print, per-frame records
     state/rolls/<roll>/base.<ext>      the blank film-base frame (`station roll calibrate`)
     state/rolls/<roll>/flat.<ext>      the frame of the bare light (`station roll flatfield`)
     state/rolls/<roll>/flatfield-<id>.npz  its measured flat field (pipeline/flatfield.py)
@@ -93,9 +94,9 @@ class Roll:
     def frame_count(self) -> int:
         return len(self.data["frames"])
 
-    # set by others (`station roll print|flatfield`, the live page through the daemon) while a
-    # capture service holds this roll: a save keeps what is on disk unless this object set it
-    _SHARED_KEYS = ("print", "flatfield", "flatfield_error")
+    # set by others (`station roll print|flatfield|calibrate`, the live page through the daemon)
+    # while a capture service holds this roll: a save keeps what is on disk unless this object set it
+    _SHARED_KEYS = ("print", "flatfield", "flatfield_error", "base", "base_error")
 
     def save(self) -> None:
         with self._lock:
@@ -201,21 +202,41 @@ class Roll:
                 self.save()
 
     # -------------------------------------------------------- calibration
+    def _flat_path(self) -> Path | None:
+        """The roll's saved flat field (.npz), or None: this object's, else the manifest's on disk
+        (set by another process)."""
+        flat = self.data.get("flatfield")
+        if "flatfield" not in self._set_keys:
+            try:
+                flat = json.loads(self.manifest_path.read_text()).get("flatfield", flat)
+            except (OSError, ValueError, AttributeError):
+                pass
+        name = (flat or {}).get("npz") if isinstance(flat, dict) else None
+        return self.folder / Path(name).name if name else None
+
     def set_base(self, data: bytes, ext: str, source: str = "file") -> Path:
-        """Store the blank film-base frame for this roll and its base colour."""
+        """Store the blank film-base frame for this roll and its base colour (measured through
+        the roll's flat field when it has one, as its frames are converted)."""
         path = write_atomic_no_clobber(data, self.folder / f"base{ext}")
-        rgb, error = measure_base(path)  # refused (not a blank) or unreadable: the reason
+        self._measure_base_file(path, source)
+        return path
+
+    def _measure_base_file(self, path: Path, source: str) -> None:
+        flat = self._flat_path()
+        rgb, error = measure_base(path, flat=flat)  # refused (not a blank) or unreadable: the reason
         with self._lock:
+            self._set_keys.update(("base", "base_error"))
             if rgb is None and (self.data.get("base") or {}).get("rgb"):
                 self.data["base_error"] = error  # refused: the roll keeps its earlier blank
             else:
                 self.data["base"] = {"file": path.name, "rgb": rgb, "source": source, "at": _now()}
+                if flat is not None and rgb is not None:
+                    self.data["base"]["flatfield"] = flat.stem.removeprefix("flatfield-")  # its id
                 if rgb is None:
                     self.data["base_error"] = error
                 else:
                     self.data.pop("base_error", None)
             self.save()
-        return path
 
     def base_estimate(self):
         """BaseEstimate for ConvertOptions(base=...), or None if not calibrated."""
@@ -243,6 +264,10 @@ class Roll:
                 self.data.pop("flatfield_error", None)
                 self._set_keys.update(("flatfield", "flatfield_error"))
             self.save()
+        base = self.data.get("base") or {}
+        if flat is not None and base.get("rgb") and base.get("file") and (self.folder / base["file"]).is_file():
+            # the roll's blank was measured under the uneven light: measured again through the flat
+            self._measure_base_file(self.folder / base["file"], base.get("source", "file"))
         return path
 
     def flatfield(self):
@@ -270,30 +295,42 @@ def _measure_flat(path: str, folder: str) -> tuple[dict | None, str | None]:
         return None, f"{exc.__class__.__name__}: {exc}"
 
 
-def measure_flat_file(path, folder, timeout: float = 120.0) -> tuple[dict | None, str | None]:
-    """Measure a bare-light frame in a child process (untrusted RAW, as measure_base)."""
+def _in_child(fn, args: tuple, what: str, timeout: float) -> tuple:
+    """Run a measurement `fn(*args)` (returning (result, None) or (None, why)) in a child
+    process: the RAW is untrusted, so LibRaw parses it outside the caller (the daemon never
+    maps LibRaw itself, and a crash in it takes only the child).  `what`: "the blank frame"."""
     import concurrent.futures
     import multiprocessing
 
     try:
         ctx = multiprocessing.get_context("forkserver")
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
-            return ex.submit(_measure_flat, str(path), str(folder)).result(timeout)
+            return ex.submit(fn, *args).result(timeout)
     except concurrent.futures.process.BrokenProcessPool:
-        return None, "the decoder crashed on the flat-field frame"
+        return None, f"the decoder crashed on {what}"
     except concurrent.futures.TimeoutError:
-        return None, f"measuring the flat-field frame took longer than {timeout:g} s"
+        return None, f"measuring {what} took longer than {timeout:g} s"
     except Exception as exc:
         return None, f"{exc.__class__.__name__}: {exc}"
 
 
-def _measure_base(path: str) -> tuple[list[float] | None, str | None]:
-    """(In a child process.) The film-base colour of a blank frame: (rgb, None) or (None, why)."""
+def measure_flat_file(path, folder, timeout: float = 120.0) -> tuple[dict | None, str | None]:
+    """Measure a bare-light frame in a child process (untrusted RAW, as measure_base)."""
+    return _in_child(_measure_flat, (str(path), str(folder)), "the flat-field frame", timeout)
+
+
+def _measure_base(path: str, flat: str | None = None) -> tuple[list[float] | None, str | None]:
+    """(In a child process.) The film-base colour of a blank frame, through the flat field
+    (.npz) `flat` when given: (rgb, None) or (None, why)."""
     try:
         from station.pipeline.base import base_from_blank
         from station.pipeline.decode import decode
+        from station.pipeline.flatfield import FlatField, apply_flat
 
-        est = base_from_blank(decode(path, half_size=True).rgb)
+        rgb = decode(path, half_size=True).rgb
+        if flat:
+            rgb = apply_flat(rgb, FlatField.load(flat))
+        est = base_from_blank(rgb)
         return [round(float(v), 6) for v in est.rgb], None
     except ValueError as exc:  # not a blank (picture content), no film area: refused, with the reason
         return None, str(exc)
@@ -301,23 +338,10 @@ def _measure_base(path: str) -> tuple[list[float] | None, str | None]:
         return None, f"{exc.__class__.__name__}: {exc}"
 
 
-def measure_base(path, timeout: float = 120.0) -> tuple[list[float] | None, str | None]:
-    """Measure a blank frame's film base in a child process: the RAW is untrusted, so LibRaw
-    parses it outside the caller (the daemon never maps LibRaw itself, and a crash in it
-    takes only the child).  Returns (rgb, None) or (None, one-line reason)."""
-    import concurrent.futures
-    import multiprocessing
-
-    try:
-        ctx = multiprocessing.get_context("forkserver")
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
-            return ex.submit(_measure_base, str(path)).result(timeout)
-    except concurrent.futures.process.BrokenProcessPool:
-        return None, "the decoder crashed on the blank frame"
-    except concurrent.futures.TimeoutError:
-        return None, f"measuring the blank frame took longer than {timeout:g} s"
-    except Exception as exc:
-        return None, f"{exc.__class__.__name__}: {exc}"
+def measure_base(path, timeout: float = 120.0, flat=None) -> tuple[list[float] | None, str | None]:
+    """Measure a blank frame's film base in a child process (see _in_child), through the flat
+    field saved at `flat` (.npz) when given.  Returns (rgb, None) or (None, one-line reason)."""
+    return _in_child(_measure_base, (str(path), str(flat) if flat else None), "the blank frame", timeout)
 
 
 class RollStore:
@@ -334,12 +358,23 @@ class RollStore:
         return f"roll-{day}-{n:02d}"
 
     def new(self, name: str | None = None, stock: str | None = None, frames: int | None = 36,
-            camera: str | None = None, pattern: str = DEFAULT_PATTERN, make_current: bool = True) -> Roll:
+            camera: str | None = None, pattern: str = DEFAULT_PATTERN, make_current: bool = True,
+            shot_date: str | None = None, film: str | None = None) -> Roll:
         if name is not None and ("/" in name or "\\" in name or ".." in name or name.startswith(".")):
             # refused, not quietly changed: "../evil" must not become a roll "evil"
             raise RollError(f"bad roll name {name!r}: a roll name is one plain name (no folders, no leading dot)")
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise RollError(f"frames must be a whole number of 1 or more, got {frames!r}")
+        from station.pipeline.metadata import MetadataError, check_shot_date
+
+        try:  # the date the film was shot (the positives' metadata): YYYY, YYYY-MM or YYYY-MM-DD
+            shot_date = check_shot_date(shot_date)
+        except MetadataError as exc:
+            raise RollError(str(exc)) from None
+        from station.pipeline.films import CHOICES as FILM_TYPES
+
+        if film is not None and film not in FILM_TYPES:
+            raise RollError(f"unknown film type {film!r} (choose from {', '.join(FILM_TYPES)})")
         self.rolls_dir.mkdir(parents=True, exist_ok=True)
         name = safe_name(name) if name else self._default_name()
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
@@ -353,6 +388,8 @@ class RollStore:
             "version": MANIFEST_VERSION,
             "name": name,
             "stock": stock,
+            "shot_date": shot_date,
+            "film": film or "colour",
             "frames_expected": frames,
             "created": _now(),
             "camera": camera,

@@ -182,29 +182,38 @@ class CaptureService:
                 out["latency"] = f"{time.time() - t0:.2f} s from trigger to preview"
         return out
 
-    def calibrate(self, timeout: float = 30.0, **_ignored) -> dict:
-        """Shoot the blank film-base frame of the current roll; every later frame of the roll
-        is inverted with the base measured from it."""
-        roll = self._current_roll()
-        if roll is None:
-            raise RuntimeError("no current roll: start one first (station roll new)")
-        if self.virtual is not None:  # the virtual stand: a blank piece of film in the holder
-            from station.capture.samples import blank_dng_bytes
+    def _shoot_reference(self, what: str, sample: str, timeout: float, keep) -> Path:
+        """Shoot a reference frame (the blank, the bare light): not a frame of the roll (kept
+        out of its frame count).  `keep(bytes, suffix)` files the RAW with the roll and returns
+        where; then the downloaded copies are removed.  `sample`: the station.capture.samples
+        function the virtual stand serves for it."""
+        if self.virtual is not None:  # the virtual stand: a blank / the holder empty, the bare light
+            from station.capture import samples
 
-            self.virtual.serve_next(blank_dng_bytes())
+            self.virtual.serve_next(getattr(samples, sample)())
         self._calibrating = True
         try:
             files = self.camera.capture().result(timeout)
         except CameraError as exc:
             raise RuntimeError(str(exc)) from None
         except Exception as exc:
-            raise RuntimeError(f"calibration shot did not finish within {timeout:g} s ({exc.__class__.__name__})") from None
+            raise RuntimeError(f"{what} shot did not finish within {timeout:g} s ({exc.__class__.__name__})") from None
         finally:
             self._calibrating = False
-        raw = next((f for f in files if f.kind == "raw"), files[0])
-        path = roll.set_base(Path(raw.path).read_bytes(), Path(raw.path).suffix, source="shot")
+        raw = Path(next((f for f in files if f.kind == "raw"), files[0]).path)
+        path = keep(raw.read_bytes(), raw.suffix)
         for f in files:  # the bytes are kept in the roll's folder; drop our download copy
             Path(f.path).unlink(missing_ok=True)
+        return path
+
+    def calibrate(self, timeout: float = 30.0, **_ignored) -> dict:
+        """Shoot the blank film-base frame of the current roll; every later frame of the roll
+        is inverted with the base measured from it."""
+        roll = self._current_roll()
+        if roll is None:
+            raise RuntimeError("no current roll: start one first (station roll new)")
+        path = self._shoot_reference("calibration", "blank_dng_bytes", timeout,
+                                     lambda data, suffix: roll.set_base(data, suffix, source="shot"))
         base = (self.rolls.get(roll.name).data.get("base") or {})
         if not base.get("rgb") or base.get("file") != path.name:
             raise RuntimeError(f"film base frame {path} refused: {self.rolls.get(roll.name).data.get('base_error', 'unknown reason')}"
@@ -218,23 +227,8 @@ class CaptureService:
         target = self.rolls.get(roll) if roll else self._current_roll()
         if target is None:
             raise RuntimeError("no current roll: start one first (station roll new)")
-        if self.virtual is not None:  # the virtual stand: the holder empty, the bare light
-            from station.capture.samples import light_dng_bytes
-
-            self.virtual.serve_next(light_dng_bytes())
-        self._calibrating = True  # not a frame of the roll: kept out of its frame count
-        try:
-            files = self.camera.capture().result(timeout)
-        except CameraError as exc:
-            raise RuntimeError(str(exc)) from None
-        except Exception as exc:
-            raise RuntimeError(f"flat-field shot did not finish within {timeout:g} s ({exc.__class__.__name__})") from None
-        finally:
-            self._calibrating = False
-        raw = next((f for f in files if f.kind == "raw"), files[0])
-        path = target.set_flat(Path(raw.path).read_bytes(), Path(raw.path).suffix, source="shot")
-        for f in files:
-            Path(f.path).unlink(missing_ok=True)
+        path = self._shoot_reference("flat-field", "light_dng_bytes", timeout,
+                                     lambda data, suffix: target.set_flat(data, suffix, source="shot"))
         data = self.rolls.get(target.name).data
         flat = data.get("flatfield") or {}
         if flat.get("file") != path.name or data.get("flatfield_error"):
@@ -243,12 +237,12 @@ class CaptureService:
         self.app.publish({"type": "roll", "event": "flatfield", "roll": target.name, "flatfield": flat["id"]})
         return {"roll": target.name, "file": str(path), "id": flat["id"], "falloff": flat["falloff"]}
 
-    def roll_new(self, name=None, stock=None, frames=36, pattern=None, **_ignored) -> dict:
+    def roll_new(self, name=None, stock=None, frames=36, pattern=None, film=None, **_ignored) -> dict:
         from station.capture.roll import DEFAULT_PATTERN
 
         try:
             roll = self.rolls.new(name=name, stock=stock, frames=frames, pattern=pattern or DEFAULT_PATTERN,
-                                  camera=self.camera.snapshot().get("model"))
+                                  camera=self.camera.snapshot().get("model"), film=film)
         except RollError as exc:
             raise RuntimeError(str(exc)) from None
         self.app.publish({"type": "roll", "event": "new", "roll": roll.name})

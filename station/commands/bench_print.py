@@ -33,21 +33,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _described(path: Path, kind: str) -> dict | None:
-    try:
-        if kind == "jpeg":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                return json.loads(im.getexif().get(270) or "{}").get("station_print")
-        import tifffile
-
-        with tifffile.TiffFile(path) as t:
-            return json.loads(t.pages[0].description).get("station_print")
-    except Exception:  # mid-replace or not there yet
-        return None
-
-
 def _in_process(src: Path, work: Path) -> dict:
     from station.pipeline.convert import ConvertOptions, convert_file
     from station.pipeline.invert import get_inverter
@@ -75,6 +60,7 @@ def _in_process(src: Path, work: Path) -> dict:
 def run(args) -> int:
     from station.commands.bench import machine, make_dng
     from station.control import ControlError, request
+    from station.pipeline.write import output_print
 
     with tempfile.TemporaryDirectory(prefix="station-bench-print-") as tmp:
         root = Path(tmp)
@@ -116,10 +102,10 @@ def run(args) -> int:
                 want = {"exposure": round(0.25 * ((i % 4) + 1) * (-1) ** i, 2), "temperature": 4500.0 + 250 * i}
                 t0 = time.perf_counter()
                 request(sock, "set_print", frame=name, settings=want)
-                wait(lambda: (_described(preview, "jpeg") or {}).get("temperature") == want["temperature"], 120,
+                wait(lambda: (output_print(preview) or {}).get("temperature") == want["temperature"], 120,
                      "the preview")
                 lat_p.append(time.perf_counter() - t0)
-                wait(lambda: (_described(tiff, "tiff") or {}).get("temperature") == want["temperature"]
+                wait(lambda: (output_print(tiff) or {}).get("temperature") == want["temperature"]
                      and row().get("state") == "master_written", 600, "the master")
                 lat_m.append(time.perf_counter() - t0)
             parts = _in_process(src, root)

@@ -39,11 +39,14 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-# Scenes and stocks of the demo roll: scikit-image's bundled photographs and generated
-# scenes, on several negative stocks, some over- or under-exposed, as a real roll is.
+# Scenes of the demo roll: scikit-image's bundled photographs and generated scenes, some
+# over- or under-exposed, as a real roll is.  One stock: a roll is one film, and the station
+# renders a roll with one analysis (base, balance, print exposure) as a lab does; a roll
+# spliced from six stocks cannot share one (frame 6, Fujicolor C200 in a Portra-balanced
+# rendering, came out yellow and clipped).
 DEMO_SCENES = ["astronaut", "coffee", "rocket", "chelsea", None, "astronaut", "coffee", None]
-DEMO_STOCKS = ["kodak_portra_400", "kodak_gold_200", "fujifilm_pro_400h", "kodak_ultramax_400",
-               "kodak_ektar_100", "fujifilm_c200"]
+DEMO_STOCK = "kodak_portra_400"
+DEMO_EVS = [0.0, 0.7, -0.7, 0.3]  # film exposure of each frame against the roll's metering (stops)
 
 
 def make_negatives(folder: Path, n: int, size: int = 900) -> list[Path]:
@@ -59,7 +62,7 @@ def make_negatives(folder: Path, n: int, size: int = 900) -> list[Path]:
         if not path.exists():
             name = DEMO_SCENES[i % len(DEMO_SCENES)]
             scene = film.photo(name, size=size, rng=np.random.default_rng(i)) if name else film.procedural_scene(size, seed=i)
-            params = film.ScanParams(stock=DEMO_STOCKS[i % len(DEMO_STOCKS)], scene_ev=[0.0, 0.7, -0.7, 0.3][i % 4], seed=i)
+            params = film.ScanParams(stock=DEMO_STOCK, scene_ev=DEMO_EVS[i % len(DEMO_EVS)], seed=i)
             film.write_dng(path, film.add_rebate(film.simulate(scene, params), seed=i))
         out.append(path)
     return out
@@ -83,7 +86,7 @@ def demo_config(out: Path, method: str | None, web: str, frames_dir: Path) -> di
 def _drive(app, frames: int, deadline: float, report: dict, web: str = "off") -> None:
     """Shoot the roll through the app's commands, then wait for every master."""
     try:
-        while not app._running and time.monotonic() < deadline:
+        while not app.running and time.monotonic() < deadline:
             time.sleep(0.05)
         if web != "off":  # the page's address only once it is served (a port in use: say so instead)
             svc = getattr(app.service("web"), "svc", None)
@@ -96,7 +99,7 @@ def _drive(app, frames: int, deadline: float, report: dict, web: str = "off") ->
         if cam is None or not cam.camera.wait_ready(max(1.0, deadline - time.monotonic())):
             report["error"] = "the virtual camera did not start"
             return
-        roll = app.command("roll_new", stock="generated negatives (film-physics model)", frames=frames)
+        roll = app.command("roll_new", stock=f"{DEMO_STOCK} (generated: film-physics model)", frames=frames)
         report["roll"] = roll["name"]
         print(f"roll {roll['name']} on the virtual camera ({cam.snapshot().model})", flush=True)
         raws = []

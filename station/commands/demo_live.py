@@ -8,16 +8,21 @@ live: true}`): the settle watcher fires a capture when each new frame stands sti
 live positive (the roll's conversion on the live view) streams at /live.mjpg and on the
 page's live panel, the captured positives land in DIR/positives/<roll>/.
 
-At the end it prints what it measured (this is also the live view's benchmark):
-live-view frames per second reaching the station, live positives per second, frames per
-second a /live.mjpg client received, captures against strip advances (double, while
-moving), and per captured frame the median CIEDE2000 between the live positive shown
-just before the shot and that frame's preview.  `--json FILE` writes the same figures.
+At the end it prints what it measured (this is also the live view's benchmark, issue 16's
+three figures on one line: live view >= 15 fps, /live.mjpg >= 10 fps at >= 800 px while
+frames are captured and converted, a capture starting <= 0.3 s after it is requested):
+live-view frames per second reaching the station, live positives per second and their
+size, frames per second a /live.mjpg client received, seconds from the settle watcher's
+capture request to the camera receiving InitiateCapture (median, max), the load average,
+captures against strip advances (double, while moving), and per captured frame the median
+CIEDE2000 between the live positive shown just before the shot and that frame's preview.
+`--json FILE` writes the same figures.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -65,8 +70,10 @@ def _mjpeg_client(url: str, stop: threading.Event, out: dict) -> None:
         out["error"] = str(exc)
 
 
-def delta_e_per_frame(pair_log, views: dict, incoming: Path) -> list[dict]:
-    """Per captured RAW: median ΔE00 between the live positive shown just before it and its preview."""
+def delta_e_per_frame(pair_log, views: dict, incoming: Path, keep: Path | None = None) -> list[dict]:
+    """Per captured RAW: median ΔE00 between the live positive shown just before it and its preview
+    (and how old that live-view frame was when the RAW arrived).  `keep`: a folder to save each
+    live positive in (<roll>_<frame>.live.jpg)."""
     from station.capture.live import decode_jpeg
     from station.model.metrics import ciede2000
     from station.pipeline.fastdecode import area_resize
@@ -85,7 +92,12 @@ def delta_e_per_frame(pair_log, views: dict, incoming: Path) -> list[dict]:
         if not v or not v.get("preview") or not Path(v["preview"]).is_file():
             continue
         de = ciede2000(small(entry["positive"]), small(Path(v["preview"]).read_bytes()))
-        rows.append({"frame": rel, "pairs_before": entry["pairs"], "dE00_median": round(float(np.median(de)), 2)})
+        rows.append({"frame": rel, "pairs_before": entry["pairs"], "dE00_median": round(float(np.median(de)), 2),
+                     "frame_age_s": entry.get("frame_age_s"), "frames_between": entry.get("frames_between")})
+        if keep is not None:  # the live positive as it was shown, beside the frame's preview
+            dest = keep / (Path(rel).with_suffix("").as_posix().replace("/", "_") + ".live.jpg")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(entry["positive"])
     return rows
 
 
@@ -145,6 +157,7 @@ def run(args) -> int:
     report["pictures"] = sorted(per)
     report["double"] = sum(n - 1 for n in per.values() if n > 1)
     report["while_moving"] = moving
+    report["capture_start_s"] = capture_start(scene_log, report.pop("capture_requests", []))
     _print(report)
     if getattr(args, "json", None):
         Path(args.json).write_text(json.dumps({k: v for k, v in report.items() if k != "mjpeg_last"}, indent=2))
@@ -152,11 +165,41 @@ def run(args) -> int:
     return 0 if ok else 1
 
 
+def _time_capture_requests(app) -> list:
+    """time.monotonic() of every capture the settle watcher requests (the emulator's shot log
+    uses the same clock: CLOCK_MONOTONIC is the machine's, across processes)."""
+    requested: list = []
+    watcher = app.service("liveview")
+    if watcher is None:
+        return requested
+    fire = watcher.on_settled
+
+    def timed():
+        requested.append(time.monotonic())
+        return fire()
+
+    watcher.on_settled = timed
+    return requested
+
+
+def capture_start(scene_log: list, requested: list) -> dict | None:
+    """Request -> InitiateCapture (seconds, median and max): each shot paired with the last
+    request before it."""
+    starts = []
+    for e in scene_log:
+        before = [r for r in requested if r <= e["t"]]
+        if before:
+            starts.append(e["t"] - before[-1])
+    if not starts:
+        return None
+    return {"median": round(float(np.median(starts)), 3), "max": round(max(starts), 3), "n": len(starts)}
+
+
 def _drive(app, args, report: dict) -> None:
     stop = threading.Event()
     try:
         deadline = time.monotonic() + args.seconds + 120
-        while not app._running and time.monotonic() < deadline:
+        while not app.running and time.monotonic() < deadline:
             time.sleep(0.05)
         cam = app.service("camera")
         if cam is None or not cam.camera.wait_ready(60):
@@ -167,6 +210,7 @@ def _drive(app, args, report: dict) -> None:
         print(f"roll {roll['name']}: live view on, auto-capture on; the strip advances every "
               f"{args.advance_every:g} s for {args.seconds:g} s", flush=True)
         live = app.service("live")
+        requested = _time_capture_requests(app)
         mj: dict = {}
         if args.web != "off":
             threading.Thread(target=_mjpeg_client, args=(f"http://{args.web}/live.mjpg", stop, mj),
@@ -185,7 +229,9 @@ def _drive(app, args, report: dict) -> None:
                       positives=live.positive.stats["positives"], feed_frames=live.feed.stats["frames"],
                       convert_ms=live.positive.stats["convert_ms"], mjpeg_fps=mj.get("fps"),
                       mjpeg_frames=mj.get("frames"), mjpeg_type=mj.get("content_type"), mjpeg_error=mj.get("error"),
-                      seconds=args.seconds, tone=live.positive.tone.snapshot(), aids=live.positive.aids)
+                      seconds=args.seconds, tone=live.positive.tone.snapshot(), aids=live.positive.aids,
+                      positive_size=live.positive.stats.get("size"), loadavg=[round(v, 2) for v in os.getloadavg()],
+                      capture_requests=list(requested))
         stop.set()
         # the previews of the captured frames, for the live/captured comparison
         incoming = Path(app.cfg["paths"]["incoming"])
@@ -196,7 +242,8 @@ def _drive(app, args, report: dict) -> None:
             if all(v["state"] != "seen" for v in views.values()):
                 break
             time.sleep(0.3)
-        report["delta_e"] = delta_e_per_frame(list(live.positive.pair_log), views, incoming)
+        report["delta_e"] = delta_e_per_frame(list(live.positive.pair_log), views, incoming,
+                                              Path(app.cfg["paths"]["output"]) / "live-before-shot")
     except Exception as exc:  # noqa: BLE001 - report it, stop the station
         report["error"] = f"{exc.__class__.__name__}: {exc}"
     finally:
@@ -205,6 +252,12 @@ def _drive(app, args, report: dict) -> None:
 
 
 def _print(r: dict) -> None:
+    cs = r.get("capture_start_s") or {}
+    size = r.get("positive_size") or (None, None)
+    print(f"BENCH live view {r.get('live_fps')} fps (>= 15); /live.mjpg {r.get('mjpeg_fps')} fps of "
+          f"{size[0]}x{size[1]} positives (>= 10 fps, >= 800 px); capture request -> InitiateCapture median "
+          f"{cs.get('median')} s, max {cs.get('max')} s (<= 0.3 s); load average {r.get('loadavg')} "
+          f"({os.cpu_count()} CPUs)")
     print(f"live view: {r.get('feed_frames')} frames, {r.get('live_fps')} fps reaching the station; live positive "
           f"{r.get('positive_fps')} fps ({r.get('convert_ms')} ms per frame); /live.mjpg client "
           f"{r.get('mjpeg_fps')} fps ({r.get('mjpeg_frames')} frames{', ' + r['mjpeg_error'] if r.get('mjpeg_error') else ''})")
@@ -212,5 +265,6 @@ def _print(r: dict) -> None:
           f"{r['while_moving']} while moving")
     for row in r.get("delta_e", []):
         print(f"  {row['frame']}: live positive just before the shot vs its preview: median dE00 "
-              f"{row['dE00_median']} ({row['pairs_before']} pairs learnt before)")
+              f"{row['dE00_median']} ({row['pairs_before']} pairs learnt before; live frame {row.get('frame_age_s')} s "
+              f"before the RAW arrived, its positive {row.get('frames_between')} frames older)")
     print(f"tone map: {r.get('tone')}; aids: {r.get('aids')}")

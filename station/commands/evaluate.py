@@ -7,6 +7,7 @@ Examples:
     station evaluate --model my.npz --pairs ~/pairs --json report.json
     station evaluate --family both           # in-family (held-out stocks) and cross-family
                                              # (the parametric generator, never trained on)
+    station evaluate --film bw --scenes 3    # B&W negatives: grey-ramp C* with --film bw, auto, colour
 """
 from __future__ import annotations
 
@@ -27,14 +28,36 @@ def register(subparsers) -> None:
     p.add_argument("--pairs", type=Path, default=None, help="also evaluate on a folder of user pairs")
     p.add_argument("--negative-encoding", default="auto", choices=["auto", "linear", "srgb"])
     p.add_argument("--per-stock", action="store_true", help="one table per stock as well")
+    p.add_argument("--breakdown", action="store_true",
+                   help="with --family: mlp and classic per stock and per film exposure, the R² lost split into L*, a*, b*")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     p.add_argument("--family", choices=["spectral", "param", "both"], default=None,
                    help="the roll protocol (12 frames per stock: film -1..+2 EV x scan -1, 0, +0.5 EV, base from a "
                         "blank) on the spectral generator's held-out stocks and/or the independent parametric one")
+    p.add_argument("--film", choices=["bw", "slide"], default=None,
+                   help="instead: the film type's figures on generated film (bw: silver negatives, slide: E-6), "
+                        "converted by the engine with --film bw|slide, auto and colour: grey-ramp C* (max), tonal order, "
+                        "the type detected (pipeline/filmcheck.py); --scenes frames each")
     p.set_defaults(func=run)
 
 
+def run_film(args) -> int:
+    from station.pipeline.filmcheck import evaluate
+
+    seeds = tuple(range(args.seed, args.seed + max(1, min(args.scenes, 20))))
+    rows = evaluate(args.film, seeds)
+    print(f"{'stock':15} {'--film':6} {'seed':>5} {'rendered':8} {'grey C* max':>11} {'order':>6} {'|dL*|':>6}  warnings")
+    for r in rows:
+        print(f"{r['stock']:15} {r['film_asked']:6} {r['seed']:5d} {str(r['film']):8} {r['grey_cmax']:11.2f} "
+              f"{'kept' if r['order_kept'] else 'LOST':>6} {r['ramp_dL']:6.1f}  {len(r['warnings'])}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def run(args) -> int:
+    if args.film:
+        return run_film(args)
     from station.model import load_model
     from station.model import evaluate as ev
     from station.model import film
@@ -117,6 +140,10 @@ def run_family(args, model) -> int:
                 r = {k: fe.evaluate_family(fn, fs) for k, fn in methods.items()}
                 out["families"][fa]["per_stock"][s] = r
                 print(f"\n{fa} / {s}:\n" + fe.format_side_by_side({fa: r}))
+        if args.breakdown:
+            two = {k: methods[k] for k in ("mlp", "classic")}
+            for by in ("stock", "film_ev"):
+                print(f"\n{fa}, by {by}:\n" + fe.breakdown(two, frames, by))
     print()
     print(fe.format_side_by_side(res))
     if args.json:

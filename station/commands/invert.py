@@ -5,7 +5,8 @@ Contract: writes DIR/<stem>.tif (16-bit) and DIR/<stem>.jpg per input, together
 converted (or was already complete), 1 when some failed, 2 for usage or
 configuration errors (bad --out, --base, --flatfield, --model, a print setting out of range).
 The print (--exposure, --wb, --contrast, --black, --white) is applied to every
-input after the inversion and recorded in the outputs' metadata.
+input after the inversion and recorded in the outputs' metadata.  --film picks the film type
+(colour negative, black-and-white negative, slide, or auto-detected: pipeline/films.py).
 
 Resuming: running the same command again skips the frames whose outputs are all
 there (made from the same input: its name is in their ImageDescription) and remakes,
@@ -27,7 +28,9 @@ from pathlib import Path
 
 from station.errors import StationError
 
-from station.batch.plan import FORMAT_EXT, frame_state  # noqa: F401  (frame_state re-exported)
+FORMAT_EXT = {"tiff": ".tif", "jpeg": ".jpg", "linear": "-linear.tif"}
+
+from station.batch.plan import frame_state  # noqa: E402,F401  (re-exported: it lives with the batch)
 
 
 def register(sub) -> None:
@@ -40,7 +43,9 @@ def register(sub) -> None:
                         "(`station roll flatfield`); its fall-off is divided out before the base and the inversion")
     p.add_argument("--method", choices=("mlp", "classic"), help="inversion method (default: mlp when a model is installed, else classic)")
     p.add_argument("--model", type=Path, metavar="FILE", help="model file for --method mlp (default: the shipped model)")
-    p.add_argument("--format", default="tiff,jpeg", help="comma-separated: tiff,jpeg (default both)")
+    p.add_argument("--format", default="tiff,jpeg",
+                   help="comma-separated: tiff,jpeg,linear-tiff (default tiff,jpeg; linear-tiff: the linear scan "
+                        "divided by the film base, before the inversion and print, as <name>-linear.tif)")
     p.add_argument("--crop", choices=("none", "auto"), default="none", help="auto: crop to the picture inside the rebate and straighten")
     p.add_argument("--recursive", "-r", action="store_true",
                    help="also the images in a folder's sub-folders (outputs keep the sub-folders)")
@@ -48,6 +53,13 @@ def register(sub) -> None:
     from station.pipeline.printing import add_arguments
 
     add_arguments(p)
+    p.add_argument("--film", choices=("colour", "bw", "slide", "auto"), default="colour",
+                   help="film type: colour (C-41 negative, default), bw (silver black-and-white negative: neutral "
+                        "output), slide (E-6 positive: not inverted), auto (detected per frame from the rebate "
+                        "and the picture, logged)")
+    from station.commands.output_options import add_output_arguments  # --stock, --name, --colour-space, ...
+
+    add_output_arguments(p)
     p.add_argument("--roll", action="store_true",
                    help="the inputs are one roll: analyse them once (film base, density range, balance, "
                         "exposure) and render every frame with that one rendering")
@@ -120,10 +132,17 @@ def run(args: argparse.Namespace) -> int:
     from station.pipeline.invert import get_inverter
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
-    formats = ["tiff" if f in ("tif", "tiff") else "jpeg" if f in ("jpg", "jpeg") else f for f in formats]
+    formats = ["tiff" if f in ("tif", "tiff") else "jpeg" if f in ("jpg", "jpeg") else
+               "linear" if f in ("linear-tiff", "linear") else f for f in formats]
     bad = [f for f in formats if f not in FORMAT_EXT]
     if bad or not formats:
-        return _usage_error(f"--format: unknown format {', '.join(bad) or '(none)'} (choose from tiff, jpeg)")
+        return _usage_error(f"--format: unknown format {', '.join(bad) or '(none)'} (choose from tiff, jpeg, linear-tiff)")
+    from station.commands.output_options import OutputChoices, StationUsage
+
+    try:
+        choices = OutputChoices.from_args(args)
+    except StationUsage as exc:
+        return _usage_error(str(exc))
     from station.pipeline.printing import PrintError, describe, from_args
 
     try:
@@ -186,19 +205,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {path}: {message}", file=sys.stderr)
     rendering = None
     if args.roll and files:
-        rendering = _analyse_roll(files, inverter, base, args.base)
+        from station.pipeline.films import INVERTERS
+
+        film_inv = INVERTERS[args.film]() if args.film in INVERTERS else inverter  # the roll's normaliser: its film's
+        rendering = _analyse_roll(files, film_inv, base, args.base, flat)
         if rendering is None:
             return 1
+    choices.number(files)
     options = ConvertOptions(inverter=inverter, base=base, crop=args.crop, overwrite=args.overwrite,
+                             jpeg_quality=choices.jpeg_quality,
                              print=None if print_settings.identity else print_settings, rendering=rendering,
-                             flatfield=flat)
+                             flatfield=flat, film=args.film)
     from station.batch.plan import BatchSpec, plan_frames
-    from station.batch.runner import run_batch
 
-    jobs, clashes = plan_frames(files, rel, args.out, formats)
+    jobs, clashes = plan_frames(files, rel, args.out, formats, FORMAT_EXT, choices.stem_for,
+                                meta_for=choices.extra_meta_for)
     for path, reason in clashes:
         print(f"error: {path}: {reason}", file=sys.stderr)
     failures += clashes
+    if choices.sidecar:  # --xmp-sidecar: the XMP alone, no positives (no conversion: in this process)
+        return _sidecars(jobs, choices, args, failures)
     manifest = None
     if args.manifest:
         from station.batch.manifest import Manifest
@@ -222,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
         threads = max(1, default_jobs() // workers) if workers > 1 else None
     spec = BatchSpec(options=options, hash_inputs=manifest is not None, send_back=bool(args.cluster and args.send_back),
                      threads=threads)
+    from station.batch.runner import run_batch
+
     try:
         outcome = run_batch(jobs, spec, workers=workers, cluster=args.cluster, manifest=manifest)
     except ClusterError as exc:
@@ -241,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
     on = f", {outcome.workers}" if outcome.workers and outcome.workers != "1 process" else ""
     print(
         f"{converted} of {total} converted{done}, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
+        f"{'' if args.film == 'colour' else 'film ' + args.film + ', '}"
         f"{'' if print_settings.identity else 'print: ' + describe(print_settings) + ', '}"
         f"{outcome.seconds:.1f} s{on}) → {args.out}",
         file=sys.stderr,
@@ -248,14 +277,36 @@ def run(args: argparse.Namespace) -> int:
     return 0 if not failures else 1
 
 
-def _analyse_roll(files, inverter, base, base_path):
-    """`--roll`: one fast half-size pass over the inputs -> the roll's Rendering (None: none could be made)."""
+def _sidecars(jobs, choices, args, failures) -> int:
+    """--xmp-sidecar: each frame's XMP beside where its outputs would be, no positives."""
+    from station.commands.output_options import write_sidecar_for
+
+    converted = skipped = 0
+    for job in jobs:
+        try:
+            if write_sidecar_for(job.src, job.stem.with_name(job.stem.name + ".xmp"), choices,
+                                 args.overwrite) == "complete":
+                skipped += 1
+            else:
+                converted += 1
+        except StationError as exc:
+            failures.append((job.src, exc.reason))
+            print(f"error: {exc}", file=sys.stderr)
+    total = converted + len(failures)
+    done = f", {skipped} already complete (skipped)" if skipped else ""
+    print(f"{converted} of {total} XMP sidecars written{done}, {len(failures)} failed → {args.out}", file=sys.stderr)
+    return 0 if not failures else 1
+
+
+def _analyse_roll(files, inverter, base, base_path, flat=None):
+    """`--roll`: one fast half-size pass over the inputs (through the flat field, as they are
+    converted) -> the roll's Rendering (None: none could be made)."""
     from station.pipeline.roll import analyse_files
 
     skip = [f for f in files if base_path is not None and f.resolve() == Path(base_path).resolve()]
     t0 = time.perf_counter()
     try:
-        rendering, unread = analyse_files(files, inverter, base, skip=skip)
+        rendering, unread = analyse_files(files, inverter, base, skip=skip, flat=flat)
     except ValueError as exc:
         print(f"station invert: --roll: {exc}", file=sys.stderr)
         return None

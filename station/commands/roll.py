@@ -21,6 +21,11 @@ def register(sub) -> None:
     n = rs.add_parser("new", help="start a new roll (its own folder, frame counter and manifest)")
     n.add_argument("--name", help="roll name (default roll-YYYYMMDD-NN)")
     n.add_argument("--stock", help='film stock, e.g. "Kodak Portra 400"')
+    n.add_argument("--shot-date", metavar="DATE",
+                   help="when the film was shot (YYYY, YYYY-MM or YYYY-MM-DD): written into the positives")
+    n.add_argument("--film", choices=("colour", "bw", "slide", "auto"), default="colour",
+                   help="film type: colour negative (default), bw (silver black-and-white negative), slide (E-6), "
+                        "auto (detected per frame); the daemon renders the roll's frames as that")
     n.add_argument("--frames", type=int, default=36, help="frames on the roll (default 36)")
     n.add_argument("--pattern", default=None, help="file naming pattern (default {roll}/{frame:02d})")
     n.add_argument("--camera-model", help="camera, for the manifest (filled in from the first capture otherwise)")
@@ -75,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.roll_cmd == "new":
             roll = store.new(name=args.name, stock=args.stock, frames=args.frames, camera=args.camera_model,
-                             pattern=args.pattern or DEFAULT_PATTERN)
-            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}, {args.frames} frames")
+                             pattern=args.pattern or DEFAULT_PATTERN, shot_date=args.shot_date, film=args.film)
+            shot = f", shot {roll.data['shot_date']}" if roll.data.get("shot_date") else ""
+            print(f"roll {roll.name}: {roll.data.get('stock') or 'unknown stock'}, {roll.data['film']} film{shot}, "
+                  f"{args.frames} frames")
             print(f"  frames go to {store.incoming / roll.rel_stem(1)}.<ext>, ...")
             print(f"  manifest {roll.manifest_path}")
             return 0
@@ -109,12 +116,20 @@ def run(args: argparse.Namespace) -> int:
     return 2
 
 
+def _chosen_roll(args, store, who: str):
+    """The roll a subcommand works on (--roll NAME, else the current one), or None after
+    saying so on stderr."""
+    roll = store.get(args.roll) if args.roll else store.current()
+    if roll is None:
+        print(f"{who}: no current roll (start one with `station roll new`)", file=sys.stderr)
+    return roll
+
+
 def _print(args, store) -> int:
     from station.pipeline.printing import PrintError, describe, from_args
 
-    roll = store.get(args.roll) if args.roll else store.current()
+    roll = _chosen_roll(args, store, "station roll print")
     if roll is None:
-        print("station roll print: no current roll (start one with `station roll new`)", file=sys.stderr)
         return 1
     try:
         settings = from_args(args, None if args.reset else roll.print_settings())
@@ -137,46 +152,57 @@ def _print(args, store) -> int:
     return 0
 
 
-def _calibrate(args, store) -> int:
+def _reference_frame(args, roll, who: str, store_it, command: str, shot: str, command_kw: dict | None = None):
+    """The frame a roll's calibration measures (blank film, the bare light): from FILE, through
+    the running daemon's camera (`command`), or shot directly with the camera.  Returns
+    (path that `store_it(data, ext, source=...)` stored, None), (None, the daemon's answer),
+    or an exit status after one line on stderr."""
     from station.capture.camera import CameraError
     from station.capture.names import sniff
 
-    roll = store.get(args.roll) if args.roll else store.current()
-    if roll is None:
-        print("station roll calibrate: no current roll (start one with `station roll new`)", file=sys.stderr)
-        return 1
     if args.file:
         try:
             data = args.file.read_bytes()
         except OSError as exc:
-            print(f"station roll calibrate: {args.file}: {exc.strerror}", file=sys.stderr)
+            print(f"{who}: {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
         kind = sniff(data, args.file.name)
-        path = roll.set_base(data, kind.ext if kind.kind != "unknown" else args.file.suffix.lower(), source=f"file {args.file.name}")
-    elif not getattr(args, "camera", None) and _daemon_socket(args) is not None:
+        return store_it(data, kind.ext if kind.kind != "unknown" else args.file.suffix.lower(),
+                        source=f"file {args.file.name}"), None
+    if not getattr(args, "camera", None) and _daemon_socket(args) is not None:
         from station.control import ControlError, request
 
         try:
-            res = request(_daemon_socket(args), "calibrate", timeout=60)
+            return None, request(_daemon_socket(args), command, timeout=60, **(command_kw or {}))
         except ControlError as exc:
-            print(f"station roll calibrate: {exc}", file=sys.stderr)
+            print(f"{who}: {exc}", file=sys.stderr)
             return 1
+    from station.capture.control import capture_direct
+
+    try:
+        files = capture_direct(args.camera or "auto", roll.folder, namer=lambda info: shot + info.kind.ext)
+    except CameraError as exc:
+        print(f"{who}: {exc}", file=sys.stderr)
+        return 1
+    raw = next((f for f in files if f.kind == "raw"), files[0])
+    path = store_it(raw.path.read_bytes(), raw.path.suffix, source="shot")
+    for f in files:
+        f.path.unlink(missing_ok=True)
+    return path, None
+
+
+def _calibrate(args, store) -> int:
+    roll = _chosen_roll(args, store, "station roll calibrate")
+    if roll is None:
+        return 1
+    got = _reference_frame(args, roll, "station roll calibrate", roll.set_base, "calibrate", "base-shot")
+    if isinstance(got, int):
+        return got
+    path, res = got
+    if res is not None:
         print(f"roll {res['roll']}: film base frame {res['file']}")
         print("  base colour (linear camera RGB): " + ", ".join(f"{v:.4f}" for v in res["base"]))
         return 0
-    else:
-        from station.capture.control import capture_direct
-
-        try:
-            files = capture_direct(args.camera or "auto", roll.folder, namer=lambda info: "base-shot" + info.kind.ext)
-        except CameraError as exc:
-            print(f"station roll calibrate: {exc}", file=sys.stderr)
-            return 1
-        raw = next((f for f in files if f.kind == "raw"), files[0])
-        data = raw.path.read_bytes()
-        path = roll.set_base(data, raw.path.suffix, source="shot")
-        for f in files:
-            f.path.unlink(missing_ok=True)
     data = store.get(roll.name).data
     base = data.get("base") or {}
     if base.get("rgb") and base.get("file") == path.name:
@@ -189,46 +215,18 @@ def _calibrate(args, store) -> int:
 
 
 def _flatfield(args, store) -> int:
-    from station.capture.camera import CameraError
-    from station.capture.names import sniff
-
     name = "station roll flatfield"
-    roll = store.get(args.roll) if args.roll else store.current()
+    roll = _chosen_roll(args, store, name)
     if roll is None:
-        print(f"{name}: no current roll (start one with `station roll new`)", file=sys.stderr)
         return 1
-    if args.file:
-        try:
-            data = args.file.read_bytes()
-        except OSError as exc:
-            print(f"{name}: {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
-        kind = sniff(data, args.file.name)
-        path = roll.set_flat(data, kind.ext if kind.kind != "unknown" else args.file.suffix.lower(),
-                             source=f"file {args.file.name}")
-    elif not getattr(args, "camera", None) and _daemon_socket(args) is not None:
-        from station.control import ControlError, request
-
-        try:
-            res = request(_daemon_socket(args), "flatfield", roll=roll.name, timeout=60)
-        except ControlError as exc:
-            print(f"{name}: {exc}", file=sys.stderr)
-            return 1
+    got = _reference_frame(args, roll, name, roll.set_flat, "flatfield", "flat-shot", {"roll": roll.name})
+    if isinstance(got, int):
+        return got
+    path, res = got
+    if res is not None:
         print(f"roll {res['roll']}: flat field {res['id']} from {res['file']} "
               f"(corners {100 * res['falloff']:.1f}% darker than the centre)")
         return 0
-    else:
-        from station.capture.control import capture_direct
-
-        try:
-            files = capture_direct(args.camera or "auto", roll.folder, namer=lambda info: "flat-shot" + info.kind.ext)
-        except CameraError as exc:
-            print(f"{name}: {exc}", file=sys.stderr)
-            return 1
-        raw = next((f for f in files if f.kind == "raw"), files[0])
-        path = roll.set_flat(raw.path.read_bytes(), raw.path.suffix, source="shot")
-        for f in files:
-            f.path.unlink(missing_ok=True)
     data = store.get(roll.name).data
     flat = data.get("flatfield") or {}
     if flat.get("file") == path.name and not data.get("flatfield_error"):

@@ -44,9 +44,12 @@ def register(subparsers) -> None:
                         "backlights, flare, noise)")
     p.add_argument("--normaliser", default="base",
                    choices=["base", "learned", "percentile", "quantile", "neutral", "scale", "shift", "shift_shared", "none"])
-    p.add_argument("--anchor", type=float, default=1.0,
-                   help="base normaliser: how much of each channel's black point comes from the film base (1) "
-                        "rather than from the frame's own shadows (0 would cancel the base, as 'percentile')")
+    p.add_argument("--anchor", type=float, default=None,
+                   help="base normaliser: how much of each channel's black point comes from the film base (1, the "
+                        "default) rather than from the frame's own shadows (0 would cancel the base, as 'percentile'); "
+                        "with --init: replaces the initial model's anchor (a warm start on a re-anchored input)")
+    p.add_argument("--init-pull", type=float, default=None,
+                   help="with --init: L2 pull towards the initial weights (default 0.01; 0 = a free warm start)")
     p.add_argument("--norm-lo", type=float, default=0.5, help="normaliser low percentile (shadows)")
     p.add_argument("--norm-hi", type=float, default=99.5, help="normaliser high percentile (highlights)")
     p.add_argument("--epochs", type=int, default=40)
@@ -88,7 +91,8 @@ def run(args) -> int:
         cfg = TrainConfig(
             mlp=MLPConfig(args.width, args.depth, args.skip, args.activation, args.prior, args.bound, args.prior_range,
                           args.neutral if args.prior == "classic" else 0.0),
-            normaliser=Normaliser(args.normaliser, args.norm_lo, args.norm_hi, anchor=args.anchor),
+            normaliser=Normaliser(args.normaliser, args.norm_lo, args.norm_hi,
+                                  anchor=1.0 if args.anchor is None else args.anchor),
             epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, batch=args.batch,
             patience=args.patience, pixels_per_frame=args.pixels_per_frame, seed=args.seed,
             device=args.device, max_minutes=args.max_minutes,
@@ -100,9 +104,15 @@ def run(args) -> int:
         from station.model import load_model
         try:
             cfg.init = load_model(None if args.init == "default" else args.init)
+            if args.anchor is not None:
+                if cfg.init.norm.kind != "base":
+                    raise ValueError(f"--anchor needs a 'base' normaliser, the initial model's is {cfg.init.norm.kind!r}")
+                cfg.init.norm = Normaliser("base", cfg.init.norm.lo, cfg.init.norm.hi, anchor=args.anchor)
         except ValueError as exc:
             print(f"station train: --init: {exc}", file=sys.stderr)
             return 2
+        if args.init_pull is not None:
+            cfg.init_pull = max(0.0, float(args.init_pull))
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from station.boundary import FrameView
+from station.daemon.rollfiles import RollFiles, roll_of
 from station.daemon.rolls import RollRenderings
 from station.ingest import pairs
 from station.ingest.jobs import MASTER, PREVIEW, Job, JobQueue
@@ -85,7 +86,8 @@ class Processor:
         self._master_hold: dict[str, float] = {}  # frame -> seconds its next master waits after its preview
         self._hold_gen: dict[str, int] = {}
         inv = cfg.get("inversion") or {}
-        self._manifests: dict[str, tuple] = {}  # roll -> (manifest mtime, manifest dict)
+        self.roll_files = RollFiles(self.state)
+        self.manifest = self.roll_files.manifest  # state/rolls/<roll>/manifest.json, cached
         self.rolls = RollRenderings(self.state, {"method": inv.get("method"), "model": inv.get("model")},
                                     manifest=self.manifest, enabled=bool(inv.get("roll", True)))
 
@@ -102,10 +104,7 @@ class Processor:
         base = "/".join(x for x in base.split("/") if x not in ("", "."))
         return {k: str(self.output / (base + SUFFIX[k])) for k in self.formats}
 
-    @staticmethod
-    def roll_of(rel: str) -> str | None:
-        parts = Path(rel).parts
-        return parts[0] if len(parts) > 1 else None
+    roll_of = staticmethod(roll_of)
 
     # -- intake ------------------------------------------------------------------
     @_locked
@@ -391,51 +390,44 @@ class Processor:
         return self.roll_base(job.key)
 
     def roll_base(self, rel: str):
-        """[r, g, b] from state/rolls/<roll>/manifest.json (its calibrated blank), or None."""
-        roll = self.roll_of(rel)
-        if not roll:
-            return None
-        try:
-            rgb = (self.manifest(roll).get("base") or {}).get("rgb")
-            return [float(v) for v in rgb] if rgb and len(rgb) == 3 and all(v > 0 for v in rgb) else None
-        except (ValueError, TypeError, AttributeError):
-            log.warning("roll %s: unreadable base in its manifest; estimating the base per frame", roll)
-            return None
-
-    def manifest(self, roll: str) -> dict:
-        """state/rolls/<roll>/manifest.json ({} when none), cached by its mtime."""
-        path = self.state / "rolls" / roll / "manifest.json"
-        try:
-            mtime = path.stat().st_mtime_ns
-        except OSError:
-            return {}
-        cached = self._manifests.get(roll)
-        if cached and cached[0] == mtime:
-            return cached[1]
-        try:
-            data = json.loads(path.read_text())
-            data = data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            log.warning("roll %s: unreadable manifest %s; estimating the base per frame", roll, path)
-            data = {}
-        self._manifests[roll] = (mtime, data)
-        return data
+        """[r, g, b] of the frame's roll's calibrated blank frame (daemon/rollfiles.py), or None."""
+        return self.roll_files.base(self.roll_of(rel))
 
     def roll_for(self, job: Job) -> dict:
         """What the job's worker needs for the roll: its locked rendering, or to return a sample."""
         roll = self.roll_of(job.key)
-        return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll)}
+        return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll),
+                "story": self.frame_story(roll, job.key), "film": self.roll_film(roll)}
+
+    def frame_story(self, roll: str | None, rel: str) -> dict:
+        """What the frame's outputs say about the film (metadata.py): the roll's name, its stock,
+        film type and shot date from its manifest (`station roll new --stock --film --shot-date`),
+        and the frame number (the manifest's record of the file, else a name that is a number)."""
+        from station.pipeline.naming import frame_from_name
+
+        if not roll:
+            return {}
+        m = self.manifest(roll)
+        frame = next((r.get("frame") for r in m.get("frames") or []
+                      if isinstance(r, dict) and rel in (r.get("files") or [])), None)
+        if not isinstance(frame, int):
+            frame = frame_from_name(Path(rel).stem)
+        story = {"roll": m.get("name") if isinstance(m.get("name"), str) else roll, "frame": frame}
+        for key, field in (("film_stock", "stock"), ("film_type", "film"), ("shot_date", "shot_date")):
+            if isinstance(m.get(field), str) and m[field] and not (field == "film" and m[field] == "auto"):
+                story[key] = m[field]
+        return story
+
+    def roll_film(self, roll: str | None) -> str | None:
+        """The roll's film type (manifest `film:`, `station roll new --film`): "colour", "bw",
+        "slide" or "auto"; None (colour) when unset or not one of those."""
+        from station.pipeline.films import CHOICES
+
+        film = self.manifest(roll).get("film") if roll else None
+        return film if film in CHOICES else None
 
     def roll_flatfield(self, roll: str | None) -> str | None:
-        """The roll's saved flat field (state/rolls/<roll>/flatfield.npz, `station roll
-        flatfield`) as a path for the worker, or None (the station's, if configured, is used)."""
-        if not roll:
-            return None
-        name = (self.manifest(roll).get("flatfield") or {}).get("npz")
-        if not isinstance(name, str) or "/" in name or "\\" in name:
-            return None
-        path = self.state / "rolls" / roll / name
-        return str(path) if path.is_file() else None
+        return self.roll_files.flatfield(roll)
 
     def _roll_result(self, job: Job, res: dict) -> None:
         """A preview's sample feeds its roll's analysis; when that locks the rendering, the roll's
@@ -570,7 +562,3 @@ def _timings(res: dict) -> str:
     t = res.get("timings") or {}
     return (" [" + " ".join(f"{k} {v:.2f}" for k, v in t.items()) + "]") if t else ""
 
-
-def frame_view(row: dict) -> dict:
-    """The JSON-able view of a journal row (events, the `frames` command): FrameView's."""
-    return FrameView.from_row(row).to_dict()

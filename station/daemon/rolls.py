@@ -85,7 +85,10 @@ class RollRenderings:
             acc = self._acc.get(roll)
             if acc is None:
                 try:
-                    inv = self._get_inverter()
+                    from station.pipeline.films import INVERTERS
+
+                    film = man.get("film")  # a bw or slide roll: its film's normaliser
+                    inv = INVERTERS[film]() if film in INVERTERS else self._get_inverter()
                 except Exception as exc:  # the workers report an unusable model; the analysis just stops
                     log.warning("roll %s: no roll analysis (%s)", roll, exc)
                     self.enabled = False

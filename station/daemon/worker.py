@@ -8,7 +8,9 @@ takes only this process (and its frame) with it.
 
 Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
 "half_size", "hash", "base": [r,g,b] | None, "overwrite": bool, "print": {...} | None,
-"rendering": dict | None, "sample": bool, "flatfield": path | None} or None (exit).  "flatfield": the
+"rendering": dict | None, "sample": bool, "flatfield": path | None, "film": str | None} or None (exit).
+"film": the roll's film type (manifest `film:`; ConvertOptions.film, None = colour; the reply's
+"film" is the type rendered, detected for "auto").  "flatfield": the
 roll's saved flat field (.npz), else the station's (settings "flatfield", inversion.flatfield).  "print": the frame's print settings
 (printing.PrintSettings), None = as inverted.  "rendering": the roll's locked rendering
 (pipeline/roll.py), applied instead of the per-frame base and normaliser; "sample": also return
@@ -131,6 +133,16 @@ def _roll_flat(path: str | None):
         return None
 
 
+def _extra_meta(story, settings: dict) -> dict:
+    """What a frame's outputs carry besides the RAW's fields: the film's story (film_stock,
+    film_type, roll, frame, shot_date: processor.frame_story) and the output colour spaces."""
+    meta = {k: v for k, v in (story or {}).items() if v not in (None, "")}
+    for key in ("colour_space", "jpeg_colour_space"):
+        if settings.get(key, "srgb") != "srgb":
+            meta[f"station_{key}"] = settings[key]
+    return meta
+
+
 def _die_with_parent() -> None:
     """Linux: SIGKILL this worker when its parent (the fork server or the daemon)
     dies, so a `kill -9` of the daemon leaves no worker writing behind its back."""
@@ -181,6 +193,11 @@ def main(conn, settings: dict) -> None:
             from station.pipeline.lutinvert import warm_up
 
             warm_up(inverter)
+            for key in ("colour_space", "jpeg_colour_space"):  # and the colour-space pass, when one is set
+                if settings.get(key, "srgb") != "srgb":
+                    from station.pipeline.colourspace import convert
+
+                    convert(np.zeros((2, 2, 3), np.uint16), settings[key])
         except Exception as exc:  # the slow path still works
             print(f"station worker: warm-up failed: {exc}", file=sys.stderr)
     conn.send({"ready": True, "pid": os.getpid(), "inverter": getattr(inverter, "name", None), "error": load_error,
@@ -238,9 +255,12 @@ def main(conn, settings: dict) -> None:
             result["rendering"] = rendering.id if rendering is not None else None
             if msg.get("sample") and not todo:  # outputs kept from before: the roll still needs the sample
                 from station.pipeline.fastdecode import decode_fast
+                from station.pipeline.flatfield import apply_flat
                 from station.pipeline.roll import frame_sample
 
-                result["sample"] = frame_sample(decode_fast(src, long_side=settings.get("preview_size", 1600)).rgb).to_dict()
+                rgb = decode_fast(src, long_side=settings.get("preview_size", 1600)).rgb
+                flat = _roll_flat(msg.get("flatfield")) or station_flat  # as the frame was converted
+                result["sample"] = frame_sample(apply_flat(rgb, flat)).to_dict()
             if todo:
                 b = msg.get("base")
                 observe = None
@@ -255,12 +275,15 @@ def main(conn, settings: dict) -> None:
                     rendering=rendering, sample=bool(msg.get("sample")),
                     half_size=msg.get("half_size", False),
                     jpeg_quality=settings.get("jpeg_quality", 90),
+                    # the film's story from the roll's manifest, the output colour spaces (metadata.py)
+                    extra_meta=_extra_meta(msg.get("story"), settings),
                     preview_size=settings.get("preview_size", 1600),
                     overwrite=overwrite,
                     print=PrintSettings.from_dict(msg["print"]) if msg.get("print") else None,
                     observe=observe,
                     # the roll's flat field (`station roll flatfield`), else the station's
                     flatfield=_roll_flat(msg.get("flatfield")) or station_flat,
+                    film=msg.get("film") or "colour",  # the roll's film type (manifest `film:`)
                 )
                 write.set_fault(enospc if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
                                 else killed if _fault(name, "STATION_FAULT_KILL_WRITING", msg.get("stage"))
@@ -289,6 +312,7 @@ def main(conn, settings: dict) -> None:
                     result["base"] = [float(v) for v in res.base.rgb]
                     result["timings"] = {k: round(v, 4) for k, v in res.timings.items()}
                     result["rendering"] = res.rendering
+                    result["film"] = res.film
                     if res.sample is not None:
                         result["sample"] = res.sample.to_dict()
             if result.get("sample") and base is not None:

@@ -98,26 +98,34 @@ def _blocks(img, k=4):
     return img[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
 
 
-def r2_lab_affine_L(pred, target) -> float:
-    """R² over L*, a*, b* after the best affine map of the prediction's L* onto the truth's."""
+def r2_lab_parts(pred, target) -> np.ndarray:
+    """The R² lost in L*, a* and b* (3,): each channel's residual sum of squares over the total
+    (all three channels) after the best affine map of the prediction's L* onto the truth's.
+    R² = 1 - their sum."""
     lp, lt = to_lab(pred).reshape(-1, 3), to_lab(target).reshape(-1, 3)
     X = np.c_[lp[:, 0], np.ones(len(lp))]
     coef = np.linalg.lstsq(X, lt[:, 0], rcond=None)[0]
     lp = lp.copy()
     lp[:, 0] = X @ coef
-    ss_res = np.sum((lt - lp) ** 2)
     ss_tot = np.sum((lt - lt.mean(0)) ** 2)
-    return float(1 - ss_res / ss_tot)
+    return np.sum((lt - lp) ** 2, axis=0) / ss_tot
+
+
+def r2_lab_affine_L(pred, target) -> float:
+    """R² over L*, a*, b* after the best affine map of the prediction's L* onto the truth's."""
+    return float(1 - r2_lab_parts(pred, target).sum())
 
 
 def evaluate_family(fn, frames: list[RollFrame]) -> dict:
     outs = [np.asarray(fn(f.D), np.float32) for f in frames]
-    greys, hues, r2s, des = [], [], [], []
+    greys, hues, r2s, lost, des = [], [], [], [], []
     for f, o in zip(frames, outs):
         greys.append(chroma(box_means(o, f.boxes["ramp"])))
         sat = [f.boxes["checker"][i] for i in film.SATURATED_PATCHES]
         hues.append(hue_error_deg(box_means(o, sat), box_means(f.positive, sat)))
-        r2s.append(r2_lab_affine_L(o, f.positive))
+        parts = r2_lab_parts(o, f.positive)
+        lost.append(parts)
+        r2s.append(float(1 - parts.sum()))
         des.append(float(ciede2000(o, f.positive).mean()))
     scan = []
     groups = {}
@@ -127,8 +135,30 @@ def evaluate_family(fn, frames: list[RollFrame]) -> dict:
         for i in range(len(outs_g)):
             for j in range(i + 1, len(outs_g)):
                 scan.append(float(ciede2000(outs_g[i], outs_g[j]).mean()))
+    lost = np.mean(lost, axis=0)
     return {"grey_C": float(np.concatenate(greys).mean()), "hue_err": float(np.concatenate(hues).mean()),
-            "r2_lab": float(np.mean(r2s)), "de_mean": float(np.mean(des)), "scan_dE": float(np.mean(scan))}
+            "r2_lab": float(np.mean(r2s)), "de_mean": float(np.mean(des)),
+            "scan_dE": float(np.mean(scan)) if scan else float("nan"),
+            "r2_lost_L": float(lost[0]), "r2_lost_a": float(lost[1]), "r2_lost_b": float(lost[2])}
+
+
+BREAKDOWN_COLUMNS = [("r2_lab", "R²", "{:.3f}"), ("r2_lost_L", "lost in L*", "{:.3f}"), ("r2_lost_a", "lost in a*", "{:.3f}"),
+                     ("r2_lost_b", "lost in b*", "{:.3f}"), ("grey_C", "grey C*", "{:.2f}"), ("hue_err", "hue err °", "{:.1f}"),
+                     ("de_mean", "ΔE00 mean", "{:.2f}")]
+
+
+def breakdown(fns: dict, frames: list[RollFrame], by: str) -> str:
+    """One markdown table: the figures of each method (fns: name -> inverter) per value of
+    `by` ("stock", "film_ev" or "scan_ev"), with the R² lost split into L*, a*, b*."""
+    keys = sorted({getattr(f, by) for f in frames}, key=lambda k: (isinstance(k, str), k))
+    rows = [f"| method | {by} | " + " | ".join(c[1] for c in BREAKDOWN_COLUMNS) + " |",
+            "|---|---|" + "---|" * len(BREAKDOWN_COLUMNS)]
+    for name, fn in fns.items():
+        for k in keys:
+            r = evaluate_family(fn, [f for f in frames if getattr(f, by) == k])
+            kk = f"{k:+g}" if not isinstance(k, str) else k
+            rows.append(f"| {name} | {kk} | " + " | ".join(fmt.format(r[c]) for c, _, fmt in BREAKDOWN_COLUMNS) + " |")
+    return "\n".join(rows)
 
 
 COLUMNS = [("grey_C", "grey C*", "{:.2f}"), ("hue_err", "hue err °", "{:.1f}"), ("r2_lab", "R² (Lab, affine L*)", "{:.3f}"),

@@ -72,6 +72,12 @@ class MLPInverter:
             self._module = make_module(self.config).load(self.weights).to(self._device).eval()
         return self._module
 
+    @property
+    def z_hold(self) -> tuple[float, float]:
+        """The range every channel of z is held in (the narrowest of `z_range`): beyond it
+        `pixel_fn` is constant, so a LUT baked over exactly this cube is exact outside it."""
+        return float(np.max(self.z_range[0])), float(np.min(self.z_range[1]))
+
     def pixel_fn(self, z: np.ndarray, use_torch: bool | None = None, clip: bool = True) -> np.ndarray:
         """(N,3) float32 normalised densities -> (N,3) float32 sRGB in [0,1] (z held
         within `z_range`, where the network was trained).
@@ -83,8 +89,8 @@ class MLPInverter:
         # back down past the highlight: a frame 2 EV over its roll's rendering came out
         # solarised); held at the edge instead, so out-of-range tones clip.  One range for
         # all three channels (the narrowest), so a neutral input stays neutral when held.
-        z = np.clip(np.asarray(z, np.float32).reshape(-1, 3), float(np.max(self.z_range[0])),
-                    float(np.min(self.z_range[1])))
+        lo, hi = self.z_hold
+        z = np.clip(np.asarray(z, np.float32).reshape(-1, 3), lo, hi)
         out = np.empty_like(z)
         try:
             import torch

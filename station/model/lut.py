@@ -116,16 +116,19 @@ if _nb is not None:
             out[k, 2] = b
 
     @_nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-    def _apply_u16_nb(src, shaper, table, n, tetra, out):  # pragma: no cover - compiled
-        """uint16 in -> per-channel 1-D shaper (value -> grid coordinate) -> 3-D LUT -> uint16 out."""
+    def apply_shaped_nb(src, shaper, table, n, tetra, top, out):  # pragma: no cover - compiled
+        """Integer codes in -> per-channel 1-D shaper (code -> grid coordinate) -> 3-D LUT -> integer
+        codes out, rounded and clipped to 0..top: uint16 (top 65535, the fast master) or uint8
+        (top 255, the live positive: capture/livelut.py).  src (N, 3), shaper (3, codes), out (N, 3)."""
+        itop = int(top)
         for k in _nb.prange(src.shape[0]):
             r, g, b = _lookup(table, n, shaper[0, src[k, 0]], shaper[1, src[k, 1]], shaper[2, src[k, 2]], tetra)
-            r = r * 65535.0 + 0.5
-            g = g * 65535.0 + 0.5
-            b = b * 65535.0 + 0.5
-            out[k, 0] = 0 if not r > 0.0 else (65535 if r >= 65535.0 else int(r))
-            out[k, 1] = 0 if not g > 0.0 else (65535 if g >= 65535.0 else int(g))
-            out[k, 2] = 0 if not b > 0.0 else (65535 if b >= 65535.0 else int(b))
+            r = r * top + 0.5
+            g = g * top + 0.5
+            b = b * top + 0.5
+            out[k, 0] = 0 if not r > 0.0 else (itop if r >= top else int(r))
+            out[k, 1] = 0 if not g > 0.0 else (itop if g >= top else int(g))
+            out[k, 2] = 0 if not b > 0.0 else (itop if b >= top else int(b))
 
 
 def _apply_np(src, table, n, scale, offset, tetra, out):
@@ -252,7 +255,7 @@ class Lut3D:
         res = np.empty_like(src) if out is None else out.reshape(-1, 3)
         use_nb = (backend or ("numba" if HAVE_NUMBA else "numpy")) == "numba"
         if use_nb:
-            _apply_u16_nb(src, t, self._flat, self.size, method == "tetrahedral", res)
+            apply_shaped_nb(src, t, self._flat, self.size, method == "tetrahedral", 65535.0, res)
         else:
             tmp = np.empty((min(CHUNK, len(src)), 3), np.float32)
             for s in range(0, len(src), CHUNK):

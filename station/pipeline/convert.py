@@ -24,8 +24,9 @@ from station.pipeline.outputs import (  # noqa: F401  (shared with fastmaster; r
 from station.pipeline.stages import _LAST_PREVIEW, Frame, NotApplicable, run  # noqa: F401  (re-exported)
 
 # Output kinds: "tiff" = full-resolution 16-bit TIFF, "jpeg" = full-size JPEG,
-# "preview" = small JPEG (long side `preview_size`) for the operator's screen.
-KINDS = ("tiff", "jpeg", "preview")
+# "preview" = small JPEG (long side `preview_size`) for the operator's screen,
+# "linear" = the linear scan before the inversion (linearscan.py; the plain plan only).
+KINDS = ("tiff", "jpeg", "preview", "linear")
 log = logging.getLogger("station.pipeline")
 
 _decode_preview = stages.decode_preview  # older name
@@ -50,7 +51,7 @@ def convert_file(src: str | Path, outputs: dict[str, Path], options: ConvertOpti
         raise ValueError(f"unknown output kinds {sorted(unknown)}")
     frame = Frame(src=src, outputs=dict(outputs))
     done = None
-    if not options.half_size and options.compiled and options.crop == "none":
+    if not options.half_size and options.compiled and options.crop == "none" and "linear" not in outputs:
         from station.pipeline.fastmaster import master_plan
 
         plan = master_plan(src, options)  # one pass uint16 -> LUT -> uint16; None: not applicable

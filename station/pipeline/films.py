@@ -19,7 +19,8 @@ bake into a 3-D LUT and run on the fused master like the colour one.
   density D above it is 0 at white and grows into the shadows.  White point per channel: the
   picture's thinnest 0.5 % (balance and exposure, shared over the roll by its rendering); black
   point: the rebate (unexposed E-6 is its densest black) when the border band is darker than
-  the picture (per channel: a neutral black whatever the light), else white + SLIDE_RANGE.
+  the picture (per channel: a neutral black whatever the light), else just beyond the
+  picture's densest 0.5 % (within 1.5 .. SLIDE_RANGE of white).
   z = (D - white) / (black - white) and the positive is the transmission across that range, y = (10^(-R z) - 10^-R) / (1 - 10^-R),
   R = SLIDE_RANGE, sRGB-encoded.
 * **auto** (`detect`): from the frame and its rebate, logged with the reason:
@@ -146,7 +147,9 @@ class SlideInverter(TwoPart):
         if not len(centre):
             centre = D.reshape(-1, 3)
         white = np.percentile(centre, p.white_pct, axis=0)
-        black = white + p.density_range
+        # no rebate in view (a mounted slide cropped, or a roll's samples of picture areas only):
+        # just beyond the picture's densest 0.5 %, within 1.5 .. density_range of white
+        black = np.clip(np.percentile(centre, 99.5, axis=0) + 0.1, white + 1.5, white + p.density_range)
         band = band[np.all(band > -0.05, axis=1)]  # not the sprocket holes (bare light)
         if len(band) >= 16:
             rebate = band[band.mean(axis=1) > np.percentile(centre.mean(axis=1), 99)]  # darker than the picture

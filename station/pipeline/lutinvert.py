@@ -85,7 +85,8 @@ def supports_lut(inverter) -> bool:
 
 
 SIZES = (33, 65, 129, 161)  # size="auto": the largest first, then the smallest that meets TARGET_DE
-BAKE_VERSION = 3  # bump when baking changes: on-disk LUTs of another version are not used (3: z held in z_range)
+BAKE_VERSION = 4  # bump when baking changes: on-disk LUTs of another version are not used (3: z held in z_range;
+                  # 4: a model that holds z is baked over exactly its hold cube)
 TARGET_DE = 0.5  # max CIEDE2000 against the direct pixel function on a dense sample
 PAD = 0.10  # fraction of the z span added on each side for learned models (frames stray outside training)
 
@@ -93,6 +94,12 @@ PAD = 0.10  # fraction of the z span added on each side for learned models (fram
 def bake_range(inverter, pad: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The z range a LUT covers: the model's z_range, widened by `pad` of its span on each side
     unless the inverter says its range is exact (classic: constant beyond it)."""
+    hold = getattr(inverter, "z_hold", None)
+    if hold is not None and pad is None:
+        # the function holds z in this cube (constant beyond it): bake exactly over it, so the
+        # hold's kink lies on the LUT's faces (the table clamps there too) instead of inside
+        # cells, and no nodes are spent on the constant part
+        return np.full(3, hold[0], np.float64), np.full(3, hold[1], np.float64)
     lo, hi = (np.asarray(v, np.float64).reshape(-1) * np.ones(3) for v in inverter.z_range)
     if pad is None:
         pad = 0.0 if getattr(inverter, "z_range_exact", False) else PAD

@@ -58,12 +58,20 @@ def resize_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
 
 
 def output_meta(source_meta: dict, base: BaseEstimate, options, src: Path) -> dict:
-    """What the outputs carry: the RAW's metadata plus how the station made the positive."""
+    """What the outputs carry: the RAW's metadata plus how the station made the positive, the
+    film's story (options.extra_meta: film_stock, film_type, roll, frame, shot_date; the type a
+    frame was rendered as is station_film, set by the Write stage) and the output settings
+    (station_colour_space, ...).  Field list: docs/METADATA.md."""
+    from station.pipeline.metadata import model_id
+
     meta = dict(source_meta)
     meta.update(options.extra_meta)
     meta["station_base"] = [round(float(v), 6) for v in base.rgb]
     meta["station_base_source"] = base.source
     meta["station_method"] = getattr(options.inverter, "name", "default")
+    mid = model_id(options.inverter)
+    if mid:
+        meta["station_model"] = mid
     meta["station_source"] = Path(src).name
     ps = options.print
     if ps is not None and not ps.identity:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,28 +174,7 @@ def _decode_pillow(path: Path) -> Decoded:
     return Decoded(rgb=rgb, meta={"source": "sRGB image"}, clipped=float(np.mean(np.any(rgb >= 0.999, axis=2))))
 
 
-def _clean(v) -> str:
-    return str(v).strip(" \x00")
-
-
-_EXIF_DATE = re.compile(r"(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}):(\d{2})")
-
-
-def exif_date(value, path: Path, tag: str) -> str | None:
-    """A valid EXIF date "YYYY:MM:DD HH:MM:SS" as is; anything else (a scanner's
-    "Mon Jan 02 ...", an all-zero or impossible date) is dropped with a warning."""
-    text = _clean(value)
-    m = _EXIF_DATE.fullmatch(text)
-    if m:
-        try:
-            import datetime as _dt
-
-            _dt.datetime(*map(int, m.groups()))
-            return text
-        except ValueError:
-            pass
-    log.warning("%s: %s %r is not a valid date (YYYY:MM:DD HH:MM:SS); not copied to the outputs", path, tag, text)
-    return None
+from station.pipeline.rawmeta import _clean, exif_date  # noqa: E402  (dates checked in one place)
 
 
 def _tiff_meta(tags, path: Path) -> dict:
@@ -289,23 +267,40 @@ def ciff_meta(path: Path) -> dict:
 
 
 def _raw_meta(raw, path: Path) -> dict:
-    """Camera, lens, date and orientation from a TIFF-based RAW's tags (DNG, NEF, CR2, ...).
+    """Camera, lens, date and orientation of a RAW, for every format LibRaw reads.
 
-    rawpy exposes none of these; tifffile reads IFD0 and the EXIF IFD without
-    touching the pixels.  Formats that are not TIFF containers just lack them.
+    rawpy exposes few of these: a plain TIFF container (DNG, NEF, CR2, ...) is read with
+    tifffile (IFD0 and the EXIF IFD, no pixels); a Canon CRW by its CIFF records; the others
+    (CR3, ORF, RW2, RAF, MRW, ...) by the TIFF structure they embed (rawmeta.py); what is
+    still missing comes from LibRaw (`raw`, an open rawpy.RawPy, or None): capture time, lens.
     """
+    from station.pipeline.rawmeta import clean_fields, container_fields, libraw_fill
+
     meta: dict = {"source": "raw"}
+    dated = False  # the file has a date tag of its own
     try:
         import tifffile
 
         with tifffile.TiffFile(path) as tf:
-            meta.update(_tiff_meta(tf.pages[0].tags, path))
+            tags = tf.pages[0].tags
+            meta.update(_tiff_meta(tags, path))
+            exif = tags["ExifTag"].value if "ExifTag" in tags else {}
+            dated = 306 in tags or (isinstance(exif, dict) and "DateTimeOriginal" in exif)
     except Exception:
         try:  # not a TIFF container: a Canon CRW (CIFF) has its own records
             meta.update(ciff_meta(path))
         except Exception:
             pass
-    return meta
+        if len(meta) == 1:
+            try:
+                fields = container_fields(path)
+                dated = "datetime" in fields or "datetime_original" in fields
+                meta.update(clean_fields(fields, path))
+            except Exception:
+                pass
+        dated = dated or "datetime" in meta
+    # a date tag that gave no valid date was malformed: LibRaw's reading of it is not used either
+    return libraw_fill(meta, raw, date=not (dated and not meta.get("datetime")))
 
 
 def _decode_raw(path: Path, half_size: bool) -> Decoded:

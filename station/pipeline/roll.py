@@ -234,16 +234,19 @@ class RollAccumulator:
         return self.rendering
 
 
-def sample_file(path, long_side: int = 768) -> FrameSample:
-    """A file's roll sample from a fast half-size decode (Bayer binning for RAWs)."""
+def sample_file(path, long_side: int = 768, flat=None) -> FrameSample:
+    """A file's roll sample from a fast half-size decode (Bayer binning for RAWs), through the
+    flat field `flat` (pipeline.flatfield.FlatField) when given, as the frame is converted."""
     from station.pipeline.fastdecode import decode_fast
+    from station.pipeline.flatfield import apply_flat
 
-    return frame_sample(decode_fast(path, long_side=long_side).rgb)
+    return frame_sample(apply_flat(decode_fast(path, long_side=long_side).rgb, flat))  # apply_flat(x, None) is x
 
 
-def analyse_files(paths, inverter, blank: BaseEstimate | None = None, skip=()) -> tuple[Rendering, list]:
+def analyse_files(paths, inverter, blank: BaseEstimate | None = None, skip=(), flat=None) -> tuple[Rendering, list]:
     """`station invert --roll`: one fast pass over the roll's files -> (rendering, [(path, reason)]
-    for files that could not be read).  Files in `skip` (the blank) are left out."""
+    for files that could not be read).  Files in `skip` (the blank) are left out; `flat`: the
+    roll's flat field, divided out of every sample."""
     from station.errors import StationError
 
     skip = {str(p) for p in skip}
@@ -252,7 +255,7 @@ def analyse_files(paths, inverter, blank: BaseEstimate | None = None, skip=()) -
         if str(p) in skip:
             continue
         try:
-            samples.append(sample_file(p))
+            samples.append(sample_file(p, flat=flat))
         except StationError as exc:
             failures.append((p, exc.reason))
         except Exception as exc:  # the conversion pass reports it again, with the file's name

@@ -312,8 +312,14 @@ class Write:
         else:
             def small():
                 return resize_long_side(pos, options.preview_size)
+
+        def linear():  # `--format linear-tiff` (the plain plan: the decoded frame is at hand)
+            from station.pipeline.linearscan import linear_scan
+
+            return linear_scan(frame.decoded.rgb, frame.base.rgb)
+
         written = write_positive(frame.outputs, pos, meta, overwrite=options.overwrite, quality=options.jpeg_quality,
-                                 small=small, src=frame.src)
+                                 small=small, src=frame.src, linear=linear)
         return replace(frame, written=written)
 
 

@@ -3,8 +3,9 @@
 Every writer encodes to a dot-temporary in the destination folder, fsyncs
 it, then either links it to the final name (fails if that name exists: no
 overwrite unless asked) or renames it over the final name (overwrite=True).
-Outputs carry an sRGB ICC profile, the RAW's orientation and its capture
-metadata (camera, lens, date).
+Outputs carry an ICC profile (sRGB, or the TIFF's --colour-space: colourspace.py), the RAW's
+orientation and capture metadata (camera, lens, date) as EXIF, and the film's story and the
+station's rendering as XMP (metadata.py; field list in docs/METADATA.md).
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import io
 import json
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,8 @@ import numpy as np
 from station.errors import OutputError
 
 
-@lru_cache(maxsize=1)
-def srgb_icc() -> bytes:
-    from PIL import ImageCms
-
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+from station.pipeline.colourspace import srgb_icc  # noqa: E402,F401  (re-exported)
+from station.pipeline.metadata import description  # noqa: E402,F401  (re-exported)
 
 
 def _reason(exc: OSError, path: Path | None = None) -> str:
@@ -98,7 +95,7 @@ def atomic_write(path: Path, data_writer, overwrite: bool = False) -> Path:
         data_writer = _fault(path, data_writer)
     tmp = path.with_name(f".{path.name.lstrip('.')}.{os.getpid()}.tmp")  # (a staged .part is hidden already)
     try:
-        with open(tmp, "wb") as fh:
+        with open(tmp, "w+b") as fh:  # readable: the TIFF writer links its EXIF IFD in afterwards
             data_writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -206,19 +203,32 @@ def _ascii(value) -> str:
     return text.strip() or "?"
 
 
-def _tiff_writer(data: np.ndarray, meta: dict):
+def _tiff_writer(data: np.ndarray, meta: dict, space: str = "srgb"):
+    """A writer of `data` (uint16, already in colour space `space`) as a TIFF with that space's
+    ICC profile, EXIF (IFD0 and the EXIF IFD) and XMP."""
     import tifffile
 
+    from station.pipeline.colourspace import icc_profile
+
+    from station.pipeline.metadata import EXIF_PLACEHOLDER, tiff_exif_ifd, xmp_packet
+
     extratags = [(274, "H", 1, int(meta.get("orientation", 1) or 1), True)]
-    for tag, key in ((271, "make"), (272, "model"), (306, "datetime"), (36867, "datetime_original")):
+    for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
         if meta.get(key):
             extratags.append((tag, "s", 0, _ascii(meta[key]), True))
+    xmp = xmp_packet(meta, space=space)
+    extratags.append((700, "B", len(xmp), xmp, True))  # XMLPacket
+    # ExifIFD (34665), which tifffile does not write: a placeholder entry that tiff_exif_ifd
+    # renames and points at the EXIF IFD it appends (no tag lies between, so the order holds)
+    extratags.append((EXIF_PLACEHOLDER, "I", 1, 0, True))
 
     def writer(fh):
         tifffile.imwrite(
-            fh, data, photometric="rgb", iccprofile=srgb_icc(), description=description(meta),
+            fh, data, photometric="rgb", iccprofile=icc_profile(space), description=description(meta),
             extratags=extratags, software="station", metadata=None,
         )
+        if fh.readable() and fh.seekable():
+            tiff_exif_ifd(fh, meta, space)
 
     return writer
 
@@ -229,36 +239,17 @@ def write_tiff16(path: Path, img: np.ndarray, meta: dict | None = None, overwrit
     return atomic_write(path, _tiff_writer(data, meta or {}), overwrite)
 
 
-def _exif(meta: dict):
-    from PIL import Image
-
-    exif = Image.Exif()
-    exif[274] = int(meta.get("orientation", 1) or 1)
-    exif[305] = "station"
-    for tag, key in ((271, "make"), (272, "model"), (306, "datetime")):
-        if meta.get(key):
-            exif[tag] = str(meta[key])
-    if meta.get("lens"):
-        exif.get_ifd(0x8769)[0xA434] = str(meta["lens"])
-    if meta.get("datetime_original"):
-        exif.get_ifd(0x8769)[0x9003] = str(meta["datetime_original"])
-    if any(k.startswith("station_") for k in meta):
-        exif[270] = description(meta)
-    return exif
-
-
-def description(meta: dict) -> str:
-    """The JSON the outputs carry as ImageDescription (TIFF) and EXIF ImageDescription (JPEG):
-    the RAW's metadata and how the station made the positive (station_source: the input's
-    file name; station_print when the print was adjusted)."""
-    return json.dumps({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))
-                       or (k == "station_print" and isinstance(v, dict))}, sort_keys=True)
-
-
 def output_source(path: Path) -> str | None:
     """The input file name a station output was made from (its station_source), or None
     for a file the station did not write (or cannot read)."""
     return (output_description(path) or {}).get("station_source")
+
+
+def output_print(path: Path) -> dict | None:
+    """The print a station output was made with (its station_print), or None (as inverted,
+    not the station's, or unreadable: e.g. being replaced)."""
+    p = (output_description(path) or {}).get("station_print")
+    return p if isinstance(p, dict) else None
 
 
 def output_description(path: Path) -> dict | None:
@@ -286,12 +277,20 @@ def output_description(path: Path) -> dict | None:
         return None
 
 
-def encode_jpeg(img: np.ndarray, meta: dict | None = None, quality: int = 90) -> bytes:
+def encode_jpeg(img: np.ndarray, meta: dict | None = None, quality: int = 90, space: str = "srgb") -> bytes:
+    """HxWx3 sRGB float in [0,1] → JPEG bytes in `space` (colourspace.py), with its ICC
+    profile, EXIF and XMP."""
     from PIL import Image
 
+    from station.pipeline.colourspace import convert, icc_profile
+    from station.pipeline.metadata import jpeg_exif, xmp_packet
+
+    meta = meta or {}
     buf = io.BytesIO()
-    Image.fromarray(_to_uint(img, 8), "RGB").save(
-        buf, "JPEG", quality=quality, icc_profile=srgb_icc(), exif=_exif(meta or {}), optimize=False,
+    h, w = img.shape[:2]
+    Image.fromarray(_to_uint(convert(img, space), 8), "RGB").save(
+        buf, "JPEG", quality=quality, icc_profile=icc_profile(space), exif=jpeg_exif(meta, space, (w, h)), optimize=False,
+        xmp=xmp_packet(meta, space=space),
     )
     return buf.getvalue()
 
@@ -323,12 +322,15 @@ def picture_problem(pos: np.ndarray) -> str | None:
 
 
 def write_positive(outputs: dict, pos: np.ndarray, meta: dict, *, overwrite: bool = False, quality: int = 90,
-                   small=None, src=None) -> dict:
-    """A frame's outputs {"tiff"|"jpeg"|"preview": path} from its positive (HxWx3 sRGB, float
-    in [0,1] or uint16), together (publish_frame).  `small`: a callable giving the preview
-    image (float) when one is asked for.  A positive with no picture in it is refused
-    (DecodeError naming `src`): success is never reported for one."""
+                   small=None, src=None, linear=None) -> dict:
+    """A frame's outputs {"tiff"|"jpeg"|"preview"|"linear": path} from its positive (HxWx3 sRGB,
+    float in [0,1] or uint16), together (publish_frame).  `small`: a callable giving the preview
+    image (float) when one is asked for; `linear`: one giving the linear scan (uint16,
+    linearscan.py) for "linear".  The TIFF is written in meta's station_colour_space, the JPEG
+    in its station_jpeg_colour_space (both sRGB by default; the preview always).  A positive
+    with no picture in it is refused (DecodeError naming `src`): success is never reported for one."""
     from station.errors import DecodeError
+    from station.pipeline.colourspace import convert
 
     problem = picture_problem(pos)
     if problem:
@@ -336,15 +338,19 @@ def write_positive(outputs: dict, pos: np.ndarray, meta: dict, *, overwrite: boo
     items = {}
     for kind, path in outputs.items():
         if kind == "tiff":
+            space = meta.get("station_colour_space") or "srgb"
             data = pos if pos.dtype == np.uint16 else _to_uint(pos, 16)
-            items[kind] = (path, _tiff_writer(data, meta))
+            items[kind] = (path, _tiff_writer(convert(data, space), meta, space))
         elif kind == "jpeg":
             img = pos.astype(np.float32) * (1.0 / 65535.0) if pos.dtype == np.uint16 else pos
-            jpeg = encode_jpeg(img, meta, quality)
+            jpeg = encode_jpeg(img, meta, quality, meta.get("station_jpeg_colour_space") or "srgb")
             items[kind] = (path, lambda fh, b=jpeg: fh.write(b))
         elif kind == "preview":
             prev = encode_jpeg(small(), meta, quality)
             items[kind] = (path, lambda fh, b=prev: fh.write(b))
+        elif kind == "linear":
+            lin_meta = {**meta, "station_content": "linear scan"}  # (keys kept: `station invert` resumes by them)
+            items[kind] = (path, _tiff_writer(linear(), lin_meta, "linear"))
         else:
             raise ValueError(f"unknown output kind {kind!r}")
     return publish_frame(items, overwrite)

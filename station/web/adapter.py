@@ -37,7 +37,7 @@ from urllib.parse import quote
 from station.boundary import CAMERA_STATES, FRAME_STATES, CameraState, FrameView, Snapshot
 
 # The App commands the page sends (each button's; see static/app.js).
-PAGE_COMMANDS: tuple[str, ...] = ("capture", "roll_new", "calibrate", "reinvert", "retry", "set_print", "get_print",
+PAGE_COMMANDS: tuple[str, ...] = ("capture", "roll_new", "calibrate", "flatfield", "reinvert", "retry", "set_print", "get_print",
                                   "live")  # live: live view on/off, magnifier point (station.capture.live)
 
 # the page's word for each journal state and each camera state (every state has one)

@@ -29,25 +29,10 @@ def handle(h, path: str) -> None:
     if not pos.running:
         h._error(503, "live view is off: POST /api/command/live {\"on\": true}")
         return
-    if not h.svc.streams.acquire(blocking=False):
-        h._error(503, "too many live views open")
-        return
-    try:
-        _mjpeg(h, pos)
-    finally:
-        h.svc.streams.release()
+    h.stream_capped("multipart/x-mixed-replace; boundary=" + BOUNDARY.decode(), lambda: _mjpeg(h, pos))
 
 
 def _mjpeg(h, pos) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", "multipart/x-mixed-replace; boundary=" + BOUNDARY.decode())
-    h.send_header("Cache-Control", "no-store")
-    h.send_header("Connection", "close")
-    h._common_headers()
-    h.end_headers()
-    h.close_connection = True
-    if h.command == "HEAD":
-        return
     seq = 0
     idle_since = time.monotonic()
     while not h.svc.broker.closed:

@@ -20,7 +20,7 @@ Routes (every one checks the token when one is set):
                                w = thumbnail width); nothing outside that folder
     GET  /live.mjpg, /live.json  the live positive and its aids (station/web/live.py)
     POST /api/command/<name>   an App command the page sends (adapter.PAGE_COMMANDS:
-                               capture | roll_new | calibrate | reinvert | retry |
+                               capture | roll_new | calibrate | flatfield | reinvert | retry |
                                set_print | get_print | live); JSON body = its keyword arguments
 
 Security: the default address is 127.0.0.1.  Any other address needs a token
@@ -390,27 +390,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, p.read_bytes(), ctype, headers)
 
     def _events(self) -> None:
-        svc = self.svc
-        if not svc.streams.acquire(blocking=False):
+        self.stream_capped("text/event-stream; charset=utf-8", self._stream, {"X-Accel-Buffering": "no"})
+
+    def stream_capped(self, ctype: str, serve, headers: dict | None = None) -> None:
+        """Serve a long-lived stream (/events, /live.mjpg: each holds a thread) within the
+        server's cap of MAX_STREAMS, else 503: the response's head, then serve() (not for HEAD)."""
+        if not self.svc.streams.acquire(blocking=False):
             self._error(503, "too many live views open")
             return
         try:
-            self._stream()
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Cache-Control", "no-store")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Connection", "close")
+            self._common_headers()
+            self.end_headers()
+            self.close_connection = True
+            if self.command != "HEAD":
+                serve()
         finally:
-            svc.streams.release()
+            self.svc.streams.release()
 
     def _stream(self) -> None:
         svc = self.svc
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Accel-Buffering", "no")
-        self.send_header("Connection", "close")
-        self._common_headers()
-        self.end_headers()
-        self.close_connection = True
-        if self.command == "HEAD":
-            return
         seen = svc.broker.version
         last = None
         sent_at = 0.0

@@ -9,6 +9,7 @@
     reason: $("cap-reason"), checks: $("cap-checks"), banner: $("banner"), live: $("btn-live"), toast: $("toast"),
     histo: $("histogram"), histoNote: $("histo-note"),
     capture: $("btn-capture"), roll_new: $("btn-roll"), calibrate: $("btn-calibrate"),
+    flatfield: $("btn-flatfield"),
     reinvert: $("btn-reinvert"), retry: $("btn-retry"),
     print: $("print"), prSource: $("pr-source"), neutral: $("btn-neutral"), prReset: $("btn-print-reset"),
     prRoll: $("btn-print-roll"),
@@ -356,6 +357,13 @@
   els.calibrate.addEventListener("click", () => {
     if (!confirm("Calibrate the film base now? Put a blank (unexposed) piece of the film on the stand first.")) return;
     command("calibrate", {}, els.calibrate).then((r) => { if (r !== undefined) toast("film base calibrated"); });
+  });
+  els.flatfield.addEventListener("click", () => {
+    if (!confirm("Shoot the flat field now? Take the film off the stand: the camera must see only the bare light.")) return;
+    command("flatfield", {}, els.flatfield).then((r) => {
+      if (r !== undefined) toast("flat field " + (r && r.id ? r.id : "measured")
+        + (r && typeof r.falloff === "number" ? " (corners " + (100 * r.falloff).toFixed(1) + "% darker)" : ""));
+    });
   });
   els.reinvert.addEventListener("click", () => {
     const f = current();
