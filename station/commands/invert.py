@@ -199,6 +199,11 @@ def run(args: argparse.Namespace) -> int:
     from station.ingest.pairs import drop_camera_jpegs  # RAW+JPEG: the RAW wins
 
     files = drop_camera_jpegs(files, say=lambda line: print(line, file=sys.stderr))
+    if args.base is not None:  # the blank in the roll's folder is its film base, not one of its pictures
+        blank = args.base.resolve()
+        for f in [f for f in files if f.resolve() == blank]:
+            files.remove(f)
+            print(f"note: {f}: the --base blank, not converted", file=sys.stderr)
     for path, reason in failures:
         print(f"error: {path}: {reason}", file=sys.stderr)
     for path, message in notes:
