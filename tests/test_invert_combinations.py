@@ -59,3 +59,17 @@ def test_the_base_blank_among_the_inputs_is_not_converted_as_a_frame(roll, tmp_p
     assert sorted(p.name for p in out.iterdir()) == ["01.tif", "02.tif"]
     with tifffile.TiffFile(out / "01.tif") as t:
         assert json.loads(t.pages[0].description)["station_source"] == "07.dng"
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--format", "jpeg", "--colour-space", "prophoto"], "--colour-space prophoto is the 16-bit TIFF's"),
+    (["--format", "linear-tiff", "--colour-space", "adobe-rgb"], "--colour-space adobe-rgb is the 16-bit TIFF's"),
+    (["--format", "tiff", "--jpeg-colour-space", "display-p3"], "--jpeg-colour-space display-p3 is the JPEG's"),
+    (["--format", "tiff", "--jpeg-quality", "70"], "--jpeg-quality 70 is the JPEG's"),
+])
+def test_an_output_option_for_an_output_not_written_is_refused(roll, tmp_path, cli, args, msg):
+    """`--colour-space prophoto --format jpeg` wrote an sRGB JPEG whose description said prophoto."""
+    out = tmp_path / "out"
+    r = cli("invert", roll / "07.dng", "--out", out, *args)
+    assert r.returncode == 2 and msg in r.stderr, r.stderr
+    assert not out.exists() or not any(out.iterdir())

@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         choices = OutputChoices.from_args(args)
+        choices.check_formats(formats)
     except StationUsage as exc:
         return _usage_error(str(exc))
     from station.pipeline.printing import PrintError, describe, from_args

@@ -81,6 +81,19 @@ class OutputChoices:
                    jpeg_colour_space=getattr(args, "jpeg_colour_space", "srgb"), jpeg_quality=q,
                    sidecar=bool(getattr(args, "xmp_sidecar", False)), film=film if isinstance(film, str) else None)
 
+    def check_formats(self, formats) -> None:
+        """StationUsage when an option is for an output `formats` does not write (it would
+        be ignored silently: `--colour-space prophoto --format jpeg` is still an sRGB JPEG)."""
+        if self.sidecar:
+            return
+        if self.colour_space != "srgb" and "tiff" not in formats:
+            raise StationUsage(f"--colour-space {self.colour_space} is the 16-bit TIFF's, and --format writes no TIFF "
+                               "(the JPEG's is --jpeg-colour-space; the linear TIFF stays camera RGB)")
+        for flag, value, default in (("--jpeg-colour-space", self.jpeg_colour_space, "srgb"),
+                                     ("--jpeg-quality", self.jpeg_quality, 90)):
+            if value != default and "jpeg" not in formats:
+                raise StationUsage(f"{flag} {value} is the JPEG's, and --format writes no JPEG")
+
     def number(self, files: list[Path]) -> None:
         """Fix the inputs' order (for --frame-numbers order)."""
         self._order = {f: i + 1 for i, f in enumerate(files)}
