@@ -73,3 +73,13 @@ def test_an_output_option_for_an_output_not_written_is_refused(roll, tmp_path, c
     r = cli("invert", roll / "07.dng", "--out", out, *args)
     assert r.returncode == 2 and msg in r.stderr, r.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_film_slide_with_base_is_refused(roll, tmp_path, cli):
+    """A slide has no film base: with a blank (unexposed slide film is black) every picture came
+    out blown to white, reported converted."""
+    out = tmp_path / "out"
+    r = cli("invert", roll / "07.dng", "--out", out, "--film", "slide", "--base", roll / "blank.dng")
+    assert r.returncode == 2, r.stderr
+    assert "--base is for negatives" in r.stderr, r.stderr
+    assert not out.exists() or not any(out.iterdir())

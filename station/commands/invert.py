@@ -169,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
             return _usage_error(f"--cluster {exc}")
         if not available():
             return _usage_error(f"--cluster needs dask distributed, which is not installed: {INSTALL}")
+    if args.film == "slide" and args.base:  # its clear highlights are its white; unexposed slide film is black
+        return _usage_error("--base is for negatives (a blank's film base); a slide has none: drop --base with --film slide")
     if args.method == "classic" and args.model:
         return _usage_error("--model is for --method mlp; --method classic uses no model (drop one of them)")
     try:
