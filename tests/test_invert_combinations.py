@@ -83,3 +83,9 @@ def test_film_slide_with_base_is_refused(roll, tmp_path, cli):
     assert r.returncode == 2, r.stderr
     assert "--base is for negatives" in r.stderr, r.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("date, why", [("2999-01", "is in the future"), ("1700", "before photography")])
+def test_a_shot_date_that_cannot_be_is_refused(roll, tmp_path, cli, date, why):
+    r = cli("invert", roll / "07.dng", "--out", tmp_path / "out", "--shot-date", date)
+    assert r.returncode == 2 and f"shot date {date!r}" in r.stderr and why in r.stderr, r.stderr

@@ -22,6 +22,7 @@ STORY_KEYS = ("film_stock", "film_type", "roll", "frame", "shot_date")
 FILM_TYPES = ("colour", "bw", "slide")
 FILM_TYPE_TEXT = {"colour": "colour negative (C-41)", "bw": "black-and-white negative", "slide": "colour slide (E-6)"}
 
+FIRST_PHOTO_YEAR = 1839  # a film shot before photography was announced is a typing error
 _SHOT_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
@@ -51,6 +52,10 @@ def check_shot_date(text: str | None) -> str | None:
         _dt.date(y, mo, d)
     except ValueError:
         raise MetadataError(f"shot date {text!r} is not a date: give YYYY, YYYY-MM or YYYY-MM-DD") from None
+    if y < FIRST_PHOTO_YEAR:
+        raise MetadataError(f"shot date {text!r} is before photography ({FIRST_PHOTO_YEAR}): a typing error?")
+    if text > _dt.date.today().isoformat()[:len(text)]:  # same precision: this month is fine on its 1st day
+        raise MetadataError(f"shot date {text!r} is in the future (today is {_dt.date.today().isoformat()})")
     return text
 
 
