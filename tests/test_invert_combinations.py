@@ -89,3 +89,14 @@ def test_film_slide_with_base_is_refused(roll, tmp_path, cli):
 def test_a_shot_date_that_cannot_be_is_refused(roll, tmp_path, cli, date, why):
     r = cli("invert", roll / "07.dng", "--out", tmp_path / "out", "--shot-date", date)
     assert r.returncode == 2 and f"shot date {date!r}" in r.stderr and why in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--format", "tiff"], ["--colour-space", "prophoto"], ["--exposure", "1"],
+                                  ["--roll"], ["--jpeg-quality", "50"]])
+def test_xmp_sidecar_with_picture_options_is_refused(roll, tmp_path, cli, args):
+    """--xmp-sidecar writes no pictures: a picture option beside it was silently ignored."""
+    out = tmp_path / "out"
+    r = cli("invert", roll / "07.dng", "--out", out, "--xmp-sidecar", *args)
+    assert r.returncode == 2, r.stderr
+    assert "--xmp-sidecar writes no pictures" in r.stderr and args[0] in r.stderr, r.stderr
+    assert not out.exists() or not any(out.iterdir())

@@ -43,7 +43,7 @@ def register(sub) -> None:
                         "(`station roll flatfield`); its fall-off is divided out before the base and the inversion")
     p.add_argument("--method", choices=("mlp", "classic"), help="inversion method (default: mlp when a model is installed, else classic)")
     p.add_argument("--model", type=Path, metavar="FILE", help="model file for --method mlp (default: the shipped model)")
-    p.add_argument("--format", default="tiff,jpeg",
+    p.add_argument("--format", default=None,
                    help="comma-separated: tiff,jpeg,linear-tiff (default tiff,jpeg; linear-tiff: the linear scan "
                         "divided by the film base, before the inversion and print, as <name>-linear.tif)")
     p.add_argument("--crop", choices=("none", "auto"), default="none", help="auto: crop to the picture inside the rebate and straighten")
@@ -131,15 +131,16 @@ def run(args: argparse.Namespace) -> int:
     from station.pipeline.decode import decode
     from station.pipeline.invert import get_inverter
 
-    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    formats = [f.strip().lower() for f in (args.format or "tiff,jpeg").split(",") if f.strip()]
     formats = ["tiff" if f in ("tif", "tiff") else "jpeg" if f in ("jpg", "jpeg") else
                "linear" if f in ("linear-tiff", "linear") else f for f in formats]
     bad = [f for f in formats if f not in FORMAT_EXT]
     if bad or not formats:
         return _usage_error(f"--format: unknown format {', '.join(bad) or '(none)'} (choose from tiff, jpeg, linear-tiff)")
-    from station.commands.output_options import OutputChoices, StationUsage
+    from station.commands.output_options import OutputChoices, StationUsage, check_sidecar_only
 
     try:
+        check_sidecar_only(args)
         choices = OutputChoices.from_args(args)
         choices.check_formats(formats)
     except StationUsage as exc:

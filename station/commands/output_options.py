@@ -135,6 +135,26 @@ class OutputChoices:
         return meta
 
 
+# what only a picture uses: (attribute, flag, its value when not given)
+PICTURE_FLAGS = (("format", "--format", None), ("colour_space", "--colour-space", "srgb"),
+                 ("jpeg_colour_space", "--jpeg-colour-space", "srgb"), ("jpeg_quality", "--jpeg-quality", 90),
+                 ("roll", "--roll", False), ("base", "--base", None), ("flatfield", "--flatfield", None),
+                 ("method", "--method", None), ("model", "--model", None), ("crop", "--crop", "none"),
+                 ("exposure", "--exposure", None), ("wb", "--wb", None), ("contrast", "--contrast", None),
+                 ("black", "--black", None), ("white", "--white", None))
+
+
+def check_sidecar_only(args) -> None:
+    """--xmp-sidecar writes no pictures: StationUsage naming a picture flag given beside it
+    (it would be ignored silently)."""
+    if not getattr(args, "xmp_sidecar", False):
+        return
+    given = [flag for attr, flag, unset in PICTURE_FLAGS if getattr(args, attr, unset) != unset]
+    if given:
+        raise StationUsage(f"--xmp-sidecar writes no pictures, only the story: {', '.join(given)} would do nothing "
+                           "(run the sidecars and the positives as two commands)")
+
+
 def source_meta(src: Path) -> dict:
     """The input's camera metadata without decoding it (tags only); {} when unreadable."""
     from station.pipeline.readers import raw_meta, sniff
