@@ -100,3 +100,24 @@ def test_xmp_sidecar_with_picture_options_is_refused(roll, tmp_path, cli, args):
     assert r.returncode == 2, r.stderr
     assert "--xmp-sidecar writes no pictures" in r.stderr and args[0] in r.stderr, r.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_film_auto_with_roll_gives_the_roll_one_film_type(tmp_path, cli):
+    """--roll --film auto: the roll is one film, so one type for all its frames (detected over
+    the roll, logged), its analysis made with that type's normaliser.  Per frame, the dark
+    first frame of this slide roll was taken for a colour negative and came out negative."""
+    from station.model import film as filmsim
+    from station.model import specialfilm as sf
+
+    folder = tmp_path / "slides"
+    folder.mkdir()
+    for seed, name in enumerate(("astronaut", "coffee", "chelsea")):
+        scene = filmsim.photo(name, size=400, rng=np.random.default_rng(seed))
+        filmsim.write_dng(folder / f"{seed + 1:02d}.dng", sf.with_rebate(sf.simulate_slide(scene, seed=seed, scene_ev=seed - 1)))
+    out = tmp_path / "out"
+    r = cli("invert", folder, "--out", out, "--roll", "--film", "auto", "--format", "tiff")
+    assert r.returncode == 0, r.stderr
+    assert "roll: film type slide (auto:" in r.stderr, r.stderr
+    for i in (1, 2, 3):
+        with tifffile.TiffFile(out / f"{i:02d}.tif") as t:
+            assert json.loads(t.pages[0].description).get("station_film") == "slide", i

@@ -213,6 +213,11 @@ def run(args: argparse.Namespace) -> int:
     for path, message in notes:
         print(f"note: {path}: {message}", file=sys.stderr)
     rendering = None
+    if args.roll and files and args.film == "auto":  # a roll is one film: one type for all its frames
+        from station.pipeline.films import detect_roll
+
+        args.film, why = detect_roll(files)
+        print(f"roll: film type {args.film} (auto: {why})", file=sys.stderr)
     if args.roll and files:
         from station.pipeline.films import INVERTERS
 

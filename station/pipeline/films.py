@@ -228,6 +228,31 @@ def detect(rgb: np.ndarray, own) -> tuple[str, str]:
     return "colour", "no rebate found"
 
 
+def detect_roll(paths) -> tuple[str, str]:
+    """(film type, why) of a roll (`station invert --roll --film auto`): a roll is one film, so
+    each frame (a small fast decode) votes and the most votes win (a tie: colour, the default).
+    Frames that cannot be read do not vote (the conversion reports them)."""
+    from collections import Counter
+
+    from station.pipeline.base import estimate_base
+    from station.pipeline.fastdecode import decode_fast
+
+    votes: Counter = Counter()
+    for p in paths:
+        try:
+            rgb = decode_fast(p, long_side=384).rgb
+        except Exception:
+            continue
+        votes[detect(rgb, estimate_base(rgb))[0]] += 1
+    if not votes:
+        return "colour", "no frame could be read"
+    top = votes.most_common()
+    tie = len(top) > 1 and top[0][1] == top[1][1]
+    film = "colour" if tie else top[0][0]
+    count = ", ".join(f"{n} {f}" for f, n in top)
+    return film, f"a tie ({count}): colour, the default" if tie else f"{votes[film]} of {sum(votes.values())} frames ({count})"
+
+
 # ----------------------------------------------------------------------------- the choice
 INVERTERS = {"bw": MonoInverter, "slide": SlideInverter}
 
