@@ -121,3 +121,29 @@ def test_film_auto_with_roll_gives_the_roll_one_film_type(tmp_path, cli):
     for i in (1, 2, 3):
         with tifffile.TiffFile(out / f"{i:02d}.tif") as t:
             assert json.loads(t.pages[0].description).get("station_film") == "slide", i
+
+
+@pytest.mark.parametrize("film", ["bw", "auto"])
+def test_a_bw_or_slide_output_names_the_method_that_made_it(tmp_path, cli, film):
+    """The outputs say how the positive was made: a black-and-white negative is rendered by the
+    bw transfer, not by the learned colour model (they said Method mlp, ModelId default.npz);
+    and the frame is still found complete when the same command runs again."""
+    from station.model import film as filmsim
+    from station.model import specialfilm as sf
+    from station.pipeline.metadata import read_xmp
+
+    scene = filmsim.photo("astronaut", size=300, rng=np.random.default_rng(0))
+    src = tmp_path / "01.dng"
+    filmsim.write_dng(src, sf.with_rebate(sf.simulate_bw(scene, seed=0)))
+    out = tmp_path / "out"
+    args = ("invert", src, "--out", out, "--film", film)
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    for name in ("01.tif", "01.jpg"):
+        from station.pipeline.write import output_description
+
+        d = output_description(out / name)
+        assert d["station_film"] == "bw" and d["station_method"] == "bw" and "station_model" not in d, (name, d)
+    assert read_xmp((out / "01.jpg").read_bytes())["Method"] == "bw"
+    r = cli(*args)
+    assert r.returncode == 0 and "1 already complete" in r.stderr, r.stderr

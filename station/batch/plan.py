@@ -145,7 +145,9 @@ def frame_state(src: Path, outputs: dict, options):
         d = output_description(p) or {}
         if d.get("station_source") != src.name:
             return ("foreign", p), None
-        same = same and all(d.get(k) == v for k, v in wanted.items())
+        film = wanted.get("station_film", d.get("station_film"))  # bw and slide: made by their own transfer
+        want = {**wanted, "station_method": film} if film in ("bw", "slide") else wanted
+        same = same and all(d.get(k) == v for k, v in want.items())
     if len(present) == len(outputs) and same:
         return "complete", None
     # a half frame, or the station's own outputs of this input made with another method or

@@ -304,6 +304,8 @@ class Write:
         meta = output_meta(frame.meta, frame.base, options, frame.src)
         if frame.film not in (None, "colour"):
             meta["station_film"] = frame.film  # the type rendered (given, or detected with --film auto)
+            meta["station_method"] = frame.film  # its own transfer made it, not the colour model
+            meta.pop("station_model", None)
         if pos.dtype == np.uint16:
             def small():
                 h, w = pos.shape[:2]
