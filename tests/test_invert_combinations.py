@@ -147,3 +147,17 @@ def test_a_bw_or_slide_output_names_the_method_that_made_it(tmp_path, cli, film)
     assert read_xmp((out / "01.jpg").read_bytes())["Method"] == "bw"
     r = cli(*args)
     assert r.returncode == 0 and "1 already complete" in r.stderr, r.stderr
+
+
+def test_evaluate_film_uses_size_and_refuses_what_does_not_apply(tmp_path, cli):
+    """`station evaluate --film bw --size N` evaluated 240-pixel scenes whatever N said; --model
+    and the other colour-only flags were ignored."""
+    js = tmp_path / "bw.json"
+    r = cli("evaluate", "--film", "bw", "--scenes", "1", "--size", "160", "--json", js)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(js.read_text())
+    assert rows and all(row["size"] == 160 for row in rows), rows
+    r = cli("evaluate", "--film", "bw", "--size", "40")
+    assert r.returncode == 2 and "--size 40: scene too small" in r.stderr, r.stderr
+    r = cli("evaluate", "--film", "slide", "--model", tmp_path / "my.npz")
+    assert r.returncode == 2 and "--model does not apply" in r.stderr, r.stderr

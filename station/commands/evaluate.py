@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     p.add_argument("--stocks", default=None, help="comma-separated stocks (default: the held-out ones)")
     p.add_argument("--scenes", type=int, default=6, help="scenes per stock")
-    p.add_argument("--size", type=int, default=192)
+    p.add_argument("--size", type=int, default=None, help="scene size in pixels (default 192; 240 with --film)")
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--pairs", type=Path, default=None, help="also evaluate on a folder of user pairs")
     p.add_argument("--negative-encoding", default="auto", choices=["auto", "linear", "srgb"])
@@ -44,8 +44,18 @@ def register(subparsers) -> None:
 def run_film(args) -> int:
     from station.pipeline.filmcheck import evaluate
 
+    given = [f for f, v in (("--model", args.model), ("--pairs", args.pairs), ("--family", args.family),
+                            ("--stocks", args.stocks), ("--per-stock", args.per_stock)) if v]
+    if given:  # the film types' figures are on their own generated stocks, through the engine's defaults
+        print(f"station evaluate: --film evaluates the film types on generated film; {', '.join(given)} "
+              "does not apply to it", file=sys.stderr)
+        return 2
     seeds = tuple(range(args.seed, args.seed + max(1, min(args.scenes, 20))))
-    rows = evaluate(args.film, seeds)
+    try:
+        rows = evaluate(args.film, seeds, size=args.size or 240)
+    except ValueError as exc:  # a scene too small for its charts
+        print(f"station evaluate: --size {args.size}: {exc}", file=sys.stderr)
+        return 2
     print(f"{'stock':15} {'--film':6} {'seed':>5} {'rendered':8} {'grey C* max':>11} {'order':>6} {'|dL*|':>6}  warnings")
     for r in rows:
         print(f"{r['stock']:15} {r['film_asked']:6} {r['seed']:5d} {str(r['film']):8} {r['grey_cmax']:11.2f} "
@@ -58,6 +68,7 @@ def run_film(args) -> int:
 def run(args) -> int:
     if args.film:
         return run_film(args)
+    args.size = args.size or 192
     from station.model import load_model
     from station.model import evaluate as ev
     from station.model import film

@@ -51,7 +51,7 @@ def check(stock: str, film: str, seed: int = 0, size: int = 240, folder: Path | 
     truth = np.array([rgb2lab(scan.positive[y0:y1, x0:x1].astype(np.float64)).reshape(-1, 3).mean(0)
                       for y0, y1, x0, x1 in boxes["ramp"]])
     C = np.hypot(lab[:, 1], lab[:, 2])
-    return {"stock": stock, "film_asked": film, "film": res.film, "seed": seed,
+    return {"stock": stock, "film_asked": film, "film": res.film, "seed": seed, "size": size,
             "grey_cmax": float(C.max()), "grey_cmean": float(C.mean()),
             "order_kept": bool(np.all(np.diff(lab[:, 0]) > 0)),
             "ramp_L": [round(float(v), 1) for v in lab[:, 0]],
