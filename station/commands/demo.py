@@ -50,11 +50,14 @@ DEMO_EVS = [0.0, 0.7, -0.7, 0.3]  # film exposure of each frame against the roll
 
 
 def make_negatives(folder: Path, n: int, size: int = 900) -> list[Path]:
-    """Film-physics negatives (with rebate, sprocket holes and holder edges) as Bayer DNGs."""
+    """Film-physics negatives of the demo's stock (with rebate, sprocket holes and holder edges)
+    as Bayer DNGs, in `folder`/<stock>/: the virtual camera serves that folder's files, so the
+    mixed-stock negatives an earlier demo left in `folder` are not served into this roll."""
     import numpy as np
 
     from station.model import film
 
+    folder = folder / DEMO_STOCK
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(n):
@@ -145,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         frames_dir = out / "negatives"
-        print(f"generating {args.frames} colour negatives (film-physics simulation) in {frames_dir} ...", flush=True)
-        make_negatives(frames_dir, args.frames)
+        print(f"generating {args.frames} colour negatives (film-physics simulation) in {frames_dir / DEMO_STOCK} ...", flush=True)
+        frames_dir = make_negatives(frames_dir, args.frames)[0].parent
         cfg = demo_config(out, args.method, args.web, frames_dir)
     except OSError as exc:
         print(f"station demo: --out {out}: {exc.strerror}", file=sys.stderr)
