@@ -161,3 +161,18 @@ def test_evaluate_film_uses_size_and_refuses_what_does_not_apply(tmp_path, cli):
     assert r.returncode == 2 and "--size 40: scene too small" in r.stderr, r.stderr
     r = cli("evaluate", "--film", "slide", "--model", tmp_path / "my.npz")
     assert r.returncode == 2 and "--model does not apply" in r.stderr, r.stderr
+
+
+def test_a_square_picture_is_not_turned_by_the_crop():
+    """A square picture's second moments have no major axis: the tilt read from them is noise
+    (a square slide came out turned by ~5 degrees)."""
+    from station.pipeline.crop import tilt_degrees
+
+    rng = np.random.default_rng(7)  # content that read as an 8 degree tilt
+    D = np.zeros((400, 400, 3), np.float32)
+    D[50:350, 50:350] = 1.0
+    for _ in range(12):  # picture content as thin as the rebate in places (a highlight, a slide's shadow)
+        y, x, r = rng.integers(60, 340), rng.integers(60, 340), rng.integers(10, 40)
+        yy, xx = np.ogrid[:400, :400]
+        D[(yy - y) ** 2 + (xx - x) ** 2 < r * r] = 0.0
+    assert tilt_degrees(D) == 0.0

@@ -45,8 +45,12 @@ def tilt_degrees(D: np.ndarray, threshold: float = 0.06) -> float:
     mask = _picture_mask(D, k, threshold)
     if mask.sum() < 100:
         return 0.0
-    lab = label(mask)
+    from scipy.ndimage import binary_fill_holes
+
+    lab = label(binary_fill_holes(mask))  # content as thin as the rebate inside the picture is picture
     region = max(regionprops(lab), key=lambda r: r.area)
+    if region.axis_major_length < 1.1 * region.axis_minor_length:
+        return 0.0  # a square picture (6x6, 24x24 mm) has no major axis: its orientation would be noise
     angle = np.degrees(region.orientation)  # angle of the major axis to the row axis
     # Reduce to the smallest rotation that makes the axes horizontal/vertical.
     tilt = ((angle + 45.0) % 90.0) - 45.0
