@@ -15,10 +15,28 @@ import numpy as np
 MAX_TILT_DEG = 10.0
 
 
-def _picture_mask(D: np.ndarray, k: int, threshold: float) -> np.ndarray:
+def _picture_mask(D: np.ndarray, k: int, threshold: float, top: float = 3.2) -> np.ndarray:
     h, w = (D.shape[0] // k) * k, (D.shape[1] // k) * k
     m = D[:h, :w].mean(axis=2).reshape(h // k, k, w // k, k).mean(axis=(1, 3))
-    return (m > threshold) & (m < 3.2)
+    return (m > threshold) & (m < top)
+
+
+def slide_depth(D: np.ndarray) -> tuple[np.ndarray, float]:
+    """A slide's densities turned the way a negative's are for finding its picture: a slide's
+    rebate (unexposed E-6) is its densest black, not its thinnest film, so the crop measures
+    how much thinner than that black the film is: (D_black - D), with D_black the frame's
+    rebate's: the median of the outer 4 % of the frame's sides where it is denser than the
+    frame's median (not the sprocket holes; the holder, denser still, is the smaller part).
+    Returns (depth, the top of the film's range: above it is the bare light of a sprocket
+    hole, brighter than any film); the holder, denser than the rebate, has depth < 0."""
+    d = np.asarray(D, np.float32)
+    m = d.mean(axis=2)
+    h, w = m.shape
+    by, bx = max(1, int(h * 0.04)), max(1, int(w * 0.04))
+    band = np.concatenate([m[:by].ravel(), m[-by:].ravel(), m[:, :bx].ravel(), m[:, -bx:].ravel()])
+    dense = band[band > np.median(m)]
+    black = float(np.median(dense)) if dense.size else float(np.percentile(m, 99))
+    return black - d, black + 0.05
 
 
 def _span(frac: np.ndarray, need: float = 0.5) -> tuple[int, int] | None:
@@ -37,12 +55,12 @@ def _span(frac: np.ndarray, need: float = 0.5) -> tuple[int, int] | None:
     return best
 
 
-def tilt_degrees(D: np.ndarray, threshold: float = 0.06) -> float:
+def tilt_degrees(D: np.ndarray, threshold: float = 0.06, top: float = 3.2) -> float:
     """Tilt of the picture area in degrees (positive = counter-clockwise), 0 if unsure."""
     from skimage.measure import label, regionprops
 
     k = max(1, max(D.shape[:2]) // 400)
-    mask = _picture_mask(D, k, threshold)
+    mask = _picture_mask(D, k, threshold, top)
     if mask.sum() < 100:
         return 0.0
     from scipy.ndimage import binary_fill_holes
@@ -57,16 +75,20 @@ def tilt_degrees(D: np.ndarray, threshold: float = 0.06) -> float:
     return float(tilt) if abs(tilt) <= MAX_TILT_DEG and abs(tilt) > 0.2 else 0.0
 
 
-def auto_crop(pos: np.ndarray, D: np.ndarray, threshold: float = 0.06) -> np.ndarray:
-    """Positive (HxWx3) and its densities → the straightened picture area."""
+def auto_crop(pos: np.ndarray, D: np.ndarray, threshold: float = 0.06, film: str | None = None) -> np.ndarray:
+    """Positive (HxWx3) and its densities → the straightened picture area.  `film` "slide":
+    the picture is what is thinner than the black rebate (`slide_depth`)."""
     from scipy import ndimage
 
-    tilt = tilt_degrees(D, threshold)
+    top = 3.2
+    if film == "slide":
+        D, top = slide_depth(D)
+    tilt = tilt_degrees(D, threshold, top)
     if tilt:
         pos = ndimage.rotate(pos, -tilt, axes=(1, 0), reshape=False, order=1, mode="nearest")
         D = ndimage.rotate(D, -tilt, axes=(1, 0), reshape=False, order=1, mode="constant", cval=0.0)
     k = max(1, max(D.shape[:2]) // 800)
-    mask = _picture_mask(D, k, threshold)
+    mask = _picture_mask(D, k, threshold, top)
     rows, cols = _span(mask.mean(axis=1)), _span(mask.mean(axis=0))
     if rows is None or cols is None:
         return pos

@@ -260,7 +260,7 @@ class Crop:
             return frame
         from station.pipeline.crop import auto_crop
 
-        return replace(frame, positive=auto_crop(frame.positive, frame.density))
+        return replace(frame, positive=auto_crop(frame.positive, frame.density, film=frame.film))
 
 
 class Sample:
