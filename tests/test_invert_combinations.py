@@ -199,3 +199,14 @@ def test_a_square_picture_is_not_turned_by_the_crop():
         yy, xx = np.ogrid[:400, :400]
         D[(yy - y) ** 2 + (xx - x) ** 2 < r * r] = 0.0
     assert tilt_degrees(D) == 0.0
+
+
+@pytest.mark.parametrize("film", ["bw", "slide"])
+@pytest.mark.parametrize("args", [["--method", "classic"], ["--model", "my-look.npz"]])
+def test_film_bw_or_slide_with_a_colour_method_is_refused(roll, tmp_path, cli, film, args):
+    """--film bw|slide render with their own transfer: --method and --model (the colour
+    negative's inversion) were ignored silently."""
+    out = tmp_path / "out"
+    r = cli("invert", roll / "07.dng", "--out", out, "--film", film, *args)
+    assert r.returncode == 2 and f"{args[0]} is the colour negative's inversion" in r.stderr, r.stderr
+    assert not out.exists() or not any(out.iterdir())

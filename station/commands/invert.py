@@ -172,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
             return _usage_error(f"--cluster needs dask distributed, which is not installed: {INSTALL}")
     if args.film == "slide" and args.base:  # its clear highlights are its white; unexposed slide film is black
         return _usage_error("--base is for negatives (a blank's film base); a slide has none: drop --base with --film slide")
+    if args.film in ("bw", "slide") and (args.method or args.model):  # auto: for the frames found colour
+        flag = "--method" if args.method else "--model"
+        return _usage_error(f"{flag} is the colour negative's inversion; --film {args.film} renders with its own "
+                            "transfer (drop one of them)")
     if args.method == "classic" and args.model:
         return _usage_error("--model is for --method mlp; --method classic uses no model (drop one of them)")
     try:
