@@ -210,3 +210,15 @@ def test_film_bw_or_slide_with_a_colour_method_is_refused(roll, tmp_path, cli, f
     r = cli("invert", roll / "07.dng", "--out", out, "--film", film, *args)
     assert r.returncode == 2 and f"{args[0]} is the colour negative's inversion" in r.stderr, r.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_calibrating_a_slide_roll_is_refused(roll, tmp_path, cli):
+    """`station roll calibrate` on a slide roll: a slide has no film base; the blank was kept as
+    the roll's base and its frames rendered through it (blown to white, as invert --base did)."""
+    where = ("--state", tmp_path / "state", "--incoming", tmp_path / "in")
+    assert cli("roll", *where, "new", "--name", "e6", "--film", "slide").returncode == 0
+    r = cli("roll", *where, "calibrate", "--file", roll / "blank.dng")
+    assert r.returncode == 2 and "roll e6 is a slide roll: a slide has no film base" in r.stderr, r.stderr
+    manifest = json.loads((tmp_path / "state" / "rolls" / "e6" / "manifest.json").read_text())
+    assert manifest["base"] is None
+    assert not list((tmp_path / "state" / "rolls" / "e6").glob("base*"))

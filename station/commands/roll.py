@@ -195,6 +195,10 @@ def _calibrate(args, store) -> int:
     roll = _chosen_roll(args, store, "station roll calibrate")
     if roll is None:
         return 1
+    if roll.data.get("film") == "slide":  # its clear highlights are its white; unexposed slide film is black
+        print(f"station roll calibrate: roll {roll.name} is a slide roll: a slide has no film base to calibrate "
+              "(a blank of it is black)", file=sys.stderr)
+        return 2
     got = _reference_frame(args, roll, "station roll calibrate", roll.set_base, "calibrate", "base-shot")
     if isinstance(got, int):
         return got
