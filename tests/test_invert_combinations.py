@@ -222,3 +222,17 @@ def test_calibrating_a_slide_roll_is_refused(roll, tmp_path, cli):
     manifest = json.loads((tmp_path / "state" / "rolls" / "e6" / "manifest.json").read_text())
     assert manifest["base"] is None
     assert not list((tmp_path / "state" / "rolls" / "e6").glob("base*"))
+
+
+def test_roll_list_names_each_rolls_film_type(tmp_path, cli, capsys):
+    """A lab's operator with a bw and a slide roll on the go could not tell them apart in the list."""
+    from station.cli import main
+
+    where = ("--state", tmp_path / "state", "--incoming", tmp_path / "in")
+    assert cli("roll", *where, "new", "--name", "hp5", "--stock", "Ilford HP5", "--film", "bw").returncode == 0
+    assert cli("roll", *where, "new", "--name", "e100", "--film", "slide", "--shot-date", "2025-06").returncode == 0
+    capsys.readouterr()
+    assert main(["roll", *map(str, where), "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("hp5" in ln and "Ilford HP5" in ln and "bw" in ln for ln in lines), lines
+    assert any("e100" in ln and "slide" in ln and "shot 2025-06" in ln for ln in lines), lines

@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
             for name in store.names():
                 r = store.get(name)
                 mark = "*" if cur and cur.name == name else " "
-                print(f"{mark} {name}  {r.data.get('stock') or '-'}  {r.frame_count}/{r.data.get('frames_expected') or '?'} frames")
+                shot = f", shot {r.data['shot_date']}" if r.data.get("shot_date") else ""
+                print(f"{mark} {name}  {r.data.get('stock') or '-'}  {r.data.get('film') or 'colour'}{shot}  "
+                      f"{r.frame_count}/{r.data.get('frames_expected') or '?'} frames")
             return 0
     except RollError as exc:
         print(f"station roll: {exc}", file=sys.stderr)
