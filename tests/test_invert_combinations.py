@@ -236,3 +236,28 @@ def test_roll_list_names_each_rolls_film_type(tmp_path, cli, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert any("hp5" in ln and "Ilford HP5" in ln and "bw" in ln for ln in lines), lines
     assert any("e100" in ln and "slide" in ln and "shot 2025-06" in ln for ln in lines), lines
+
+
+def test_an_output_never_replaces_an_input_even_with_overwrite(tmp_path, cli):
+    """`station invert scans --out scans --overwrite`: a film scanner's scan.tif is an original;
+    its positive scan.tif replaced it (and a JPEG scan likewise)."""
+    from conftest import negative_cfa
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    rgb = negative_cfa(120, 160, seed=2)[::2, ::2]
+    tifffile.imwrite(folder / "scan.tif", np.stack([rgb, rgb // 2, rgb // 4], axis=2))
+    before = (folder / "scan.tif").read_bytes()
+    r = cli("invert", folder, "--out", folder, "--overwrite", "--format", "tiff")
+    assert r.returncode == 1, r.stderr
+    assert "scan.tif: output" in r.stderr and "is an input" in r.stderr, r.stderr
+    assert (folder / "scan.tif").read_bytes() == before
+    r = cli("invert", folder / "scan.tif", "--out", tmp_path / "elsewhere", "--format", "tiff", "--name", "../scans/{name}")
+    assert (folder / "scan.tif").read_bytes() == before
+    # RAW+JPEG: the camera's JPEG beside the RAW is an original too (the RAW's positive takes its name)
+    raw = folder / "07.dng"
+    write_negative(raw, h=200, w=300, seed=0)
+    (folder / "07.jpg").write_bytes(b"the camera's own JPEG")
+    r = cli("invert", folder, "--out", folder, "--overwrite", "--format", "jpeg")
+    assert "07.jpg is an input" in r.stderr, r.stderr
+    assert (folder / "07.jpg").read_bytes() == b"the camera's own JPEG"

@@ -82,12 +82,13 @@ class FrameResult:
 
 
 def plan_frames(files: list[Path], rel: dict, out: Path, formats: list[str], ext: dict, stem_for=None,
-                meta_for=None):
+                meta_for=None, never=frozenset()):
     """Inputs -> ([FrameJob], [(path, reason)]): outputs under `out` (sub-folders kept from
     `rel`; `stem_for(src)` names them, relative, without extension: NamingError refuses the
     input; `ext[format]` ends them), the folders made and cleared of what a killed writer left;
     an input whose outputs would clash with an earlier one's is refused.  `meta_for(src)`: the
-    frame's own extra metadata."""
+    frame's own extra metadata.  An input whose output would be a path in `never` (resolved: the
+    inputs, the camera JPEGs beside RAWs) is refused: an original is never written."""
     from station.pipeline.write import remove_stale_temporaries
 
     jobs, failures = [], []
@@ -112,7 +113,13 @@ def plan_frames(files: list[Path], rel: dict, out: Path, formats: list[str], ext
             out_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(out_dir)  # what a killed run left (its process is gone)
             cleaned.add(out_dir)
-        jobs.append(FrameJob(len(jobs), src, {f: out_dir / f"{stem}{ext[f]}" for f in formats}, stem=out_dir / stem,
+        outputs = {f: out_dir / f"{stem}{ext[f]}" for f in formats}
+        clash = next((p for p in outputs.values() if p.resolve() in never), None)
+        if clash is not None:  # --out is the inputs' folder and a scan's positive takes its name
+            failures.append((src, f"output {clash} is an input (an original is never written, not even with "
+                                  "--overwrite): choose another --out or --name"))
+            continue
+        jobs.append(FrameJob(len(jobs), src, outputs, stem=out_dir / stem,
                              extra_meta=meta_for(src) if meta_for is not None else None))
     return jobs, failures
 

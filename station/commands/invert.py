@@ -204,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     notes: list = []
     rel: dict = {}
     files, failures = expand_inputs(args.inputs, args.recursive, notes, rel)
+    originals = {f.resolve() for f in files}  # never written: the inputs, and the camera JPEGs beside RAWs
     from station.ingest.pairs import drop_camera_jpegs  # RAW+JPEG: the RAW wins
 
     files = drop_camera_jpegs(files, say=lambda line: print(line, file=sys.stderr))
@@ -237,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     from station.batch.plan import BatchSpec, plan_frames
 
     jobs, clashes = plan_frames(files, rel, args.out, formats, FORMAT_EXT, choices.stem_for,
-                                meta_for=choices.extra_meta_for)
+                                meta_for=choices.extra_meta_for, never=originals)
     for path, reason in clashes:
         print(f"error: {path}: {reason}", file=sys.stderr)
     failures += clashes
