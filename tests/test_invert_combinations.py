@@ -261,3 +261,18 @@ def test_an_output_never_replaces_an_input_even_with_overwrite(tmp_path, cli):
     r = cli("invert", folder, "--out", folder, "--overwrite", "--format", "jpeg")
     assert "07.jpg is an input" in r.stderr, r.stderr
     assert (folder / "07.jpg").read_bytes() == b"the camera's own JPEG"
+
+
+def test_the_stations_own_positives_are_not_taken_for_inputs(roll, tmp_path, cli):
+    """--out inside the inputs' folder with --recursive (or the folder itself): the second run
+    inverted the first run's positives again (positives of positives in out/out/)."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "07.dng").write_bytes((roll / "07.dng").read_bytes())
+    for _ in range(2):
+        r = cli("invert", folder, "--out", folder / "out", "--recursive", "--format", "tiff,jpeg,linear-tiff")
+        assert r.returncode == 0, r.stderr
+    assert "07.tif: a positive the station made (from 07.dng), not an input" in r.stderr, r.stderr
+    assert "1 already complete" in r.stderr, r.stderr
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "07.dng", "out", "out/07-linear.tif", "out/07.jpg", "out/07.tif"]

@@ -118,6 +118,22 @@ def expand_inputs(items: list[str], recursive: bool = False, notes: list | None 
     return files, missing
 
 
+def drop_own_outputs(files: list[Path]) -> list[Path]:
+    """The inputs less the station's own outputs (a TIFF or JPEG whose description names the
+    input it was made from), each named on stderr: a positive is never inverted again."""
+    from station.pipeline.write import output_description
+
+    kept = []
+    for f in files:
+        d = output_description(f) if f.suffix.lower() in (".tif", ".tiff", ".jpg", ".jpeg") else None
+        if d and d.get("station_source"):
+            print(f"note: {f}: a positive the station made (from {d['station_source']}), not an input: skipped",
+                  file=sys.stderr)
+        else:
+            kept.append(f)
+    return kept
+
+
 def _usage_error(msg: str) -> int:
     print(f"station invert: {msg}", file=sys.stderr)
     return 2
@@ -204,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
     notes: list = []
     rel: dict = {}
     files, failures = expand_inputs(args.inputs, args.recursive, notes, rel)
+    files = drop_own_outputs(files)  # --out inside a folder given: its positives are no inputs
     originals = {f.resolve() for f in files}  # never written: the inputs, and the camera JPEGs beside RAWs
     from station.ingest.pairs import drop_camera_jpegs  # RAW+JPEG: the RAW wins
 
