@@ -145,6 +145,8 @@ def test_a_bw_or_slide_output_names_the_method_that_made_it(tmp_path, cli, film)
         d = output_description(out / name)
         assert d["station_film"] == "bw" and d["station_method"] == "bw" and "station_model" not in d, (name, d)
     assert read_xmp((out / "01.jpg").read_bytes())["Method"] == "bw"
+    if film == "bw":  # the run's summary names it too (it said "mlp, film bw")
+        assert "failed (film bw, " in r.stderr and "mlp" not in r.stderr, r.stderr
     r = cli(*args)
     assert r.returncode == 0 and "1 already complete" in r.stderr, r.stderr
 

@@ -304,8 +304,10 @@ def run(args: argparse.Namespace) -> int:
     done = f", {skipped} already complete (skipped)" if skipped else ""
     on = f", {outcome.workers}" if outcome.workers and outcome.workers != "1 process" else ""
     print(
-        f"{converted} of {total} converted{done}, {len(failures)} failed ({getattr(inverter, 'name', 'inverter')}, "
-        f"{'' if args.film == 'colour' else 'film ' + args.film + ', '}"
+        f"{converted} of {total} converted{done}, {len(failures)} failed ("
+        # bw and slide are rendered by their own transfer, not by the colour inverter
+        f"{'film ' + args.film if args.film in ('bw', 'slide') else getattr(inverter, 'name', 'inverter')}, "
+        f"{'film auto, ' if args.film == 'auto' else ''}"
         f"{'' if print_settings.identity else 'print: ' + describe(print_settings) + ', '}"
         f"{outcome.seconds:.1f} s{on}) → {args.out}",
         file=sys.stderr,
