@@ -278,3 +278,22 @@ def test_the_stations_own_positives_are_not_taken_for_inputs(roll, tmp_path, cli
     assert "1 already complete" in r.stderr, r.stderr
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
         "07.dng", "out", "out/07-linear.tif", "out/07.jpg", "out/07.tif"]
+
+
+def test_the_user_comment_keeps_a_stock_name_that_is_not_ascii(roll, tmp_path, cli):
+    """EXIF UserComment (what many viewers show as the comment) was written as ASCII with "?"
+    for every other character: "Fujicolor Pro 400H ? ?r?n"; UNICODE (UCS-2) keeps it."""
+    import shutil
+    import subprocess
+
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
+    out = tmp_path / "out"
+    r = cli("invert", roll / "07.dng", "--out", out, "--stock", "Fujicolor Pro 400H — Ürün", "--roll-name", "été")
+    assert r.returncode == 0, r.stderr
+    for name in ("07.jpg", "07.tif"):
+        got = subprocess.run(["exiftool", "-s3", "-UserComment", str(out / name)], capture_output=True, text=True).stdout
+        assert "Fujicolor Pro 400H — Ürün, colour negative (C-41), roll été, frame 7" in got, (name, got)
+    r = cli("invert", roll / "08.dng", "--out", out, "--stock", "Kodak Portra 400")  # ASCII stays ASCII
+    got = subprocess.run(["exiftool", "-s3", "-UserComment", str(out / "08.jpg")], capture_output=True, text=True).stdout
+    assert got.startswith("Kodak Portra 400, colour negative"), got

@@ -190,11 +190,15 @@ def read_xmp(data: bytes) -> dict:
     return out
 
 
-def _user_comment(text: str) -> bytes:
-    return b"ASCII\x00\x00\x00" + text.encode("ascii", "replace")
+def _user_comment(text: str, prefix: bytes = b"II") -> bytes:
+    """EXIF UserComment: ASCII when it is, else UNICODE (UCS-2 in the file's byte order), so a
+    stock or roll name with accents or dashes is kept, not turned into "?"."""
+    if text.isascii():
+        return b"ASCII\x00\x00\x00" + text.encode("ascii")
+    return b"UNICODE\x00" + text.encode("utf-16-le" if prefix == b"II" else "utf-16-be", "replace")
 
 
-def exif_sub_ifd(meta: dict, space: str = "srgb") -> dict:
+def exif_sub_ifd(meta: dict, space: str = "srgb", prefix: bytes = b"II") -> dict:
     """{tag: (type, value)} of the EXIF IFD: DateTimeOriginal, DateTimeDigitized (the scan:
     the RAW's capture), LensModel, UserComment (the story in one line), ExifVersion,
     FlashpixVersion, ColorSpace (1 = sRGB, 0xFFFF = another: the ICC profile says which)."""
@@ -206,7 +210,7 @@ def exif_sub_ifd(meta: dict, space: str = "srgb") -> dict:
         ifd[0xA434] = (2, _ascii(meta["lens"]))
     line = story_line(meta)
     if line:
-        ifd[0x9286] = (7, _user_comment(line))
+        ifd[0x9286] = (7, _user_comment(line, prefix))
     return ifd
 
 
@@ -244,7 +248,7 @@ def tiff_exif_ifd(fh, meta: dict, space: str = "srgb") -> None:
     if end % 2:
         fh.write(b"\0")
         end += 1
-    fh.write(_ifd_bytes(head[:2], exif_sub_ifd(meta, space), end))
+    fh.write(_ifd_bytes(head[:2], exif_sub_ifd(meta, space, head[:2]), end))
     fh.seek(slot)
     fh.write(struct.pack(order + "HHII", 34665, 4, 1, end))
     fh.seek(0, 2)
