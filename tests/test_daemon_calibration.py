@@ -39,3 +39,20 @@ def test_calibration_shot_through_the_daemon_is_not_taken_as_a_picture(daemon_fa
     stem = rel.rsplit(".", 1)[0]
     assert outs == sorted(f"{stem}{s}" for s in (".preview.jpg", ".tif", ".jpg")), outs
     assert d.stop() == 0
+
+
+def test_the_page_calibrate_button_refuses_a_slide_roll(daemon_factory):
+    """A slide has no film base: the daemon's calibrate command (the page's Calibrate base button)
+    shot a black blank of a slide roll and kept it as the roll's base (`station roll calibrate`
+    refuses it before the daemon is asked)."""
+    from station.control import ControlError, request
+
+    d = daemon_factory(extra_args=["--camera", "virtual"], config={"workers": {"count": 1}})
+    d.start()
+    sock = d.state / "station.sock"
+    d.wait_for(lambda: request(sock, "status")["camera"].get("state") == "ready", 60, "the virtual camera")
+    assert request(sock, "roll_new", name="e6", film="slide")["name"] == "e6"
+    with pytest.raises(ControlError, match="slide roll: a slide has no film base"):
+        request(sock, "calibrate", timeout=60)
+    assert not list((d.state / "rolls" / "e6").glob("base*"))
+    assert d.stop() == 0

@@ -212,6 +212,8 @@ class CaptureService:
         roll = self._current_roll()
         if roll is None:
             raise RuntimeError("no current roll: start one first (station roll new)")
+        if roll.data.get("film") == "slide":  # its clear highlights are its white; unexposed slide film is black
+            raise RuntimeError(f"roll {roll.name} is a slide roll: a slide has no film base to calibrate")
         path = self._shoot_reference("calibration", "blank_dng_bytes", timeout,
                                      lambda data, suffix: roll.set_base(data, suffix, source="shot"))
         base = (self.rolls.get(roll.name).data.get("base") or {})
