@@ -297,3 +297,13 @@ def test_the_user_comment_keeps_a_stock_name_that_is_not_ascii(roll, tmp_path, c
     r = cli("invert", roll / "08.dng", "--out", out, "--stock", "Kodak Portra 400")  # ASCII stays ASCII
     got = subprocess.run(["exiftool", "-s3", "-UserComment", str(out / "08.jpg")], capture_output=True, text=True).stdout
     assert got.startswith("Kodak Portra 400, colour negative"), got
+
+
+@pytest.mark.parametrize("pattern, flag", [("{shot_date}/{frame:02d}", "--shot-date"), ("{stock}-{name}", "--stock")])
+def test_a_name_token_whose_flag_is_missing_is_a_usage_error(roll, tmp_path, cli, pattern, flag):
+    """{stock} and {shot_date} come only from their flags: without the flag every input failed
+    one by one (exit 1, a line each); it is one usage error (exit 2) before anything is read."""
+    out = tmp_path / "out"
+    r = cli("invert", roll, "--out", out, "--name", pattern)
+    assert r.returncode == 2, r.stderr
+    assert f"needs {flag}" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

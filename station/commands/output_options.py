@@ -72,9 +72,12 @@ class OutputChoices:
         pattern = getattr(args, "name", None)
         if pattern is not None:
             try:
-                check_pattern(pattern)
+                used = check_pattern(pattern)
             except NamingError as exc:
                 raise StationUsage(str(exc)) from None
+            for token, flag, value in (("stock", "--stock", stock), ("shot_date", "--shot-date", shot)):
+                if token in used and not value:  # the same for every input: one usage error
+                    raise StationUsage(f"--name {pattern!r}: {{{token}}} needs {flag}")
         film = getattr(args, "film", None)
         return cls(stock=stock, roll=roll, shot_date=shot, frame_numbers=getattr(args, "frame_numbers", "name"),
                    pattern=pattern, colour_space=getattr(args, "colour_space", "srgb"),
