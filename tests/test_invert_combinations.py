@@ -307,3 +307,11 @@ def test_a_name_token_whose_flag_is_missing_is_a_usage_error(roll, tmp_path, cli
     r = cli("invert", roll, "--out", out, "--name", pattern)
     assert r.returncode == 2, r.stderr
     assert f"needs {flag}" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_out_that_is_a_file_says_so(roll, tmp_path, cli):
+    """--out naming a file said "cannot create the folder (File exists)"."""
+    f = tmp_path / "positives"
+    f.write_text("a file")
+    r = cli("invert", roll / "07.dng", "--out", f)
+    assert r.returncode == 2 and f"--out {f}: is a file, not a folder" in r.stderr, r.stderr

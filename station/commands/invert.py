@@ -167,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         print_settings = from_args(args)
     except PrintError as exc:
         return _usage_error(str(exc))
+    if args.out.exists() and not args.out.is_dir():
+        return _usage_error(f"--out {args.out}: is a file, not a folder")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
