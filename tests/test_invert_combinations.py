@@ -315,3 +315,16 @@ def test_out_that_is_a_file_says_so(roll, tmp_path, cli):
     f.write_text("a file")
     r = cli("invert", roll / "07.dng", "--out", f)
     assert r.returncode == 2 and f"--out {f}: is a file, not a folder" in r.stderr, r.stderr
+
+
+def test_a_negative_given_as_flat_field_is_called_film_not_clipped():
+    """A negative frame passed as the flat field (its sprocket holes clipped) was refused as
+    "clipped ... expose shorter": the photographer would shoot the film again, shorter."""
+    from station.pipeline.flatfield import NotAFlatError, measure_flat
+
+    frame = np.tile(np.array([0.6, 0.3, 0.09], np.float32), (400, 600, 1))  # orange film base
+    for x in range(10, 590, 40):  # sprocket holes: the bare light, clipped
+        frame[5:25, x:x + 20] = 1.0
+        frame[375:395, x:x + 20] = 1.0
+    with pytest.raises(NotAFlatError, match="film in it"):
+        measure_flat(frame)

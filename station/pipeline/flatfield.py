@@ -134,14 +134,15 @@ def measure_flat(rgb: np.ndarray, source: str = "") -> FlatField:
     if level.max() < FLAT_MIN_LEVEL:
         raise NotAFlatError(f"too dark for a flat field: the light is at {100 * level.max():.1f}% of sensor white "
                             f"(at least {100 * FLAT_MIN_LEVEL:.0f}% needed; expose longer)")
-    clipped = float(np.mean(np.any(small >= FLAT_CLIP, axis=2)))
-    if clipped > FLAT_MAX_CLIPPED:
-        raise NotAFlatError(f"clipped: {100 * clipped:.1f}% of the pixels are at sensor white (at most "
-                            f"{100 * FLAT_MAX_CLIPPED:.0f}% allowed; expose shorter)")
+    # film before clipping: a negative's sprocket holes clip, and it is the film that is wrong
     top = max(level[0], level[1])
     if level[2] < FLAT_MIN_BLUE * top:
         raise NotAFlatError(f"film in it: the frame is orange like a film base (blue at {level[2] / top:.2f} of "
                             f"red/green; a bare light's is over {FLAT_MIN_BLUE}); take the film out")
+    clipped = float(np.mean(np.any(small >= FLAT_CLIP, axis=2)))
+    if clipped > FLAT_MAX_CLIPPED:
+        raise NotAFlatError(f"clipped: {100 * clipped:.1f}% of the pixels are at sensor white (at most "
+                            f"{100 * FLAT_MAX_CLIPPED:.0f}% allowed; expose shorter)")
     gh, gw = GRID if w >= h else GRID[::-1]
     blocks = _block_means(small, gh, gw)
     if blocks.min() <= 1e-4:
