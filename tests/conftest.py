@@ -186,3 +186,23 @@ def daemon_factory(tmp_path):
     yield make
     for d in made:
         d.stop(signal.SIGKILL if d.proc and d.proc.poll() is None else signal.SIGTERM)
+
+
+class Ran:
+    """What `station ...` run in this process gave: its exit status and what it wrote to stderr."""
+
+    def __init__(self, returncode: int, stderr: str):
+        self.returncode, self.stderr = returncode, stderr
+
+
+@pytest.fixture
+def cli(capsys):
+    """`station ...` in this process (the same entry point, without a fresh interpreter)."""
+    from station.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        return Ran(code, capsys.readouterr().err)
+
+    return run

@@ -4,7 +4,6 @@ the flags.  The checks open what the real command wrote."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,25 +11,6 @@ import pytest
 import tifffile
 
 from conftest import write_negative
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stderr: str
-
-
-@pytest.fixture
-def cli(capsys):
-    """`station ...` in this process (the same entry point, without a fresh interpreter)."""
-    from station.cli import main
-
-    def run(*args):
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        return Ran(code, capsys.readouterr().err)
-
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -30,24 +30,6 @@ def ijg_table(base, quality):
     return [min(255, max(1, (b * scale + 50) // 100)) for b in base]
 
 
-class Ran:
-    def __init__(self, returncode, stderr):
-        self.returncode, self.stderr = returncode, stderr
-
-
-@pytest.fixture
-def cli(capsys):
-    """`station ...` in this process (the same entry point, without a fresh interpreter)."""
-    from station.cli import main
-
-    def run(*args):
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        return Ran(code, capsys.readouterr().err)
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def negs(tmp_path_factory):
     d = tmp_path_factory.mktemp("negs")
