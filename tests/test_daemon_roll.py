@@ -61,7 +61,7 @@ def test_daemon_rerenders_a_roll_once_its_analysis_locks(daemon_factory, tmp_pat
     # station status --json shows which rendering each output has
     st = d.status()
     assert {f["path"]: f["rendering"] for f in st["frames"] if f["roll"] == "chart"} == {k: rid for k in keys}
-    assert st["renderings"]["chart"] == {"rendering": rid, "locked": True, "frames": 3}
+    assert st["renderings"]["chart"] == {"rendering": rid, "locked": True, "frames": 3, "film": "colour"}
     # the chart matches between the three masters
     patches = {k: box_means(roll_chart.read_positive(d.output / "chart" / f"{k}.tif"), boxes[k])
                for k in roll_chart.SCENES}

@@ -56,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--film", choices=("colour", "bw", "slide", "auto"), default="colour",
                    help="film type: colour (C-41 negative, default), bw (silver black-and-white negative: neutral "
                         "output), slide (E-6 positive: not inverted), auto (detected per frame from the rebate "
-                        "and the picture, logged)")
+                        "and the picture, logged; with --roll once for the roll; with --base a negative: never slide)")
     from station.commands.output_options import add_output_arguments  # --stock, --name, --colour-space, ...
 
     add_output_arguments(p)
@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     if args.roll and files and args.film == "auto":  # a roll is one film: one type for all its frames
         from station.pipeline.films import detect_roll
 
-        args.film, why = detect_roll(files)
+        args.film, why = detect_roll(files, negative=base is not None)  # a blank's base: a negative film
         print(f"roll: film type {args.film} (auto: {why})", file=sys.stderr)
     if args.roll and files:
         from station.pipeline.films import INVERTERS

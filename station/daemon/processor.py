@@ -416,6 +416,9 @@ class Processor:
         for key, field in (("film_stock", "stock"), ("film_type", "film"), ("shot_date", "shot_date")):
             if isinstance(m.get(field), str) and m[field] and not (field == "film" and m[field] == "auto"):
                 story[key] = m[field]
+        r = self.rolls.locked(roll) if m.get("film") == "auto" else None
+        if r is not None and r.film:  # auto: the type the roll settled on
+            story["film_type"] = r.film
         return story
 
     def roll_film(self, roll: str | None) -> str | None:

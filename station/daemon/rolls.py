@@ -9,6 +9,10 @@ picture's centre and its rebate estimate; the daemon never parses a RAW itself).
 manifest's `frames_expected`), the rendering is locked, kept in `<state>/renderings/<roll>.json`
 (so a restart keeps it), used for every later job of the roll, and the frames made before
 are re-rendered (`Processor.rerender`: outputs replaced atomically, the RAW only read).
+A roll with `film: auto` is one film too: each preview returns the type it detected with its
+sample, the votes settle the roll's type with the lock (logged `roll R: film type bw (auto:
+...)`, kept in the rendering's "film"), and from then on every frame is rendered with it; the
+frames made before (each with its own detection) are re-rendered with the rest.
 The journal's `rendering` column says which rendering each frame's master has ("frame" for
 a per-frame one).
 
@@ -87,13 +91,14 @@ class RollRenderings:
                 try:
                     from station.pipeline.films import INVERTERS
 
-                    film = man.get("film")  # a bw or slide roll: its film's normaliser
+                    film = man.get("film")  # a bw or slide roll: its film's normaliser; auto: the votes'
+                    film = film if film in ("colour", "bw", "slide", "auto") else None
                     inv = INVERTERS[film]() if film in INVERTERS else self._get_inverter()
                 except Exception as exc:  # the workers report an unusable model; the analysis just stops
                     log.warning("roll %s: no roll analysis (%s)", roll, exc)
                     self.enabled = False
                     return None
-                acc = self._acc[roll] = RollAccumulator(inv, blank=blank, expected=expected)
+                acc = self._acc[roll] = RollAccumulator(inv, blank=blank, expected=expected, film=film)
                 for key, old in self._load_samples(roll).items():  # frames seen before a restart
                     acc.samples[key] = old
             acc.blank, acc.expected = blank, expected
@@ -112,16 +117,20 @@ class RollRenderings:
         self._samples_path(roll).unlink(missing_ok=True)
         log.info("roll %s: rendering %s locked (%d frames analysed, base from %s)", roll, r.id, r.frames,
                  r.base_source)
+        if acc.auto:
+            log.info("roll %s: film type %s (auto: %s)", roll, r.film, acc.film_why)
         return r
 
     def snapshot(self) -> dict:
-        """{roll: {"rendering": id, "locked": bool, "frames": n}} for `station status --json`."""
+        """{roll: {"rendering": id, "locked": bool, "frames": n, "film": type}} for `station status
+        --json`; "film": the type the rendering renders every frame with (settled by a `film:
+        auto` roll's lock; while it has not locked, the votes' lead), None for colour by default."""
         with self._lock:
-            out = {roll: {"rendering": r.id, "locked": True, "frames": r.frames}
+            out = {roll: {"rendering": r.id, "locked": True, "frames": r.frames, "film": r.film}
                    for roll, r in self._locked.items() if r is not None}
             for roll, acc in self._acc.items():
                 out[roll] = {"rendering": acc.rendering.id if acc.rendering else None, "locked": False,
-                             "frames": len(acc.samples)}
+                             "frames": len(acc.samples), "film": acc.film}
         return out
 
     # -- persistence -------------------------------------------------------------------------
@@ -159,7 +168,7 @@ class RollRenderings:
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             keys = list(samples)
-            index = [{"key": k, "n": int(len(samples[k].rgb)),
+            index = [{"key": k, "n": int(len(samples[k].rgb)), "film": samples[k].film,
                       "rebate": None if samples[k].rebate is None else
                       {"rgb": samples[k].rebate.as_list(), "source": samples[k].rebate.source}} for k in keys]
             rgb = np.concatenate([samples[k].rgb for k in keys]).astype(np.float32) if keys else np.zeros((0, 3))
@@ -181,7 +190,8 @@ class RollRenderings:
             at = 0
             for e in index:
                 n = int(e["n"])
-                out[str(e["key"])] = FrameSample.from_dict({"rgb": rgb[at:at + n], "rebate": e["rebate"]})
+                out[str(e["key"])] = FrameSample.from_dict({"rgb": rgb[at:at + n], "rebate": e["rebate"],
+                                                            "film": e.get("film")})
                 at += n
         except FileNotFoundError:
             return {}

@@ -10,7 +10,8 @@ Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
 "half_size", "hash", "base": [r,g,b] | None, "overwrite": bool, "print": {...} | None,
 "rendering": dict | None, "sample": bool, "flatfield": path | None, "film": str | None} or None (exit).
 "film": the roll's film type (manifest `film:`; ConvertOptions.film, None = colour; the reply's
-"film" is the type rendered, detected for "auto").  "flatfield": the
+"film" is the type rendered, detected for "auto"; a rendering's own film type, the one a
+`film: auto` roll settled on, is used instead).  "flatfield": the
 roll's saved flat field (.npz), else the station's (settings "flatfield", inversion.flatfield).  "print": the frame's print settings
 (printing.PrintSettings), None = as inverted.  "rendering": the roll's locked rendering
 (pipeline/roll.py), applied instead of the per-frame base and normaliser; "sample": also return
@@ -260,7 +261,13 @@ def main(conn, settings: dict) -> None:
 
                 rgb = decode_fast(src, long_side=settings.get("preview_size", 1600)).rgb
                 flat = _roll_flat(msg.get("flatfield")) or station_flat  # as the frame was converted
-                result["sample"] = frame_sample(apply_flat(rgb, flat)).to_dict()
+                sample = frame_sample(apply_flat(rgb, flat))
+                sample.film = msg.get("film") or "colour"
+                if sample.film == "auto":  # the frame's vote for its roll's type
+                    from station.pipeline.films import detect
+
+                    sample.film = detect(apply_flat(rgb, flat), sample.rebate)[0]
+                result["sample"] = sample.to_dict()
             if todo:
                 b = msg.get("base")
                 observe = None
@@ -283,7 +290,8 @@ def main(conn, settings: dict) -> None:
                     observe=observe,
                     # the roll's flat field (`station roll flatfield`), else the station's
                     flatfield=_roll_flat(msg.get("flatfield")) or station_flat,
-                    film=msg.get("film") or "colour",  # the roll's film type (manifest `film:`)
+                    # the roll's film type (manifest `film:`); its rendering's once settled (auto)
+                    film=(rendering.film if rendering is not None and rendering.film else msg.get("film") or "colour"),
                 )
                 write.set_fault(enospc if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
                                 else killed if _fault(name, "STATION_FAULT_KILL_WRITING", msg.get("stage"))

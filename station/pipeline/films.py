@@ -28,7 +28,11 @@ bake into a 3-D LUT and run on the fused master like the colour one.
   neutral, silver-like picture over it (the picture's densities above it agree across the
   channels) → bw; a border darker than the picture (checked first) → slide; anything else →
   colour.  (A negative scanned with much of a black holder inside the outer 12 % could pass for
-  a slide: give such a roll its film type.)  A frame with no orange
+  a slide: give such a roll its film type, or its blank: with a blank's base (`--base`) the
+  film is a negative, and a frame that looks like a slide is rendered as the negative detected
+  with a warning naming the file.)  A roll is one film: `vote` settles its type from its
+  frames' detections (`station invert --roll`, `detect_roll`; the daemon's roll analysis,
+  roll.RollAccumulator).  A frame with no orange
   base that is inverted as a colour negative draws the "looks like a positive" warning (a
   photograph of a scene, not film): it is never inverted silently.
 """
@@ -208,15 +212,26 @@ def dark_border(small: np.ndarray) -> float:
     return float(np.mean(band < np.percentile(centre, 1)))
 
 
-def detect(rgb: np.ndarray, own) -> tuple[str, str]:
+def detect(rgb: np.ndarray, own, negative: bool = False) -> tuple[str, str]:
     """(film type, why) of a frame: `rgb` linear (H, W, 3), any size; `own` its rebate estimate
     (base.estimate_base).  A border mostly darker than the picture → slide; a rebate brighter
     than the picture, not orange, with a neutral picture over it → bw; else colour.  (The rebate's own colour in camera RGB is the light's times the film's, so it is
-    reported, not relied on: a B&W base under a halogen lamp is as blue-poor as 0.33.)"""
+    reported, not relied on: a B&W base under a halogen lamp is as blue-poor as 0.33.)
+    `negative`: the film is a negative (a blank's base is given): never slide; a dark border is
+    then a black holder, said in `why` (starting "looks like a slide")."""
     small = _small(rgb)
     dark = dark_border(small)
-    if dark >= DARK_BORDER:  # before the rebate: the edge of a sprocket hole can pass for one
-        return "slide", f"{100 * dark:.0f}% of the border darker than the picture (a slide's black rebate or mount)"
+    slide_why = f"{100 * dark:.0f}% of the border darker than the picture (a slide's black rebate or mount)"
+    if dark >= DARK_BORDER and not negative:  # before the rebate: the edge of a sprocket hole can pass for one
+        return "slide", slide_why
+    if dark >= DARK_BORDER:
+        film, why = _negative_type(small, own)
+        return film, f"looks like a slide ({slide_why}), but the film base given is a negative's blank: {why}"
+    return _negative_type(small, own)
+
+
+def _negative_type(small: np.ndarray, own) -> tuple[str, str]:
+    """(bw or colour, why) of a negative from its rebate `own` and picture (see `detect`)."""
     if own is not None and own.source == "rebate":
         ratio = blue_ratio(own)
         tint = picture_tint(small, own)
@@ -228,22 +243,12 @@ def detect(rgb: np.ndarray, own) -> tuple[str, str]:
     return "colour", "no rebate found"
 
 
-def detect_roll(paths) -> tuple[str, str]:
-    """(film type, why) of a roll (`station invert --roll --film auto`): a roll is one film, so
-    each frame (a small fast decode) votes and the most votes win (a tie: colour, the default).
-    Frames that cannot be read do not vote (the conversion reports them)."""
+def vote(films) -> tuple[str, str]:
+    """(film type, why) of a roll from its frames' detected types (`detect`, one each): a roll
+    is one film, so the most votes win (a tie, or no vote: colour, the default)."""
     from collections import Counter
 
-    from station.pipeline.base import estimate_base
-    from station.pipeline.fastdecode import decode_fast
-
-    votes: Counter = Counter()
-    for p in paths:
-        try:
-            rgb = decode_fast(p, long_side=384).rgb
-        except Exception:
-            continue
-        votes[detect(rgb, estimate_base(rgb))[0]] += 1
+    votes = Counter(f for f in films if f in FILMS)
     if not votes:
         return "colour", "no frame could be read"
     top = votes.most_common()
@@ -251,6 +256,23 @@ def detect_roll(paths) -> tuple[str, str]:
     film = "colour" if tie else top[0][0]
     count = ", ".join(f"{n} {f}" for f, n in top)
     return film, f"a tie ({count}): colour, the default" if tie else f"{votes[film]} of {sum(votes.values())} frames ({count})"
+
+
+def detect_roll(paths, negative: bool = False) -> tuple[str, str]:
+    """(film type, why) of a roll (`station invert --roll --film auto`): each frame (a small fast
+    decode) is detected and votes (`vote`).  Frames that cannot be read do not vote (the
+    conversion reports them).  `negative`: a blank's base is given (`detect`: never slide)."""
+    from station.pipeline.base import estimate_base
+    from station.pipeline.fastdecode import decode_fast
+
+    films = []
+    for p in paths:
+        try:
+            rgb = decode_fast(p, long_side=384).rgb
+        except Exception:
+            continue
+        films.append(detect(rgb, estimate_base(rgb), negative)[0])
+    return vote(films)
 
 
 # ----------------------------------------------------------------------------- the choice
@@ -261,12 +283,19 @@ def choose(film: str | None, rgb, own, base, src=None) -> tuple[str, object | No
     """(film type, its inverter or None for colour (the configured one), warnings) of a frame.
 
     `film`: "colour" (None), "bw", "slide" or "auto" (detected from `rgb` (H, W, 3) linear,
-    any size, and `own`, the frame's rebate estimate; logged); `base`: the base used."""
+    any size, and `own`, the frame's rebate estimate; logged); `base`: the base used.  With
+    "auto" and a blank's base (source "blank frame": `--base`) the film is a negative: a frame
+    that looks like a slide is rendered as the negative detected, with a warning."""
     film = check_film(film)
     warnings = []
     if film == "auto":
-        film, why = detect(rgb, own)
+        # a blank's base (`--base`, the station's blank) is a negative's: the film is no slide
+        negative = str(getattr(base, "source", "")).startswith("blank frame")
+        film, why = detect(rgb, own, negative)
         log.info("%s: film type %s (auto: %s)", Path(src).name if src else "frame", film, why)
+        if why.startswith("looks like a slide"):
+            warnings.append(f"{why}; rendered as a {film} negative with the blank (a slide: --film slide, "
+                            "without --base)")
     if film == "colour":
         w = positive_warning(base)
         if w:

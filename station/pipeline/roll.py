@@ -56,11 +56,16 @@ class Rendering:
     base_source: str = "roll"
     frames: int = 0
     locked: bool = True
+    # the film type it was analysed for, which renders every frame ("bw", "slide"; None: colour,
+    # the configured inverter); a roll with `film: auto` settles it from its frames' votes
+    film: str | None = None
 
     @property
     def id(self) -> str:
-        """Short hash of what the pixels depend on (base, A, b), to record which rendering an output has."""
-        key = json.dumps([[round(float(v), 5) for v in x] for x in (self.base, self.A, self.b)])
+        """Short hash of what the pixels depend on (base, A, b, and the film type unless colour),
+        to record which rendering an output has."""
+        vals = [[round(float(v), 5) for v in x] for x in (self.base, self.A, self.b)]
+        key = json.dumps(vals + [self.film] if self.film not in (None, "colour") else vals)
         return hashlib.sha1(key.encode()).hexdigest()[:10]
 
     @property
@@ -72,15 +77,18 @@ class Rendering:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "base": list(self.base), "A": list(self.A), "b": list(self.b),
-                "base_source": self.base_source, "frames": self.frames, "locked": self.locked}
+                "base_source": self.base_source, "frames": self.frames, "locked": self.locked, "film": self.film}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Rendering":
         vals = [tuple(float(v) for v in d[k]) for k in ("base", "A", "b")]
         if any(len(v) != 3 or not np.all(np.isfinite(v)) for v in vals) or min(vals[0]) <= 0:
             raise ValueError("a rendering needs finite base (>0), A and b of three values each")
+        film = d.get("film")
+        if film is not None and film not in ("colour", "bw", "slide"):
+            raise ValueError(f"a rendering's film type is colour, bw or slide, not {film!r}")
         return cls(*vals, base_source=str(d.get("base_source", "roll")), frames=int(d.get("frames", 0)),
-                   locked=bool(d.get("locked", True)))
+                   locked=bool(d.get("locked", True)), film=film)
 
 
 @dataclass
@@ -89,9 +97,10 @@ class FrameSample:
 
     rgb: np.ndarray  # (N, 3) float32 linear camera RGB: block means of the central region
     rebate: BaseEstimate | None  # the frame's own base estimate (source "rebate" when it has one)
+    film: str | None = None  # the film type the frame was rendered as (detected with auto): its vote
 
     def to_dict(self) -> dict:
-        return {"rgb": np.round(self.rgb, 7).tolist(),
+        return {"rgb": np.round(self.rgb, 7).tolist(), "film": self.film,
                 "rebate": None if self.rebate is None else {"rgb": self.rebate.as_list(), "source": self.rebate.source}}
 
     @classmethod
@@ -99,10 +108,12 @@ class FrameSample:
         rgb = np.asarray(d["rgb"], np.float32).reshape(-1, 3)
         r = d.get("rebate")
         reb = BaseEstimate(rgb=np.asarray(r["rgb"], np.float32), source=str(r["source"])) if r else None
-        return cls(rgb=rgb, rebate=reb)
+        film = d.get("film")
+        return cls(rgb=rgb, rebate=reb, film=str(film) if film else None)
 
 
-def frame_sample(rgb: np.ndarray, grid: int = SAMPLE_GRID, rebate: BaseEstimate | None = None) -> FrameSample:
+def frame_sample(rgb: np.ndarray, grid: int = SAMPLE_GRID, rebate: BaseEstimate | None = None,
+                 film: str | None = None) -> FrameSample:
     """A frame's contribution (HxWx3 linear camera RGB, any size): block means of its centre."""
     rgb = np.asarray(rgb, np.float32)
     h, w = rgb.shape[:2]
@@ -111,7 +122,8 @@ def frame_sample(rgb: np.ndarray, grid: int = SAMPLE_GRID, rebate: BaseEstimate 
     ky, kx = max(1, c.shape[0] // grid), max(1, c.shape[1] // grid)
     hh, ww = (c.shape[0] // ky) * ky, (c.shape[1] // kx) * kx
     blocks = c[:hh, :ww].reshape(hh // ky, ky, ww // kx, kx, 3).mean(axis=(1, 3)).reshape(-1, 3)
-    return FrameSample(rgb=blocks.astype(np.float32), rebate=rebate if rebate is not None else estimate_base(rgb))
+    return FrameSample(rgb=blocks.astype(np.float32), rebate=rebate if rebate is not None else estimate_base(rgb),
+                       film=film)
 
 
 def has_picture(sample: FrameSample) -> bool:
@@ -198,21 +210,44 @@ class RollAccumulator:
     `add(key, sample)` returns the current estimate (None until a frame with a picture came);
     `rendering` is the estimate, `locked` says whether it is final: stable (moved less than
     `settle` over the last `stable_for` frames, with at least `min_frames`) or the roll is
-    complete (`expected` frames seen).  A locked rendering never changes."""
+    complete (`expected` frames seen).  A locked rendering never changes.
+
+    `film`: the roll's film type, recorded in its rendering ("bw"/"slide": `inverter` is that
+    film's); "auto": the frames' detected types (`FrameSample.film`) vote (films.vote) and the
+    analysis uses the leading type's normaliser (`inverter` for colour); when the lead changes
+    the estimate starts settling again.  `film_why` says how the type was settled."""
 
     def __init__(self, inverter, blank: BaseEstimate | None = None, expected: int | None = None,
-                 min_frames: int = MIN_FRAMES, stable_for: int = STABLE_FOR, settle: float = SETTLE):
+                 min_frames: int = MIN_FRAMES, stable_for: int = STABLE_FOR, settle: float = SETTLE,
+                 film: str | None = None):
         self.inverter, self.blank, self.expected = inverter, blank, expected
         self.min_frames, self.stable_for, self.settle = min_frames, stable_for, settle
         self.samples: dict[str, FrameSample] = {}
         self.rendering: Rendering | None = None
         self.locked = False
         self._calm = 0
+        self.auto = film == "auto"
+        self._colour = inverter
+        self.film = "colour" if self.auto else film  # auto: the vote's lead ("colour" until one comes)
+        self.film_why = None if self.auto else "the roll's film type"
+
+    def _vote(self) -> None:
+        """auto: the leading film type of the frames' votes, and its normaliser."""
+        from station.pipeline.films import INVERTERS, vote
+
+        film, self.film_why = vote(s.film for s in self.samples.values())
+        if film != self.film:
+            self.film = film
+            self.inverter = INVERTERS[film]() if film in INVERTERS else self._colour
+            self._calm = 0
+            self.rendering = None  # an estimate for another film type: no movement to compare
 
     def add(self, key: str, sample: FrameSample) -> Rendering | None:
         if self.locked or key in self.samples:
             return self.rendering
         self.samples[key] = sample
+        if self.auto:
+            self._vote()
         try:
             new = analyse(list(self.samples.values()), self.inverter, self.blank)
         except ValueError:
@@ -222,7 +257,7 @@ class RollAccumulator:
         complete = self.expected is not None and len(self.samples) >= self.expected
         if (new.frames >= self.min_frames and self._calm >= self.stable_for) or complete:
             self.locked = True
-        self.rendering = Rendering(new.base, new.A, new.b, new.base_source, new.frames, self.locked)
+        self.rendering = Rendering(new.base, new.A, new.b, new.base_source, new.frames, self.locked, self.film)
         return self.rendering
 
     def complete(self) -> Rendering | None:
@@ -230,7 +265,7 @@ class RollAccumulator:
         if self.rendering is not None and not self.locked:
             self.locked = True
             r = self.rendering
-            self.rendering = Rendering(r.base, r.A, r.b, r.base_source, r.frames, True)
+            self.rendering = Rendering(r.base, r.A, r.b, r.base_source, r.frames, True, r.film)
         return self.rendering
 
 

@@ -264,7 +264,8 @@ class Crop:
 
 
 class Sample:
-    """decoded.rgb → sample: the frame's contribution to its roll's rendering (`options.sample`)."""
+    """decoded.rgb, film → sample: the frame's contribution to its roll's rendering
+    (`options.sample`), with the film type rendered (detected with auto: the frame's vote)."""
 
     name = "sample"
 
@@ -274,7 +275,7 @@ class Sample:
         from station.pipeline.roll import frame_sample
 
         rebate = frame.own if frame.own is not None else estimate_base(frame.decoded.rgb)
-        return replace(frame, sample=frame_sample(frame.decoded.rgb, rebate=rebate))
+        return replace(frame, sample=frame_sample(frame.decoded.rgb, rebate=rebate, film=frame.film))
 
 
 class Observe:
