@@ -111,3 +111,27 @@ def test_a_blank_with_film_auto_says_the_film_is_a_negative(cli, tmp_path):
     # a roll's vote with a blank: never slide
     assert detect_roll([folder / "dark-edged.dng"])[0] == "slide"
     assert detect_roll([folder / "dark-edged.dng"], negative=True)[0] != "slide"
+
+
+def test_an_auto_rolls_votes_survive_a_restart(tmp_path):
+    """The samples kept for a roll that has not locked carry their votes: a daemon restarted
+    between frames settles the same type."""
+    from station.daemon.rolls import RollRenderings
+    from station.pipeline.roll import sample_file
+
+    samples = [sample_file(bw_negative(tmp_path / f"{i}.dng", i)) for i in range(3)]
+    for s in samples:
+        s.film = "bw"
+
+    def rolls():
+        manifest = {"film": "auto", "frames_expected": 3}
+        return RollRenderings(tmp_path / "state", {"method": "classic"}, lambda roll: manifest)
+
+    first = rolls()
+    for i in range(2):
+        assert first.add("r", f"r/{i}.dng", {"sample": samples[i].to_dict()}) is None
+    assert first.snapshot()["r"]["film"] == "bw"
+    again = rolls()  # a restart
+    r = again.add("r", "r/2.dng", {"sample": samples[2].to_dict()})
+    assert r is not None and r.film == "bw" and r.frames == 3, r
+    assert json.loads((tmp_path / "state" / "renderings" / "r.json").read_text())["film"] == "bw"
