@@ -135,3 +135,28 @@ def test_an_auto_rolls_votes_survive_a_restart(tmp_path):
     r = again.add("r", "r/2.dng", {"sample": samples[2].to_dict()})
     assert r is not None and r.film == "bw" and r.frames == 3, r
     assert json.loads((tmp_path / "state" / "renderings" / "r.json").read_text())["film"] == "bw"
+
+
+def test_the_daemon_with_a_rolls_blank_renders_no_slide_with_auto(daemon_factory, tmp_path):
+    """The daemon's `film: auto` roll with a calibrated blank is a negative film, as `--base`."""
+    from station.pipeline.base import base_from_blank
+    from station.pipeline.decode import decode
+
+    stock = "kodak_portra_400"
+    blank = filmsim.simulate(np.zeros((200, 300, 3)), filmsim.ScanParams(stock=stock, seed=99))
+    filmsim.write_dng(tmp_path / "blank.dng", filmsim.add_rebate(blank, seed=9))
+    rgb = base_from_blank(decode(tmp_path / "blank.dng", half_size=True).rgb).rgb
+    scene, _ = filmsim.scene_with_charts(filmsim.procedural_scene(200, seed=2))
+    filmsim.write_dng(tmp_path / "dark-edged.dng", sf.with_rebate(sf.simulate(SLIDE, scene, seed=0)))
+    d = daemon_factory(config={"inversion": {"method": "classic"}, "workers": {"count": 1}})
+    roll = d.state / "rolls" / "r1"
+    roll.mkdir(parents=True)
+    (roll / "manifest.json").write_text(json.dumps({"name": "r1", "film": "auto", "base": {"rgb": rgb.tolist()}}))
+    (d.incoming / "r1").mkdir(parents=True)
+    d.start()
+    (tmp_path / "dark-edged.dng").replace(d.incoming / "r1" / "01.dng")
+    d.wait_for(lambda: d.done(["r1/01.dng"]), 180, "the frame")
+    assert "r1/01.dng: looks like a slide" in d.log_text()
+    with tifffile.TiffFile(d.output / "r1" / "01.tif") as t:  # the master too (its base: the preview's)
+        desc = json.loads(t.pages[0].description)
+    assert desc.get("station_film") != "slide" and desc["station_base_source"].startswith("blank frame"), desc

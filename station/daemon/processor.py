@@ -397,7 +397,8 @@ class Processor:
         """What the job's worker needs for the roll: its locked rendering, or to return a sample."""
         roll = self.roll_of(job.key)
         return {**self.rolls.job_settings(roll, job.stage), "flatfield": self.roll_flatfield(roll),
-                "story": self.frame_story(roll, job.key), "film": self.roll_film(roll)}
+                "story": self.frame_story(roll, job.key), "film": self.roll_film(roll),
+                "negative": self.roll_base(job.key) is not None}  # a calibrated blank: a negative film
 
     def frame_story(self, roll: str | None, rel: str) -> dict:
         """What the frame's outputs say about the film (metadata.py): the roll's name, its stock,

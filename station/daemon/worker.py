@@ -8,7 +8,9 @@ takes only this process (and its frame) with it.
 
 Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
 "half_size", "hash", "base": [r,g,b] | None, "overwrite": bool, "print": {...} | None,
-"rendering": dict | None, "sample": bool, "flatfield": path | None, "film": str | None} or None (exit).
+"rendering": dict | None, "sample": bool, "flatfield": path | None, "film": str | None,
+"negative": bool} or None (exit).  "negative": the roll has a calibrated blank (so, with the
+station's blank, the film is a negative: "auto" never picks slide).
 "film": the roll's film type (manifest `film:`; ConvertOptions.film, None = colour; the reply's
 "film" is the type rendered, detected for "auto"; a rendering's own film type, the one a
 `film: auto` roll settled on, is used instead).  "flatfield": the
@@ -266,7 +268,8 @@ def main(conn, settings: dict) -> None:
                 if sample.film == "auto":  # the frame's vote for its roll's type
                     from station.pipeline.films import detect
 
-                    sample.film = detect(apply_flat(rgb, flat), sample.rebate)[0]
+                    negative = bool(msg.get("negative")) or base is not None  # a blank: a negative film
+                    sample.film = detect(apply_flat(rgb, flat), sample.rebate, negative)[0]
                 result["sample"] = sample.to_dict()
             if todo:
                 b = msg.get("base")
@@ -274,11 +277,14 @@ def main(conn, settings: dict) -> None:
                 if check_params is not None and msg.get("stage") == "preview":
                     def observe(dec, pos, base_used):
                         checked[:] = [(dec, pos, base_used)]
+                # a blank (the roll's calibrated one, or the station's) says the film is a negative:
+                # film auto never renders a frame as a slide then (films.choose, by the base's source)
+                given = "blank frame (calibrated)" if msg.get("negative") or base is not None else "preview"
                 opts = ConvertOptions(
                     inverter=inverter,
                     # a roll's rendering brings its own base (the blank's, or the roll's rebate)
                     base=None if rendering is not None else
-                    BaseEstimate(np.asarray(b, dtype=np.float32), "preview") if b is not None else base,
+                    BaseEstimate(np.asarray(b, dtype=np.float32), given) if b is not None else base,
                     rendering=rendering, sample=bool(msg.get("sample")),
                     half_size=msg.get("half_size", False),
                     jpeg_quality=settings.get("jpeg_quality", 90),
