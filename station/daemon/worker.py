@@ -12,8 +12,8 @@ Messages, parent → child: {"id", "stage", "src", "outputs": {kind: path},
 "negative": bool} or None (exit).  "negative": the roll has a calibrated blank (so, with the
 station's blank, the film is a negative: "auto" never picks slide).
 "film": the roll's film type (manifest `film:`; ConvertOptions.film, None = colour; the reply's
-"film" is the type rendered, detected for "auto"; a rendering's own film type, the one a
-`film: auto` roll settled on, is used instead).  "flatfield": the
+"film" is the type rendered, detected for "auto"; for "auto" with a rendering, the type the
+roll settled on, the rendering's "film", is used).  "flatfield": the
 roll's saved flat field (.npz), else the station's (settings "flatfield", inversion.flatfield).  "print": the frame's print settings
 (printing.PrintSettings), None = as inverted.  "rendering": the roll's locked rendering
 (pipeline/roll.py), applied instead of the per-frame base and normaliser; "sample": also return
@@ -296,8 +296,9 @@ def main(conn, settings: dict) -> None:
                     observe=observe,
                     # the roll's flat field (`station roll flatfield`), else the station's
                     flatfield=_roll_flat(msg.get("flatfield")) or station_flat,
-                    # the roll's film type (manifest `film:`); its rendering's once settled (auto)
-                    film=(rendering.film if rendering is not None and rendering.film else msg.get("film") or "colour"),
+                    # the roll's film type (manifest `film:`); auto: the one its rendering settled on
+                    film=(rendering.film if rendering is not None and rendering.film and msg.get("film") == "auto"
+                          else msg.get("film") or "colour"),
                 )
                 write.set_fault(enospc if _fault(name, "STATION_FAULT_ENOSPC", msg.get("stage"))
                                 else killed if _fault(name, "STATION_FAULT_KILL_WRITING", msg.get("stage"))
