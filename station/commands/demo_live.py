@@ -129,7 +129,8 @@ def run(args) -> int:
         cam.stop()
         print(f"station demo: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger("station").setLevel(logging.WARNING)
+    if not getattr(args, "verbose", False):  # -v: the station's debug log (each capture's start, timed)
+        logging.getLogger("station").setLevel(logging.WARNING)
     app = App(cfg)
     _plug_in_services(app)
     # every capture request, from the start until the station stops (the settle watcher goes on
