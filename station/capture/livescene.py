@@ -345,11 +345,40 @@ def run_advances(cam, service, advances: int, *, first_still: float = 1.5, still
     for e in log:
         if not e["moving"]:
             per[e["index"]] = per.get(e["index"], 0) + 1
-    starts = [e["t"] - r for e, r in zip(log, requested)]  # request -> the camera's InitiateCapture
     return {"advances": advances, "captures": len(log),
-            "capture_start_s": {"median": round(float(np.median(starts)), 3), "max": round(max(starts), 3)} if starts else None,
+            "capture_start_s": capture_starts(log, requested),
             "double": sum(max(0, n - 1) for n in per.values()) + per.get(0, 0),
             "while_moving": sum(1 for e in log if e["moving"]),
             "missed": sum(1 for k in range(1, advances + 1) if k not in per),
             "previews": watcher.stats["previews"], "fps": round(watcher.stats["previews"] / elapsed, 1),
             "log": log}
+
+
+def capture_starts(shots: list[dict], requested: list[float]) -> dict | None:
+    """Capture request -> the camera receiving InitiateCapture: {"median", "max", "n",
+    "unrequested"} in seconds, or None when no shot was requested.
+
+    shots: the emulator's shot log (its "t": time.monotonic() at InitiateCapture, the same
+    clock as the requests: CLOCK_MONOTONIC is the machine's, across processes); requested:
+    time.monotonic() of every capture request.  Each shot is paired with the newest request
+    before it that no earlier shot took: a request answers one shot.  A shot with no request
+    of its own (the camera's own button, or one requested after the caller stopped recording
+    requests) counts as `unrequested` and is left out of the figures: pairing it with an
+    earlier shot's request would report the time between two shots as a start delay."""
+    reqs = sorted(requested)
+    starts: list[float] = []
+    unrequested = 0
+    used = -1  # index of the newest request a shot has taken
+    j = -1
+    for e in sorted(shots, key=lambda e: e["t"]):
+        while j + 1 < len(reqs) and reqs[j + 1] <= e["t"]:
+            j += 1
+        if j > used:
+            starts.append(e["t"] - reqs[j])
+            used = j
+        else:
+            unrequested += 1
+    if not starts:
+        return None
+    return {"median": round(float(np.median(starts)), 3), "max": round(max(starts), 3), "n": len(starts),
+            "unrequested": unrequested}

@@ -129,9 +129,14 @@ def run(args) -> int:
         cam.stop()
         print(f"station demo: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger("station").setLevel(logging.WARNING)
+    if not getattr(args, "verbose", False):  # -v: the station's debug log (each capture's start, timed)
+        logging.getLogger("station").setLevel(logging.WARNING)
     app = App(cfg)
     _plug_in_services(app)
+    # every capture request, from the start until the station stops (the settle watcher goes on
+    # firing while the previews are awaited at the end): each shot in the emulator's log is timed
+    # from its own request, never from the one before it (that would be the time between two shots)
+    requested = _time_capture_requests(app)
     if args.web != "off":
         print(f"watch it live at http://{args.web}/ (the live positive alone: http://{args.web}/live.mjpg)", flush=True)
     report: dict = {}
@@ -157,7 +162,7 @@ def run(args) -> int:
     report["pictures"] = sorted(per)
     report["double"] = sum(n - 1 for n in per.values() if n > 1)
     report["while_moving"] = moving
-    report["capture_start_s"] = capture_start(scene_log, report.pop("capture_requests", []))
+    report["capture_start_s"] = capture_start(scene_log, requested)
     _print(report)
     if getattr(args, "json", None):
         Path(args.json).write_text(json.dumps({k: v for k, v in report.items() if k != "mjpeg_last"}, indent=2))
@@ -183,16 +188,11 @@ def _time_capture_requests(app) -> list:
 
 
 def capture_start(scene_log: list, requested: list) -> dict | None:
-    """Request -> InitiateCapture (seconds, median and max): each shot paired with the last
-    request before it."""
-    starts = []
-    for e in scene_log:
-        before = [r for r in requested if r <= e["t"]]
-        if before:
-            starts.append(e["t"] - before[-1])
-    if not starts:
-        return None
-    return {"median": round(float(np.median(starts)), 3), "max": round(max(starts), 3), "n": len(starts)}
+    """Request -> InitiateCapture (seconds: median, max, n, unrequested): each shot paired
+    with its own request (station.capture.livescene.capture_starts)."""
+    from station.capture.livescene import capture_starts
+
+    return capture_starts(scene_log, requested)
 
 
 def _drive(app, args, report: dict) -> None:
@@ -210,7 +210,6 @@ def _drive(app, args, report: dict) -> None:
         print(f"roll {roll['name']}: live view on, auto-capture on; the strip advances every "
               f"{args.advance_every:g} s for {args.seconds:g} s", flush=True)
         live = app.service("live")
-        requested = _time_capture_requests(app)
         mj: dict = {}
         if args.web != "off":
             threading.Thread(target=_mjpeg_client, args=(f"http://{args.web}/live.mjpg", stop, mj),
@@ -230,8 +229,7 @@ def _drive(app, args, report: dict) -> None:
                       convert_ms=live.positive.stats["convert_ms"], mjpeg_fps=mj.get("fps"),
                       mjpeg_frames=mj.get("frames"), mjpeg_type=mj.get("content_type"), mjpeg_error=mj.get("error"),
                       seconds=args.seconds, tone=live.positive.tone.snapshot(), aids=live.positive.aids,
-                      positive_size=live.positive.stats.get("size"), loadavg=[round(v, 2) for v in os.getloadavg()],
-                      capture_requests=list(requested))
+                      positive_size=live.positive.stats.get("size"), loadavg=[round(v, 2) for v in os.getloadavg()])
         stop.set()
         # the previews of the captured frames, for the live/captured comparison
         incoming = Path(app.cfg["paths"]["incoming"])
@@ -256,13 +254,14 @@ def _print(r: dict) -> None:
     size = r.get("positive_size") or (None, None)
     print(f"BENCH live view {r.get('live_fps')} fps (>= 15); /live.mjpg {r.get('mjpeg_fps')} fps of "
           f"{size[0]}x{size[1]} positives (>= 10 fps, >= 800 px); capture request -> InitiateCapture median "
-          f"{cs.get('median')} s, max {cs.get('max')} s (<= 0.3 s); load average {r.get('loadavg')} "
+          f"{cs.get('median')} s, max {cs.get('max')} s over {cs.get('n')} captures (<= 0.3 s); load average {r.get('loadavg')} "
           f"({os.cpu_count()} CPUs)")
     print(f"live view: {r.get('feed_frames')} frames, {r.get('live_fps')} fps reaching the station; live positive "
           f"{r.get('positive_fps')} fps ({r.get('convert_ms')} ms per frame); /live.mjpg client "
           f"{r.get('mjpeg_fps')} fps ({r.get('mjpeg_frames')} frames{', ' + r['mjpeg_error'] if r.get('mjpeg_error') else ''})")
     print(f"auto-capture: {r['captures']} captures of pictures {r['pictures']}, {r['double']} double, "
-          f"{r['while_moving']} while moving")
+          f"{r['while_moving']} while moving" + (f", {cs['unrequested']} not requested by the settle watcher"
+                                                 if cs.get("unrequested") else ""))
     for row in r.get("delta_e", []):
         print(f"  {row['frame']}: live positive just before the shot vs its preview: median dE00 "
               f"{row['dE00_median']} ({row['pairs_before']} pairs learnt before; live frame {row.get('frame_age_s')} s "
