@@ -13,6 +13,18 @@ import tifffile
 from conftest import write_negative
 
 
+def slide_roll(folder: Path) -> Path:
+    """Three generated E-6 slides (astronaut, coffee, cat at -1, 0, +1 EV) with their rebate, as 01-03.dng."""
+    from station.model import film as filmsim
+    from station.model import specialfilm as sf
+
+    folder.mkdir()
+    for seed, name in enumerate(("astronaut", "coffee", "chelsea")):
+        scene = filmsim.photo(name, size=400, rng=np.random.default_rng(seed))
+        filmsim.write_dng(folder / f"{seed + 1:02d}.dng", sf.with_rebate(sf.simulate_slide(scene, seed=seed, scene_ev=seed - 1)))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def roll(tmp_path_factory):
     """A roll folder as a photographer has it: two frames and the blank of the same roll."""
@@ -86,14 +98,7 @@ def test_film_auto_with_roll_gives_the_roll_one_film_type(tmp_path, cli):
     """--roll --film auto: the roll is one film, so one type for all its frames (detected over
     the roll, logged), its analysis made with that type's normaliser.  Per frame, the dark
     first frame of this slide roll was taken for a colour negative and came out negative."""
-    from station.model import film as filmsim
-    from station.model import specialfilm as sf
-
-    folder = tmp_path / "slides"
-    folder.mkdir()
-    for seed, name in enumerate(("astronaut", "coffee", "chelsea")):
-        scene = filmsim.photo(name, size=400, rng=np.random.default_rng(seed))
-        filmsim.write_dng(folder / f"{seed + 1:02d}.dng", sf.with_rebate(sf.simulate_slide(scene, seed=seed, scene_ev=seed - 1)))
+    folder = slide_roll(tmp_path / "slides")
     out = tmp_path / "out"
     r = cli("invert", folder, "--out", out, "--roll", "--film", "auto", "--format", "tiff")
     assert r.returncode == 0, r.stderr
@@ -149,14 +154,7 @@ def test_crop_auto_on_slides_keeps_the_picture_only(tmp_path, cli):
     """--crop auto --film slide: a slide's rebate is black, not thin, so the crop looked for the
     wrong thing (the rebate and sprocket holes kept, the frame turned by a few degrees).  And a
     square picture has no orientation for the tilt to come from (it turned the cat by ~5°)."""
-    from station.model import film as filmsim
-    from station.model import specialfilm as sf
-
-    folder = tmp_path / "slides"
-    folder.mkdir()
-    for seed, name in enumerate(("astronaut", "coffee", "chelsea")):
-        scene = filmsim.photo(name, size=400, rng=np.random.default_rng(seed))
-        filmsim.write_dng(folder / f"{seed + 1:02d}.dng", sf.with_rebate(sf.simulate_slide(scene, seed=seed, scene_ev=seed - 1)))
+    folder = slide_roll(tmp_path / "slides")
     out = tmp_path / "out"
     r = cli("invert", folder, "--out", out, "--film", "slide", "--crop", "auto", "--format", "tiff")
     assert r.returncode == 0, r.stderr
