@@ -39,8 +39,11 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/station demo --out demo-output
 
+# Most tests wait on a real daemon, camera or browser, so three test processes share two cores well.
+TEST_JOBS ?= 3
+
 test: venv $(VENV)/.sysdeps
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_JOBS)
 
 soak: venv $(VENV)/.sysdeps
 	$(PY) -m pytest -q -m slow
