@@ -151,11 +151,12 @@ def test_live_settings_take_the_rolls_blank_else_the_base_its_analysis_locked(tm
     of the moment (which swings with the strip and the sprocket holes)."""
     import json
 
+    from station.boundary import CameraState, RollState
     from station.capture.live import _Settings
 
-    class Cam:
+    class Cam:  # what the camera service's snapshot() is (station.boundary; a dict before, never a roll)
         def snapshot(self):
-            return {"roll": {"name": "r1"}}
+            return CameraState(state="ready", roll=RollState("r1", 3, 4))
 
     class App:
         cfg = {"paths": {"state": str(tmp_path)}, "inversion": {"method": "classic"}}

@@ -405,36 +405,36 @@ class _Settings:
             inv = (self.app.cfg.get("inversion") or {})
             method = inv.get("method")
             self._inverter = get_inverter(None if method in (None, "auto") else method, inv.get("model"))
-        return self._inverter, self._roll_base(), self._print(), self._rendering()
+        roll = self._roll()
+        return self._inverter, self._roll_base(roll), self._print(roll), self._rendering(roll)
 
     def _roll(self):
+        """The camera's current roll (its CameraState.roll, station.boundary), or None."""
         cam = self.app.service("camera")
-        try:
-            return ((cam.snapshot() or {}).get("roll") or {}).get("name") if cam is not None else None
-        except Exception:
+        if cam is None:
             return None
+        roll = getattr(cam.snapshot(), "roll", None)
+        return getattr(roll, "name", None)
 
-    def _print(self):
+    def _print(self, roll):
         book = getattr(self.app, "prints", None)
         if book is None:
             return None
         try:
-            s = book.roll_print(self._roll()) or book.default
+            s = book.roll_print(roll) or book.default
         except Exception:
             return None
         return None if s is None or s.identity else s
 
-    def _roll_base(self):
+    def _roll_base(self, roll):
         """The roll's blank's base, else the base of its locked roll analysis, else None."""
-        roll = self._roll()
         if not roll:
             return None
         return self._blank_base(roll) or self._analysis_base(roll)
 
-    def _rendering(self):
+    def _rendering(self, roll):
         """The roll's locked rendering (the daemon's roll analysis, state/renderings/<roll>.json),
         or None while the analysis is not settled."""
-        roll = self._roll()
         if not roll:
             return None
         path = Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json"
