@@ -11,7 +11,8 @@ captures: a capture waits for at most the one preview in flight).  The settle wa
 
 **Live view is not linear.**  `ToneMap` (station.capture.livetone) maps each channel's
 8-bit code to linear camera RGB, learnt from pairs: every captured RAW and the live-view
-frame just before it.
+frame just before it.  **Nor at the RAW's level**: each frame's level (flicker, the camera's
+exposure simulation) is read on its film base (`frame_level`) and the base scaled by it.
 
 **The conversion** is the daemon's preview path on the linearised frame: the roll's base
 (its calibrated blank, or the per-frame estimate), density, the inverter's compiled LUT
@@ -37,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from station.capture.livetone import (  # noqa: F401  (re-exported: the live view's tone map and decoders)
-    MAX_PAIRS, ToneMap, _raw_linear, decode_jpeg, default_table, srgb_to_linear,
+    MAX_PAIRS, ToneMap, _raw_linear, decode_jpeg, default_table, frame_level, srgb_to_linear,
 )
 
 log = logging.getLogger("station.live")
@@ -235,14 +236,22 @@ class LivePositive(_Loop):
                     est = BaseEstimate(np.median(np.asarray(self._rebates, np.float32), axis=0), "rebate")
                 self._base = (key, now, est)
             base = self._base[2]
+        table = self.tone.table  # one table for the whole frame (a pair may be learnt meanwhile)
+        # the frame's own level (flicker, exposure simulation): its film base against the base in use,
+        # which is scaled by it (as base.reconcile does for a RAW whose scan exposure changed)
+        level = frame_level(lv, table, base.rgb)
+        self.stats["level"] = None if level is None else round(level, 4)
+        if level is not None:
+            base = BaseEstimate(base.rgb * np.float32(10.0 ** level), base.source)
         # 8-bit input: density is a function of each channel's code, D_c = -log10(lin_c / base_c)
-        dtab = density(np.ascontiguousarray(self.tone.table.T[:, None, :]), base.rgb)[:, 0, :].T
+        dtab = density(np.ascontiguousarray(table.T[:, None, :]), base.rgb)[:, 0, :].T
         dtab = np.ascontiguousarray(dtab, np.float32)
         if self._compiled is None or self._compiled[0] is not inverter or self._compiled[1] != ps:
             self._compiled = (inverter, ps, compiled(inverter, print=ps))  # once per inverter and print
         fn = self._compiled[2]
         if affine is None and livelut.available(fn):
             affine = self._meter(fn, dtab, lv)
+        self.stats["rendering"] = rendering.id if rendering is not None else None  # None: metered
         if affine is not None and livelut.available(fn):  # codes -> LUT -> uint8 in one pass
             return livelut.apply_u8(fn.lut, lv, livelut.shaper(fn.lut, dtab, affine), fn.method)
         D = _take(dtab, lv)
@@ -278,7 +287,7 @@ class LivePositive(_Loop):
             try:
                 lv = decode_jpeg(data, self.size)
                 jpeg = _jpeg(self.convert_u8(lv), self.quality)
-                self._shown.append((seq, jpeg))
+                self._shown.append((seq, jpeg, self.stats.get("rendering"), self.stats.get("level")))
                 if time.monotonic() - self._aids_at > AIDS_EVERY_S:
                     from station.capture.liveaids import measure
 
@@ -331,10 +340,12 @@ class LivePositive(_Loop):
         shown = [x for x in list(self._shown) if x[0] <= fr[0]]
         try:
             if shown:
-                seq, positive = shown[-1]
+                seq, positive, rendering, level = shown[-1]
             else:
                 seq, positive = fr[0], _jpeg(self.convert_u8(lv), self.quality)
-            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": positive,
+                rendering, level = self.stats.get("rendering"), self.stats.get("level")
+            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": positive, "frame": fr[2],
+                                  "rendering": rendering, "level": level,
                                   "frame_age_s": round(before - fr[3], 3) if before is not None else None,
                                   "frames_between": fr[0] - seq})
         except Exception as exc:
@@ -348,7 +359,10 @@ class LivePositive(_Loop):
         def done(f):
             try:
                 n = self.tone.learn(lv, f.result())
-                log.info("live view: tone pair %d from %s (%d flat blocks)", self.tone.pairs, Path(raw_path).name, n)
+                if n:
+                    log.info("live view: tone pair %d from %s (%d flat blocks)", self.tone.pairs, Path(raw_path).name, n)
+                else:
+                    log.info("live view: %s not learnt from: %s", Path(raw_path).name, (self.tone.last or {}).get("reason"))
             except Exception as exc:
                 log.warning("live view: cannot learn from %s: %s", raw_path, exc)
 
