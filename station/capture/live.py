@@ -160,9 +160,9 @@ class LivePositive(_Loop):
     """Thread: newest live-view frame -> positive JPEG (+ aids).  See the module docstring.
 
     settings: callable -> (inverter, base rgb or None[, print or None[, rendering or None]]);
-    called per frame (cheap: cached by the caller).  With the roll's locked rendering
-    (pipeline.roll.Rendering) its base and normaliser (A, b) are used, as for the roll's
-    captured frames.  Else the inverter meters each frame (at most every METER_EVERY_S) -- a
+    called per frame (cheap: cached by the caller).  With the roll's rendering
+    (pipeline.roll.Rendering: the locked one, or the analysis' estimate until it locks) its base
+    and normaliser (A, b) are used, as for the roll's captured frames.  Else the inverter meters each frame (at most every METER_EVERY_S) -- a
     frame of one dominant colour then comes out cast, as it would on its own -- with the given
     base or the live view's own: the median of its last REBATES rebate estimates (one every
     BASE_EVERY_S).  size: long side of the positive (the live view's own size if smaller).
@@ -251,7 +251,8 @@ class LivePositive(_Loop):
         fn = self._compiled[2]
         if affine is None and livelut.available(fn):
             affine = self._meter(fn, dtab, lv)
-        self.stats["rendering"] = rendering.id if rendering is not None else None  # None: metered
+        self.stats["rendering"] = (None if rendering is None  # None: metered
+                                   else rendering.id + ("" if rendering.locked else " (provisional)"))
         if affine is not None and livelut.available(fn):  # codes -> LUT -> uint8 in one pass
             return livelut.apply_u8(fn.lut, lv, livelut.shaper(fn.lut, dtab, affine), fn.method)
         D = _take(dtab, lv)
@@ -404,8 +405,9 @@ class _Settings:
     """(inverter, roll base, print, rendering) for the live positive, as the daemon gives a new
     frame of the roll: the station's inversion settings, the current roll's base (its calibrated
     blank's, state/rolls/<roll>/manifest.json, else the one its roll analysis locked), the roll's
-    print (else the station's `print:`) and the roll analysis' locked rendering
-    (state/renderings/<roll>.json: base and normaliser), once there is one."""
+    print (else the station's `print:`) and the roll analysis' rendering (state/renderings/<roll>.json:
+    base and normaliser; before it locks, its estimate so far, <roll>.provisional.json), once
+    there is one."""
 
     def __init__(self, app):
         self.app = app
@@ -447,22 +449,30 @@ class _Settings:
         return self._blank_base(roll) or self._analysis_base(roll)
 
     def _rendering(self, roll):
-        """The roll's locked rendering (the daemon's roll analysis, state/renderings/<roll>.json),
-        or None while the analysis is not settled."""
+        """The roll's rendering: the locked one (the daemon's roll analysis,
+        state/renderings/<roll>.json), else the analysis' estimate so far (<roll>.provisional.json:
+        the frames' previews are re-rendered with the locked one, which it is the nearest guess of)
+        once it has as many frames as a lock needs (roll.MIN_FRAMES: from one or two the estimate is
+        that picture's own normaliser, and metering the live view does better), else None."""
         if not roll:
             return None
-        path = Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json"
-        try:
-            mtime = path.stat().st_mtime_ns
-        except OSError:
+        folder = Path(self.app.cfg["paths"]["state"]) / "renderings"
+        for path in (folder / f"{roll}.json", folder / f"{roll}.provisional.json"):
+            try:
+                mtime = path.stat().st_mtime_ns
+                break
+            except OSError:
+                continue
+        else:
             return None
         cached = self._files.get("rendering")
         if cached is not None and cached[:2] == (path, mtime):
             return cached[2]
         try:
-            from station.pipeline.roll import Rendering
+            from station.pipeline.roll import MIN_FRAMES, Rendering
 
             r = Rendering.from_dict(json.loads(path.read_text()))
+            r = r if r.locked or r.frames >= MIN_FRAMES else None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("live view: unreadable roll rendering %s (%s)", path, exc)
             r = None
