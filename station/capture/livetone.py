@@ -78,6 +78,7 @@ LEVEL_BORDER = 0.12  # the border band (fraction of each side) where the rebate 
 LEVEL_SPAN = 0.2  # log10: levels farther than this from the base are not looked for
 LEVEL_NEUTRAL = 0.05  # log10: a film-base pixel differs from the base by the same factor in R, G, B
 LEVEL_MIN = 100  # film-base pixels needed to read the level
+LEVEL_SHARE = 0.1  # ... and at least this share of the border band (the strip: ~half of it)
 
 
 def _weighted_medians(groups: np.ndarray, vals: np.ndarray, weights: np.ndarray):
@@ -277,7 +278,8 @@ def frame_level(lv: np.ndarray, table: np.ndarray, base) -> float | None:
     on its film base: the pixels of its border band that differ from the base by one factor in
     R, G and B (within LEVEL_NEUTRAL; the picture's dyes and bare light through a sprocket hole
     do not) and by at most LEVEL_SPAN; the mode of their factors, refined by the median around
-    it.  None when fewer than LEVEL_MIN such pixels (no rebate in view)."""
+    it.  None when fewer than LEVEL_MIN such pixels, or than LEVEL_SHARE of the band (no rebate
+    in view: a picture's thinnest shadows are near-neutral too, and would read as the base)."""
     s = lv[::LEVEL_STEP, ::LEVEL_STEP]
     h, w = s.shape[:2]
     by, bx = max(1, int(h * LEVEL_BORDER)), max(1, int(w * LEVEL_BORDER))
@@ -290,7 +292,7 @@ def frame_level(lv: np.ndarray, table: np.ndarray, base) -> float | None:
     d -= np.log10(np.maximum(np.asarray(base, np.float32), 1e-6))
     m = d.mean(axis=1)
     m = m[(np.ptp(d, axis=1) < LEVEL_NEUTRAL) & (np.abs(m) < LEVEL_SPAN)]
-    if len(m) < LEVEL_MIN:
+    if len(m) < max(LEVEL_MIN, LEVEL_SHARE * len(d)):
         return None
     hist, edges = np.histogram(m, bins=np.arange(-LEVEL_SPAN, LEVEL_SPAN + 1e-6, 0.005))
     mode = edges[int(np.argmax(hist))] + 0.0025
