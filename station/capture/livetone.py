@@ -10,14 +10,14 @@ Every captured RAW and the live-view frame just before it are a pair: both are r
 
 **The live view's exposure is not the RAW's.**  A live view wobbles in level from frame to
 frame (mains flicker of the light, the camera's exposure simulation): on the emulator's strip
-by up to +-10 %.  Learnt as if it were not, each pair's level is baked into the table (median
-ΔE00 ~4.5 after three pairs), and a frame shown at another level than its RAW's is a few ΔE
-off even with a perfect table.  So:
+by up to +-10 %.  Learnt as if it were not, each pair's level is baked into the table (its
+shape off by 0.075 in ln on four pairs at +-10 %, tests/test_live_tone.py), and a frame shown
+at another level than its RAW's is 3-5 ΔE00 off even with a perfect table.  So:
 
 * learning fits the table *and* each pair's level together: `_fit` alternates the per-channel
-  table (binned medians of level x linear, made monotone, ends extended along the default's
-  shape) and each pair's level (the median ratio table(code) / linear over all its samples),
-  the levels' geometric mean held at 1;
+  table (per 4-code bin, the median over the pairs of level x linear, made monotone; see
+  `_table` for the ends) and each pair's level (the median ratio table(code) / linear over its
+  bins), the levels' geometric mean held at 1;
 * each frame is read at its own level: `frame_level` measures the film base in the frame's
   border band (the rebate and the gaps between pictures, the least dense thing on film, the
   same in every frame of a roll) against the base the conversion uses, and the live positive
@@ -31,8 +31,8 @@ rendering changed (another picture style), and the table starts again from them.
 (a block at 245 or more in every channel: JPEG pulls a camera's clipped 255 down a little) is
 learnt as code 255, and above the codes the pairs saw the table goes on with its own log slope
 (the camera's highlight curve), not the default's shape.  The last `MAX_PAIRS` (24) pairs are
-kept, each as a binned summary the fit runs on.  `_raw_linear` runs in a
-worker process (untrusted files are parsed there).
+kept, each as a binned summary the fit runs on.  `_raw_linear` runs in a worker process
+(untrusted files are parsed there).
 """
 from __future__ import annotations
 
