@@ -413,6 +413,7 @@ class _Settings:
         self.app = app
         self._inverter = None
         self._files: dict = {}  # "blank" / "analysis" -> (path, mtime, rgb)
+        self._roll_error: str | None = None
 
     def __call__(self):
         if self._inverter is None:
@@ -429,7 +430,15 @@ class _Settings:
         cam = self.app.service("camera")
         if cam is None:
             return None
-        roll = getattr(cam.snapshot(), "roll", None)
+        try:
+            snap = cam.snapshot()
+        except Exception as exc:  # said once, not per frame; the live view goes on without the roll's settings
+            if self._roll_error != str(exc):
+                self._roll_error = str(exc)
+                log.warning("live view: cannot read the camera's current roll (%s); using no roll settings", exc)
+            return None
+        self._roll_error = None
+        roll = getattr(snap, "roll", None)
         return getattr(roll, "name", None)
 
     def _print(self, roll):
