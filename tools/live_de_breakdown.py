@@ -11,7 +11,11 @@ the live frame made five ways:
   8-bit      no noise, no JPEG, no flicker: only the live view's 8-bit codes, true table
   +JPEG      the same through JPEG q80
 
-    .venv/bin/python tools/live_de_breakdown.py [--pictures 8] [--seed 4] [--method classic]
+    .venv/bin/python tools/live_de_breakdown.py [--pictures 8] [--seed 4] [--method classic] [--matrix]
+
+--matrix: a camera whose live view mixes its channels (a colour matrix before its curve, as real
+cameras render to sRGB; the emulator's does not): the station's per-channel table cannot follow
+that ("true" is then the curve alone, without the matrix).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ def main() -> int:
     ap.add_argument("--pictures", type=int, default=8)
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--method", default=None, help="inversion method (default: the station's default)")
+    ap.add_argument("--matrix", action="store_true", help="the live view mixes its channels (a colour matrix)")
     args = ap.parse_args()
     from PIL import Image
 
@@ -45,6 +50,11 @@ def main() -> int:
     from station.pipeline.roll import analyse, sample_file
 
     inv = get_inverter(args.method)
+    mix = np.array([[1.25, -0.2, -0.05], [-0.15, 1.3, -0.15], [-0.05, -0.3, 1.35]], np.float32)  # rows sum to 1
+
+    def render(lin: np.ndarray) -> np.ndarray:
+        return camera_tone(np.clip(lin @ mix.T, 0, None) if args.matrix else lin)
+
     x = np.linspace(0, 1.2, 20000, dtype=np.float32)[:, None] * np.ones(3, np.float32)
     y = camera_tone(x) * 255
     truth = np.stack([np.interp(np.arange(256), y[:, c], x[:, c]) for c in range(3)]).astype(np.float32)
@@ -63,9 +73,9 @@ def main() -> int:
         for k in range(args.pictures):
             view = scene.render(w, h, float(k)) * np.float32(0.85)  # the RAW's linear RGB
             level = float(1 + rng.uniform(-0.1, 0.1))
-            noisy = np.clip(np.round(camera_tone(view * level) * 255 + rng.normal(0, scene.noise * 255, view.shape)),
+            noisy = np.clip(np.round(render(view * level) * 255 + rng.normal(0, scene.noise * 255, view.shape)),
                             0, 255).astype(np.uint8)
-            clean = np.clip(np.round(camera_tone(view) * 255), 0, 255).astype(np.uint8)
+            clean = np.clip(np.round(render(view) * 255), 0, 255).astype(np.uint8)
             path = write_bayer_dng(Path(d) / f"{k}.dng", mosaic(np.round(view * 65535).astype(np.uint16), "RGGB"),
                                    "RGGB", black=0, white=65535)
             shots.append((jpeg(noisy), clean, level, path))
@@ -73,7 +83,8 @@ def main() -> int:
         station = LivePositive(None, lambda: (inv, None, None, rendering))
         true = LivePositive(None, lambda: (inv, None, None, rendering))
         true.tone.table = truth
-        print(f"{inv.name}, the roll's rendering from {rendering.frames} pictures; median dE00 live positive vs preview")
+        print(f"{inv.name}, the roll's rendering from {rendering.frames} pictures; median dE00 live positive vs preview"
+              + (" (the live view through a colour matrix)" if args.matrix else ""))
         print("picture  pairs  level  station   true  no level  8-bit  +JPEG")
         for k, (lv, clean, level, path) in enumerate(shots):
             out = Path(d) / f"{k}.jpg"

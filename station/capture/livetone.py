@@ -69,6 +69,7 @@ CHECK_AFTER = 2  # pairs learnt before a new pair is checked against them
 PAIR_REJECT = 0.05  # median |ln(table(code) / (level x linear))| above which a pair is left out
 # (the emulator's strip: 0.009-0.015 for a pair of one moment; 0.06-0.63 for a live-view frame of
 # the next picture or of the strip mid-slide; a shift by 13 px, 0.010-0.017)
+REJECT_FACTOR = 3.0  # ... or more than 3 x what the accepted pairs departed (see reject_limit)
 RESTART_AFTER = 3  # this many pairs rejected in a row agree with each other, not with the table:
 # the camera's rendering changed (another picture style, white balance); learn again from them
 CLIPPED_LIGHT = 245  # a block at or above this code in every channel is clipped light
@@ -120,6 +121,7 @@ class ToneMap:
         self.last: dict | None = None  # the last pair: blocks, level, residual, accepted
         self._odd: deque = deque(maxlen=RESTART_AFTER)  # the pairs rejected in a row
         self._sums: deque = deque(maxlen=MAX_PAIRS)  # the kept pairs' binned summaries (_summary)
+        self._resids: deque = deque(maxlen=MAX_PAIRS)  # how far each accepted pair departed from the table
 
     def to_linear(self, img: np.ndarray) -> np.ndarray:
         out = np.empty(img.shape, np.float32)
@@ -148,17 +150,21 @@ class ToneMap:
         if self.pairs >= CHECK_AFTER:
             level, resid = _pair_fit(self.table, sample)
             self.last = {"blocks": n, "level": round(level, 4), "residual": round(resid, 4), "accepted": True}
-            if resid > PAIR_REJECT:  # not the picture the table was learnt on: another position, a bad RAW
+            limit = self.reject_limit()
+            if resid > limit:  # not the picture the table was learnt on: another position, a bad RAW
                 self._odd.append(sample)
-                self.last.update(accepted=False, reason=f"departs from the table by {resid:.3f} (ln), > {PAIR_REJECT}")
-                if len(self._odd) < RESTART_AFTER or not _consistent(list(self._odd)):
+                self.last.update(accepted=False, reason=f"departs from the table by {resid:.3f} (ln), > {limit:.3f}")
+                if len(self._odd) < RESTART_AFTER or not _consistent(list(self._odd), limit):
                     self.rejected += 1
                     return 0
                 self._samples.clear()  # the table is the odd one now: start again from these pairs
                 self._sums.clear()
+                self._resids.clear()
                 for odd in list(self._odd)[:-1]:
                     self._keep(odd)
                 self.last.update(accepted=True, reason="restarted from the last pairs (the camera's rendering changed)")
+            else:
+                self._resids.append(resid)
         else:
             self.last = {"blocks": n, "accepted": True}
         self._odd.clear()
@@ -166,6 +172,15 @@ class ToneMap:
         self.pairs += 1
         self._fit()
         return n
+
+    def reject_limit(self) -> float:
+        """How far a new pair may depart from the table: PAIR_REJECT, or REJECT_FACTOR x the
+        pairs accepted so far departed (median), whichever is larger -- a camera whose live view
+        mixes its channels (a colour matrix the per-channel table cannot follow) departs a little
+        on every pair, and those are pairs to learn from, not to leave out."""
+        if not self._resids:
+            return PAIR_REJECT
+        return max(PAIR_REJECT, REJECT_FACTOR * float(np.median(self._resids)))
 
     def _keep(self, sample) -> None:
         self._samples.append(sample)
@@ -264,13 +279,13 @@ def _pair_fit(table: np.ndarray, sample) -> tuple[float, float]:
     return float(np.exp(m)), float(np.median(np.abs(r - m)))
 
 
-def _consistent(samples: list) -> bool:
-    """Do these pairs agree with each other (each against a table fitted to the others)?"""
+def _consistent(samples: list, limit: float = PAIR_REJECT) -> bool:
+    """Do these pairs agree with each other (the first against a table fitted to the others)?"""
     tm = ToneMap()
     for other in samples[1:]:
         tm._keep(other)
     tm._fit()
-    return _pair_fit(tm.table, samples[0])[1] <= PAIR_REJECT
+    return _pair_fit(tm.table, samples[0])[1] <= limit
 
 
 def frame_level(lv: np.ndarray, table: np.ndarray, base) -> float | None:
