@@ -1,6 +1,7 @@
 """One rendering per roll (issue 13, item 2): analysis, `station invert --roll`, preview = master."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -169,11 +170,18 @@ def test_daemon_roll_analysis_goes_on_after_a_restart(tmp_path, ordinary):
     for i in range(2):
         assert first.add("r1", f"r1/{i}.dng", {"sample": ordinary[i].to_dict()}) is None
     assert first.job_settings("r1", "preview") == {"rendering": None, "sample": True}
+    # the estimate so far, for the live positive (not for the jobs: they get none until it locks)
+    prov = json.loads((tmp_path / "renderings" / "r1.provisional.json").read_text())
+    two = analyse(ordinary[:2], ClassicInverter())
+    assert prov["locked"] is False and prov["frames"] == 2
+    np.testing.assert_allclose(prov["A"] + prov["b"], list(two.A) + list(two.b), rtol=1e-5, atol=1e-5)
+    assert not (tmp_path / "renderings" / "r1.json").exists()
     again = RollRenderings(tmp_path, settings, manifest=lambda roll: man)
     r = again.add("r1", "r1/2.dng", {"sample": ordinary[2].to_dict()})
     assert r is not None and r.locked and r.frames == 3
     assert r.id == analyse(ordinary[:3], ClassicInverter()).id  # the same as from the three frames at once
     assert not (tmp_path / "renderings" / "r1.samples.npz").exists()
+    assert not (tmp_path / "renderings" / "r1.provisional.json").exists()
     # a third daemon reads the locked rendering: every job of the roll gets it, no more samples
     third = RollRenderings(tmp_path, settings, manifest=lambda roll: man)
     assert third.job_settings("r1", "master") == {"rendering": r.to_dict(), "sample": False}

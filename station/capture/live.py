@@ -11,7 +11,8 @@ captures: a capture waits for at most the one preview in flight).  The settle wa
 
 **Live view is not linear.**  `ToneMap` (station.capture.livetone) maps each channel's
 8-bit code to linear camera RGB, learnt from pairs: every captured RAW and the live-view
-frame just before it.
+frame just before it.  **Nor at the RAW's level**: each frame's level (flicker, the camera's
+exposure simulation) is read on its film base (`frame_level`) and the base scaled by it.
 
 **The conversion** is the daemon's preview path on the linearised frame: the roll's base
 (its calibrated blank, or the per-frame estimate), density, the inverter's compiled LUT
@@ -37,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from station.capture.livetone import (  # noqa: F401  (re-exported: the live view's tone map and decoders)
-    MAX_PAIRS, ToneMap, _raw_linear, decode_jpeg, default_table, srgb_to_linear,
+    MAX_PAIRS, ToneMap, _raw_linear, decode_jpeg, default_table, frame_level, srgb_to_linear,
 )
 
 log = logging.getLogger("station.live")
@@ -159,9 +160,9 @@ class LivePositive(_Loop):
     """Thread: newest live-view frame -> positive JPEG (+ aids).  See the module docstring.
 
     settings: callable -> (inverter, base rgb or None[, print or None[, rendering or None]]);
-    called per frame (cheap: cached by the caller).  With the roll's locked rendering
-    (pipeline.roll.Rendering) its base and normaliser (A, b) are used, as for the roll's
-    captured frames.  Else the inverter meters each frame (at most every METER_EVERY_S) -- a
+    called per frame (cheap: cached by the caller).  With the roll's rendering
+    (pipeline.roll.Rendering: the locked one, or the analysis' estimate until it locks) its base
+    and normaliser (A, b) are used, as for the roll's captured frames.  Else the inverter meters each frame (at most every METER_EVERY_S) -- a
     frame of one dominant colour then comes out cast, as it would on its own -- with the given
     base or the live view's own: the median of its last REBATES rebate estimates (one every
     BASE_EVERY_S).  size: long side of the positive (the live view's own size if smaller).
@@ -235,14 +236,23 @@ class LivePositive(_Loop):
                     est = BaseEstimate(np.median(np.asarray(self._rebates, np.float32), axis=0), "rebate")
                 self._base = (key, now, est)
             base = self._base[2]
+        table = self.tone.table  # one table for the whole frame (a pair may be learnt meanwhile)
+        # the frame's own level (flicker, exposure simulation): its film base against the base in use,
+        # which is scaled by it (as base.reconcile does for a RAW whose scan exposure changed)
+        level = frame_level(lv, table, base.rgb)
+        self.stats["level"] = None if level is None else round(level, 4)
+        if level is not None:
+            base = BaseEstimate(base.rgb * np.float32(10.0 ** level), base.source)
         # 8-bit input: density is a function of each channel's code, D_c = -log10(lin_c / base_c)
-        dtab = density(np.ascontiguousarray(self.tone.table.T[:, None, :]), base.rgb)[:, 0, :].T
+        dtab = density(np.ascontiguousarray(table.T[:, None, :]), base.rgb)[:, 0, :].T
         dtab = np.ascontiguousarray(dtab, np.float32)
         if self._compiled is None or self._compiled[0] is not inverter or self._compiled[1] != ps:
             self._compiled = (inverter, ps, compiled(inverter, print=ps))  # once per inverter and print
         fn = self._compiled[2]
         if affine is None and livelut.available(fn):
             affine = self._meter(fn, dtab, lv)
+        self.stats["rendering"] = (None if rendering is None  # None: metered
+                                   else rendering.id + ("" if rendering.locked else " (provisional)"))
         if affine is not None and livelut.available(fn):  # codes -> LUT -> uint8 in one pass
             return livelut.apply_u8(fn.lut, lv, livelut.shaper(fn.lut, dtab, affine), fn.method)
         D = _take(dtab, lv)
@@ -278,7 +288,7 @@ class LivePositive(_Loop):
             try:
                 lv = decode_jpeg(data, self.size)
                 jpeg = _jpeg(self.convert_u8(lv), self.quality)
-                self._shown.append((seq, jpeg))
+                self._shown.append((seq, jpeg, self.stats.get("rendering"), self.stats.get("level")))
                 if time.monotonic() - self._aids_at > AIDS_EVERY_S:
                     from station.capture.liveaids import measure
 
@@ -331,10 +341,12 @@ class LivePositive(_Loop):
         shown = [x for x in list(self._shown) if x[0] <= fr[0]]
         try:
             if shown:
-                seq, positive = shown[-1]
+                seq, positive, rendering, level = shown[-1]
             else:
                 seq, positive = fr[0], _jpeg(self.convert_u8(lv), self.quality)
-            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": positive,
+                rendering, level = self.stats.get("rendering"), self.stats.get("level")
+            self.pair_log.append({"raw": str(raw_path), "pairs": self.tone.pairs, "positive": positive, "frame": fr[2],
+                                  "rendering": rendering, "level": level,
                                   "frame_age_s": round(before - fr[3], 3) if before is not None else None,
                                   "frames_between": fr[0] - seq})
         except Exception as exc:
@@ -348,7 +360,10 @@ class LivePositive(_Loop):
         def done(f):
             try:
                 n = self.tone.learn(lv, f.result())
-                log.info("live view: tone pair %d from %s (%d flat blocks)", self.tone.pairs, Path(raw_path).name, n)
+                if n:
+                    log.info("live view: tone pair %d from %s (%d flat blocks)", self.tone.pairs, Path(raw_path).name, n)
+                else:
+                    log.info("live view: %s not learnt from: %s", Path(raw_path).name, (self.tone.last or {}).get("reason"))
             except Exception as exc:
                 log.warning("live view: cannot learn from %s: %s", raw_path, exc)
 
@@ -390,13 +405,15 @@ class _Settings:
     """(inverter, roll base, print, rendering) for the live positive, as the daemon gives a new
     frame of the roll: the station's inversion settings, the current roll's base (its calibrated
     blank's, state/rolls/<roll>/manifest.json, else the one its roll analysis locked), the roll's
-    print (else the station's `print:`) and the roll analysis' locked rendering
-    (state/renderings/<roll>.json: base and normaliser), once there is one."""
+    print (else the station's `print:`) and the roll analysis' rendering (state/renderings/<roll>.json:
+    base and normaliser; before it locks, its estimate so far, <roll>.provisional.json), once
+    there is one."""
 
     def __init__(self, app):
         self.app = app
         self._inverter = None
         self._files: dict = {}  # "blank" / "analysis" -> (path, mtime, rgb)
+        self._roll_error: str | None = None
 
     def __call__(self):
         if self._inverter is None:
@@ -405,50 +422,66 @@ class _Settings:
             inv = (self.app.cfg.get("inversion") or {})
             method = inv.get("method")
             self._inverter = get_inverter(None if method in (None, "auto") else method, inv.get("model"))
-        return self._inverter, self._roll_base(), self._print(), self._rendering()
+        roll = self._roll()
+        return self._inverter, self._roll_base(roll), self._print(roll), self._rendering(roll)
 
     def _roll(self):
+        """The camera's current roll (its CameraState.roll, station.boundary), or None."""
         cam = self.app.service("camera")
-        try:
-            return ((cam.snapshot() or {}).get("roll") or {}).get("name") if cam is not None else None
-        except Exception:
+        if cam is None:
             return None
+        try:
+            snap = cam.snapshot()
+        except Exception as exc:  # said once, not per frame; the live view goes on without the roll's settings
+            if self._roll_error != str(exc):
+                self._roll_error = str(exc)
+                log.warning("live view: cannot read the camera's current roll (%s); using no roll settings", exc)
+            return None
+        self._roll_error = None
+        roll = getattr(snap, "roll", None)
+        return getattr(roll, "name", None)
 
-    def _print(self):
+    def _print(self, roll):
         book = getattr(self.app, "prints", None)
         if book is None:
             return None
         try:
-            s = book.roll_print(self._roll()) or book.default
+            s = book.roll_print(roll) or book.default
         except Exception:
             return None
         return None if s is None or s.identity else s
 
-    def _roll_base(self):
+    def _roll_base(self, roll):
         """The roll's blank's base, else the base of its locked roll analysis, else None."""
-        roll = self._roll()
         if not roll:
             return None
         return self._blank_base(roll) or self._analysis_base(roll)
 
-    def _rendering(self):
-        """The roll's locked rendering (the daemon's roll analysis, state/renderings/<roll>.json),
-        or None while the analysis is not settled."""
-        roll = self._roll()
+    def _rendering(self, roll):
+        """The roll's rendering: the locked one (the daemon's roll analysis,
+        state/renderings/<roll>.json), else the analysis' estimate so far (<roll>.provisional.json:
+        the frames' previews are re-rendered with the locked one, which it is the nearest guess of)
+        once it has as many frames as a lock needs (roll.MIN_FRAMES: from one or two the estimate is
+        that picture's own normaliser, and metering the live view does better), else None."""
         if not roll:
             return None
-        path = Path(self.app.cfg["paths"]["state"]) / "renderings" / f"{roll}.json"
-        try:
-            mtime = path.stat().st_mtime_ns
-        except OSError:
+        folder = Path(self.app.cfg["paths"]["state"]) / "renderings"
+        for path in (folder / f"{roll}.json", folder / f"{roll}.provisional.json"):
+            try:
+                mtime = path.stat().st_mtime_ns
+                break
+            except OSError:
+                continue
+        else:
             return None
         cached = self._files.get("rendering")
         if cached is not None and cached[:2] == (path, mtime):
             return cached[2]
         try:
-            from station.pipeline.roll import Rendering
+            from station.pipeline.roll import MIN_FRAMES, Rendering
 
             r = Rendering.from_dict(json.loads(path.read_text()))
+            r = r if r.locked or r.frames >= MIN_FRAMES else None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("live view: unreadable roll rendering %s (%s)", path, exc)
             r = None

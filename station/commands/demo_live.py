@@ -72,8 +72,10 @@ def _mjpeg_client(url: str, stop: threading.Event, out: dict) -> None:
 
 def delta_e_per_frame(pair_log, views: dict, incoming: Path, keep: Path | None = None) -> list[dict]:
     """Per captured RAW: median ΔE00 between the live positive shown just before it and its preview
-    (and how old that live-view frame was when the RAW arrived).  `keep`: a folder to save each
-    live positive in (<roll>_<frame>.live.jpg)."""
+    (and how old that live-view frame was when the RAW arrived, the roll rendering it was made with
+    -- None: metered, the roll's analysis had not locked yet -- and the frame's level against the
+    base, log10).  `keep`: a folder to save each live positive in (<roll>_<frame>.live.jpg), with
+    the live-view frame it was made from (<roll>_<frame>.lv.jpg)."""
     from station.capture.live import decode_jpeg
     from station.model.metrics import ciede2000
     from station.pipeline.fastdecode import area_resize
@@ -93,11 +95,14 @@ def delta_e_per_frame(pair_log, views: dict, incoming: Path, keep: Path | None =
             continue
         de = ciede2000(small(entry["positive"]), small(Path(v["preview"]).read_bytes()))
         rows.append({"frame": rel, "pairs_before": entry["pairs"], "dE00_median": round(float(np.median(de)), 2),
-                     "frame_age_s": entry.get("frame_age_s"), "frames_between": entry.get("frames_between")})
+                     "frame_age_s": entry.get("frame_age_s"), "frames_between": entry.get("frames_between"),
+                     "rendering": entry.get("rendering"), "level": entry.get("level")})
         if keep is not None:  # the live positive as it was shown, beside the frame's preview
             dest = keep / (Path(rel).with_suffix("").as_posix().replace("/", "_") + ".live.jpg")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(entry["positive"])
+            if entry.get("frame") is not None:  # and the live-view frame it was made from
+                dest.with_name(dest.name.replace(".live.jpg", ".lv.jpg")).write_bytes(entry["frame"])
     return rows
 
 
@@ -242,6 +247,10 @@ def _drive(app, args, report: dict) -> None:
             time.sleep(0.3)
         report["delta_e"] = delta_e_per_frame(list(live.positive.pair_log), views, incoming,
                                               Path(app.cfg["paths"]["output"]) / "live-before-shot")
+        # the issue's figure: from the 4th captured frame on (after 3 captured frames)
+        after = [row["dE00_median"] for row in report["delta_e"][3:]]
+        report["dE00_after_3"] = {"median": round(float(np.median(after)), 2) if after else None, "frames": len(after),
+                                  "max": max(after) if after else None}
     except Exception as exc:  # noqa: BLE001 - report it, stop the station
         report["error"] = f"{exc.__class__.__name__}: {exc}"
     finally:
@@ -265,5 +274,10 @@ def _print(r: dict) -> None:
     for row in r.get("delta_e", []):
         print(f"  {row['frame']}: live positive just before the shot vs its preview: median dE00 "
               f"{row['dE00_median']} ({row['pairs_before']} pairs learnt before; live frame {row.get('frame_age_s')} s "
-              f"before the RAW arrived, its positive {row.get('frames_between')} frames older)")
+              f"before the RAW arrived, its positive {row.get('frames_between')} frames older; "
+              + (f"the roll's rendering {row['rendering']}" if row.get("rendering") else "metered: no roll rendering yet")
+              + (f", level {row['level']:+.3f})" if row.get("level") is not None else ")"))
+    a3 = r.get("dE00_after_3") or {}
+    print(f"live positive vs preview from the 4th captured frame on: median dE00 {a3.get('median')} over "
+          f"{a3.get('frames')} frames (<= 3), max {a3.get('max')}")
     print(f"tone map: {r.get('tone')}; aids: {r.get('aids')}")

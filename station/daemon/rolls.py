@@ -17,7 +17,10 @@ The journal's `rendering` column says which rendering each frame's master has ("
 a per-frame one).
 
 The samples of a roll whose analysis has not locked yet are kept in
-`<state>/renderings/<roll>.samples.npz` (removed when it locks), so a restart goes on with them.
+`<state>/renderings/<roll>.samples.npz` (removed when it locks), so a restart goes on with them,
+and the analysis' estimate so far in `<state>/renderings/<roll>.provisional.json` ("locked":
+false; removed when it locks): what the live positive (station.capture.live) renders the live
+view with until then, the nearest guess of how the roll's frames will look.
 """
 from __future__ import annotations
 
@@ -109,12 +112,15 @@ class RollRenderings:
                 return None
             if not acc.locked or acc.rendering is None:
                 self._save_samples(roll, acc.samples)
+                if acc.rendering is not None:  # the estimate so far, for the live positive
+                    self._save(roll, acc.rendering, self._provisional_path(roll))
                 return None
             r = acc.rendering
             self._locked[roll] = r
             del self._acc[roll]
         self._save(roll, r)
         self._samples_path(roll).unlink(missing_ok=True)
+        self._provisional_path(roll).unlink(missing_ok=True)
         log.info("roll %s: rendering %s locked (%d frames analysed, base from %s)", roll, r.id, r.frames,
                  r.base_source)
         if acc.auto:
@@ -149,8 +155,8 @@ class RollRenderings:
             log.warning("roll %s: unreadable rendering %s (%s); analysing the roll again", roll, p, exc)
             return None
 
-    def _save(self, roll: str, r) -> None:
-        p = self._path(roll)
+    def _save(self, roll: str, r, p: Path | None = None) -> None:
+        p = self._path(roll) if p is None else p
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
@@ -158,6 +164,9 @@ class RollRenderings:
             os.replace(tmp, p)
         except OSError as exc:
             log.warning("roll %s: could not keep the rendering in %s (%s)", roll, p, exc)
+
+    def _provisional_path(self, roll: str) -> Path:
+        return self.dir / f"{roll}.provisional.json"
 
     def _samples_path(self, roll: str) -> Path:
         return self.dir / f"{roll}.samples.npz"
