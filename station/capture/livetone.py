@@ -182,6 +182,13 @@ class ToneMap:
             return PAIR_REJECT
         return max(PAIR_REJECT, REJECT_FACTOR * float(np.median(self._resids)))
 
+    def fit_only(self, samples: list) -> "ToneMap":
+        """This (new) table fitted to these pairs' samples alone; returns self."""
+        for sample in samples:
+            self._keep(sample)
+        self._fit()
+        return self
+
     def _keep(self, sample) -> None:
         self._samples.append(sample)
         self._sums.append(_summary(sample))
@@ -281,11 +288,7 @@ def _pair_fit(table: np.ndarray, sample) -> tuple[float, float]:
 
 def _consistent(samples: list, limit: float = PAIR_REJECT) -> bool:
     """Do these pairs agree with each other (the first against a table fitted to the others)?"""
-    tm = ToneMap()
-    for other in samples[1:]:
-        tm._keep(other)
-    tm._fit()
-    return _pair_fit(tm.table, samples[0])[1] <= limit
+    return _pair_fit(ToneMap().fit_only(samples[1:]).table, samples[0])[1] <= limit
 
 
 def frame_level(lv: np.ndarray, table: np.ndarray, base) -> float | None:
