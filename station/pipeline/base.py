@@ -158,6 +158,8 @@ class NotBlankError(ValueError):
     """A 'blank' frame that is not blank (picture content, uneven): refused, with the reason."""
 
 
+BLANK_MIN_LEVEL = 0.01  # the blank's brightest channel (median) must be at least this of sensor white
+NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)
 BLANK_MAX_SPREAD = 0.12  # log10 (0.4 EV): brightness variation allowed across a blank's centre
 BLANK_MAX_TINT = 0.08  # log10: variation of the colour (log B - log R) allowed across it
 
@@ -167,7 +169,7 @@ def _block_means(a: np.ndarray, k: int) -> np.ndarray:
     return a[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
 
 
-def base_from_blank(rgb: np.ndarray) -> BaseEstimate:
+def base_from_blank(rgb: np.ndarray, colour: bool = False) -> BaseEstimate:
     """Measure the base from a blank (unexposed, developed) frame of the same roll.
 
     The central half of the frame is used, after dropping clipped pixels
@@ -175,7 +177,11 @@ def base_from_blank(rgb: np.ndarray) -> BaseEstimate:
     not blank is refused (`NotBlankError`, a ValueError naming the reason): its
     centre must be uniform in brightness (P99 - P1 of the log level of 4x4 block
     means <= BLANK_MAX_SPREAD, i.e. picture content or a badly uneven light is
-    refused) and in colour (log B - log R within BLANK_MAX_TINT).
+    refused) and in colour (log B - log R within BLANK_MAX_TINT).  Also refused: a blank too dark
+    to measure (its brightest channel under BLANK_MIN_LEVEL of sensor white: shot many stops under,
+    or with the light off; its base would render every frame near black), and, with `colour` (the
+    roll is a colour negative), one with no orange mask (blue over NEGATIVE_BLUE_MAX of red/green:
+    the bare light with no film in the holder; its base would give every frame a cast).
     """
     small = _small(np.asarray(rgb, dtype=np.float32), long_side=512)
     h, w = small.shape[:2]
@@ -187,6 +193,15 @@ def base_from_blank(rgb: np.ndarray) -> BaseEstimate:
     if good.mean() < 0.5:
         raise NotBlankError(f"not a blank frame: {100 * (1 - good.mean()):.0f}% of its centre is clipped or black "
                             "(bare light or the holder, not film)")
+    level = np.median(centre[good], axis=0)
+    if level.max() < BLANK_MIN_LEVEL:
+        raise NotBlankError(f"too dark for a blank: its brightest channel is at {100 * level.max():.2f}% of sensor "
+                            f"white (at least {100 * BLANK_MIN_LEVEL:g}% needed; expose longer, the light on)")
+    if colour and level[2] > NEGATIVE_BLUE_MAX * max(level[0], level[1]):
+        raise NotBlankError(f"not colour negative film: no orange film base (blue at "
+                            f"{level[2] / max(level[0], level[1]):.2f} of red/green; a colour negative's is under "
+                            f"{NEGATIVE_BLUE_MAX}): the bare light with no film in the holder? (a black-and-white "
+                            "roll: film type bw)")
     blocks = _block_means(centre_img, 4) if min(centre_img.shape[:2]) >= 16 else centre_img
     bl = np.log10(np.maximum(blocks.reshape(-1, 3), 1e-6))
     bl = bl[np.all(bl > np.log10(1e-5), axis=1) & np.all(bl < np.log10(CLIP), axis=1)]
