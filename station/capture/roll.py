@@ -223,7 +223,8 @@ class Roll:
 
     def _measure_base_file(self, path: Path, source: str) -> None:
         flat = self._flat_path()
-        rgb, error = measure_base(path, flat=flat)  # refused (not a blank) or unreadable: the reason
+        colour = (self.data.get("film") or "colour") == "colour"  # bw, slide, auto: no orange mask required
+        rgb, error = measure_base(path, flat=flat, colour=colour)  # refused (not a blank) or unreadable: the reason
         with self._lock:
             self._set_keys.update(("base", "base_error"))
             if rgb is None and (self.data.get("base") or {}).get("rgb"):
@@ -319,9 +320,10 @@ def measure_flat_file(path, folder, timeout: float = 120.0) -> tuple[dict | None
     return _in_child(_measure_flat, (str(path), str(folder)), "the flat-field frame", timeout)
 
 
-def _measure_base(path: str, flat: str | None = None) -> tuple[list[float] | None, str | None]:
+def _measure_base(path: str, flat: str | None = None, colour: bool = False) -> tuple[list[float] | None, str | None]:
     """(In a child process.) The film-base colour of a blank frame, through the flat field
-    (.npz) `flat` when given: (rgb, None) or (None, why)."""
+    (.npz) `flat` when given, of a colour negative (an orange mask) with `colour`:
+    (rgb, None) or (None, why)."""
     try:
         from station.pipeline.base import base_from_blank
         from station.pipeline.decode import decode
@@ -330,7 +332,7 @@ def _measure_base(path: str, flat: str | None = None) -> tuple[list[float] | Non
         rgb = decode(path, half_size=True).rgb
         if flat:
             rgb = apply_flat(rgb, FlatField.load(flat))
-        est = base_from_blank(rgb)
+        est = base_from_blank(rgb, colour=colour)
         return [round(float(v), 6) for v in est.rgb], None
     except ValueError as exc:  # not a blank (picture content), no film area: refused, with the reason
         return None, str(exc)
@@ -338,10 +340,11 @@ def _measure_base(path: str, flat: str | None = None) -> tuple[list[float] | Non
         return None, f"{exc.__class__.__name__}: {exc}"
 
 
-def measure_base(path, timeout: float = 120.0, flat=None) -> tuple[list[float] | None, str | None]:
+def measure_base(path, timeout: float = 120.0, flat=None, colour: bool = False) -> tuple[list[float] | None, str | None]:
     """Measure a blank frame's film base in a child process (see _in_child), through the flat
-    field saved at `flat` (.npz) when given.  Returns (rgb, None) or (None, one-line reason)."""
-    return _in_child(_measure_base, (str(path), str(flat) if flat else None), "the blank frame", timeout)
+    field saved at `flat` (.npz) when given; `colour`: the roll is a colour negative, so a blank
+    with no orange mask (the bare light) is refused.  Returns (rgb, None) or (None, one-line reason)."""
+    return _in_child(_measure_base, (str(path), str(flat) if flat else None, colour), "the blank frame", timeout)
 
 
 class RollStore:

@@ -214,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
     base = None
     if args.base:
         try:
-            base = base_from_blank(apply_flat(decode(args.base).rgb, flat))  # apply_flat(x, None) is x
+            # apply_flat(x, None) is x; a colour negative's blank must show its orange mask
+            base = base_from_blank(apply_flat(decode(args.base).rgb, flat), colour=args.film == "colour")
         except StationError as exc:
             return _usage_error(f"--base {exc}")
         except ValueError as exc:

@@ -202,8 +202,12 @@ class PrintBook:
 
 
 def _wb_first(settings: dict) -> dict:
-    """`wb: "T,TINT"` in a command's settings overrides temperature/tint."""
+    """`wb: "T,TINT"` in a command's settings, as temperature/tint (over the print that applies
+    now); wb beside temperature or tint in the same settings is refused."""
     s = dict(settings)
+    both = [k for k in ("temperature", "tint") if k in s]
+    if "wb" in s and both:
+        raise ValueError(f"set_print: print.wb: give wb or {' and '.join(both)}, not both")
     if "wb" in s:
         from station.pipeline.printing import parse_wb
 

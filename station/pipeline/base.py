@@ -16,9 +16,14 @@ light and exposure) or estimated from the frame itself (`estimate_base`):
    the base, blue loses much more than red (C-41 mask: blue density ~0.6
    above red, blue/red ≈ 3-4, while image dye is near neutral).  So a mode
    is rejected as "clear" when a darker mode differs from it by that orange
-   pattern.
-4. The base is the brightest remaining mode with enough support; its value
-   is the median of the pixels in that bin.
+   pattern, the mode itself is not as orange as film (LIGHT_MIN_BLUE), and
+   that darker mode could itself be the base (almost nothing in the frame
+   thinner than it, BASE_MAX_THINNER): beside picture content, such as a blue sky
+   whose yellow dye takes an orange-looking step, the rebate is not mistaken
+   for a hole.
+4. The base is the brightest remaining mode with enough support, if almost
+   nothing in the frame is thinner than it; its value is the median of the
+   pixels in that bin.
 
 When no rebate is in the frame (a tight crop), the fallback is a high
 per-channel percentile of the whole frame (the thinnest shadows are close to
@@ -82,10 +87,22 @@ def _modes(logs: np.ndarray, min_frac: float) -> list[tuple[np.ndarray, int]]:
     return out
 
 
+LIGHT_MIN_BLUE = 0.18  # bare light through a camera: blue at least this of red/green (generated: 0.21-1.6)
+BASE_MAX_THINNER = 0.01  # a base: less than this fraction of the frame is thinner film than it
+
+
 def _is_clear_over(bright: np.ndarray, dim: np.ndarray) -> bool:
-    """True when `dim` looks like `bright` seen through an orange film base."""
+    """True when `dim` looks like `bright` seen through an orange film base.
+
+    `bright` must not be as orange as film: light through no film keeps the light's colour
+    (blue 0.21-1.6 of red/green over the generator's wide backlights and cameras), while a
+    C-41 base is often far below that (0.06-0.84, median 0.2).  Otherwise the rebate, when
+    picture content beside it sits an orange-looking step denser (a blue sky's yellow dye, a
+    warm tone), was taken for a hole over that content."""
     d = bright - dim  # log10 drop per channel (R, G, B)
-    return bool(np.all(d > 0.05) and _orange(d))
+    lin = 10.0 ** np.asarray(bright, np.float64)
+    light = lin[2] >= LIGHT_MIN_BLUE * max(lin[0], lin[1])
+    return bool(light and np.all(d > 0.05) and _orange(d))
 
 
 def _orange(d):
@@ -114,20 +131,24 @@ def estimate_base(rgb: np.ndarray, border: float = 0.12) -> BaseEstimate:
     band = _border_mask(h, w, border).reshape(-1) & unclipped & not_black
     if band.sum() >= 50:
         modes = _modes(logs_all[band], min_frac=0.04)
-        # Drop modes that are light through no film (holes, holder gaps).
-        keep = [m for m in modes if not any(_is_clear_over(m[0], o[0]) for o in modes if o is not m and np.mean(o[0]) < np.mean(m[0]))]
-        candidates = keep or modes
-        if candidates:
-            best = candidates[0][0]
+        frame_logs = logs_all[unclipped & not_black]
+
+        def thinner(cand) -> float:
             # A rebate must be at least as bright as (almost) all of the picture.
             # Pixels thinner than the candidate that do not look like bare light
             # (a hole is brighter with the orange signature removed) mean it is no base.
-            frame_logs = logs_all[unclipped & not_black]
-            lift = frame_logs - best
-            thinner_px = np.all(lift > 0.03, axis=1) & ~_orange(lift)
-            thinner = float(np.mean(thinner_px)) if len(frame_logs) else 0.0
-            if thinner < 0.01:
-                return BaseEstimate(rgb=(10.0 ** best).astype(np.float32), source="rebate")
+            lift = frame_logs - cand
+            return float(np.mean(np.all(lift > 0.03, axis=1) & ~_orange(lift))) if len(frame_logs) else 0.0
+
+        could_be_base = [thinner(m[0]) < BASE_MAX_THINNER for m in modes]
+        # Drop modes that are light through no film (holes, holder gaps): brighter than a mode
+        # that could be the base by a mask's orange step.  Over picture content (a mode with
+        # film thinner than it in the frame) a mode is no hole, whatever the colours.
+        keep = [(m, ok) for m, ok in zip(modes, could_be_base)
+                if not any(_is_clear_over(m[0], o[0]) for o, o_ok in zip(modes, could_be_base)
+                           if o_ok and o is not m and np.mean(o[0]) < np.mean(m[0]))]
+        if keep and keep[0][1]:  # the brightest film mode, if (almost) nothing is thinner
+            return BaseEstimate(rgb=(10.0 ** keep[0][0][0]).astype(np.float32), source="rebate")
     sel = logs_all[unclipped & not_black] if (unclipped & not_black).any() else logs_all
     base = np.percentile(sel, 99.5, axis=0)
     return BaseEstimate(rgb=(10.0 ** base).astype(np.float32), source="frame percentile (no rebate found)")
@@ -137,6 +158,8 @@ class NotBlankError(ValueError):
     """A 'blank' frame that is not blank (picture content, uneven): refused, with the reason."""
 
 
+BLANK_MIN_LEVEL = 0.01  # the blank's brightest channel (median) must be at least this of sensor white
+NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)
 BLANK_MAX_SPREAD = 0.12  # log10 (0.4 EV): brightness variation allowed across a blank's centre
 BLANK_MAX_TINT = 0.08  # log10: variation of the colour (log B - log R) allowed across it
 
@@ -146,7 +169,7 @@ def _block_means(a: np.ndarray, k: int) -> np.ndarray:
     return a[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
 
 
-def base_from_blank(rgb: np.ndarray) -> BaseEstimate:
+def base_from_blank(rgb: np.ndarray, colour: bool = False) -> BaseEstimate:
     """Measure the base from a blank (unexposed, developed) frame of the same roll.
 
     The central half of the frame is used, after dropping clipped pixels
@@ -154,7 +177,11 @@ def base_from_blank(rgb: np.ndarray) -> BaseEstimate:
     not blank is refused (`NotBlankError`, a ValueError naming the reason): its
     centre must be uniform in brightness (P99 - P1 of the log level of 4x4 block
     means <= BLANK_MAX_SPREAD, i.e. picture content or a badly uneven light is
-    refused) and in colour (log B - log R within BLANK_MAX_TINT).
+    refused) and in colour (log B - log R within BLANK_MAX_TINT).  Also refused: a blank too dark
+    to measure (its brightest channel under BLANK_MIN_LEVEL of sensor white: shot many stops under,
+    or with the light off; its base would render every frame near black), and, with `colour` (the
+    roll is a colour negative), one with no orange mask (blue over NEGATIVE_BLUE_MAX of red/green:
+    the bare light with no film in the holder; its base would give every frame a cast).
     """
     small = _small(np.asarray(rgb, dtype=np.float32), long_side=512)
     h, w = small.shape[:2]
@@ -166,6 +193,15 @@ def base_from_blank(rgb: np.ndarray) -> BaseEstimate:
     if good.mean() < 0.5:
         raise NotBlankError(f"not a blank frame: {100 * (1 - good.mean()):.0f}% of its centre is clipped or black "
                             "(bare light or the holder, not film)")
+    level = np.median(centre[good], axis=0)
+    if level.max() < BLANK_MIN_LEVEL:
+        raise NotBlankError(f"too dark for a blank: its brightest channel is at {100 * level.max():.2f}% of sensor "
+                            f"white (at least {100 * BLANK_MIN_LEVEL:g}% needed; expose longer, the light on)")
+    if colour and level[2] > NEGATIVE_BLUE_MAX * max(level[0], level[1]):
+        raise NotBlankError(f"not colour negative film: no orange film base (blue at "
+                            f"{level[2] / max(level[0], level[1]):.2f} of red/green; a colour negative's is under "
+                            f"{NEGATIVE_BLUE_MAX}): the bare light with no film in the holder? (a black-and-white "
+                            "roll: film type bw)")
     blocks = _block_means(centre_img, 4) if min(centre_img.shape[:2]) >= 16 else centre_img
     bl = np.log10(np.maximum(blocks.reshape(-1, 3), 1e-6))
     bl = bl[np.all(bl > np.log10(1e-5), axis=1) & np.all(bl < np.log10(CLIP), axis=1)]

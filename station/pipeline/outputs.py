@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from station.pipeline.base import BaseEstimate
+from station.pipeline.base import NEGATIVE_BLUE_MAX, BaseEstimate  # noqa: F401 (NEGATIVE_BLUE_MAX: re-exported)
 
 
 @dataclass
@@ -27,7 +27,6 @@ class ConvertResult:
     film: str | None = None  # the film type rendered: "colour" | "bw" | "slide" (ConvertOptions.film, or detected)
 
 
-NEGATIVE_BLUE_MAX = 0.45  # an orange film base: blue at most this fraction of red/green (docs/PIPELINE.md)
 
 
 def positive_warning(base) -> str | None:

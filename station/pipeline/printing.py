@@ -105,6 +105,10 @@ class PrintSettings:
         if not isinstance(data, dict):
             raise PrintError(where, f"must be a mapping of {', '.join(RANGES)}, got {type(data).__name__}")
         data = dict(data)
+        both = [k for k in ("temperature", "tint") if k in data]
+        if "wb" in data and both:  # two answers to one question: refused, not one picked silently
+            raise PrintError(f"{where}.wb", f"give wb or {' and '.join(both)}, not both "
+                                            f"(wb {data['wb']!r}, {', '.join(f'{k} {data[k]!r}' for k in both)})")
         if "wb" in data:
             wb = data.pop("wb")
             try:

@@ -306,19 +306,29 @@ MIN_TONAL_RANGE = 0.02  # of full scale: below this (about 5 of 255 levels) a po
 
 def picture_problem(pos: np.ndarray) -> str | None:
     """None when the positive holds a picture; else the one-line reason it does not
-    (one flat tone: a blank or unreadable input, or data the decoder misread)."""
+    (one flat tone: a blank or unreadable input, or data the decoder misread).  The central
+    half is checked on its own too: a blank frame (unexposed film) inverts to one flat black
+    whose only tones are the sprocket holes and holder edges around it."""
     h, w = pos.shape[:2]
     step = max(1, int(np.sqrt(h * w / 250_000)))
-    s = pos[::step, ::step].reshape(-1, pos.shape[2]).astype(np.float32)
-    if pos.dtype == np.uint16:
-        s *= 1.0 / 65535.0
-    lo, hi = np.percentile(s, [0.5, 99.5], axis=0)
-    spread = float(np.max(hi - lo))
-    if spread >= MIN_TONAL_RANGE:
-        return None
-    level = float(np.mean(s))
-    return (f"no picture in the positive: one flat tone (tonal range {100 * spread:.1f} % of full scale, "
-            f"mean {100 * level:.0f} %); the input holds no usable image (a blank frame, or data the decoder misread)")
+    scale = 1.0 / 65535.0 if pos.dtype == np.uint16 else 1.0
+
+    def spread_of(a):
+        s = a[::step, ::step].reshape(-1, pos.shape[2]).astype(np.float32) * scale
+        lo, hi = np.percentile(s, [0.5, 99.5], axis=0)
+        return float(np.max(hi - lo)), float(np.mean(s))
+
+    spread, level = spread_of(pos)
+    if spread < MIN_TONAL_RANGE:
+        return (f"no picture in the positive: one flat tone (tonal range {100 * spread:.1f} % of full scale, "
+                f"mean {100 * level:.0f} %); the input holds no usable image (a blank frame, or data the decoder misread)")
+    if h >= 8 and w >= 8:
+        spread, level = spread_of(pos[h // 4: h - h // 4, w // 4: w - w // 4])
+        if spread < MIN_TONAL_RANGE:
+            return (f"no picture in the positive: its centre is one flat tone (tonal range {100 * spread:.1f} % of "
+                    f"full scale, mean {100 * level:.0f} %), only the film's edges show; a blank frame (give it as "
+                    "the roll's blank: --base, station roll calibrate), an unexposed frame, or a far too dark blank")
+    return None
 
 
 def write_positive(outputs: dict, pos: np.ndarray, meta: dict, *, overwrite: bool = False, quality: int = 90,
