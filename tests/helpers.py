@@ -1,8 +1,13 @@
 """Small helpers the test files share (tests/ is on sys.path: `from helpers import ...`)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def wait_for(pred, deadline: float = 60.0, step: float = 0.05):
@@ -14,6 +19,15 @@ def wait_for(pred, deadline: float = 60.0, step: float = 0.05):
             return v
         time.sleep(step)
     return pred()
+
+
+
+def run_station_config(cfg: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`station run --config CFG EXTRA...` as a subprocess (no STATION_CONFIG), to its exit."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("STATION_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "station", "run", "--config", str(cfg), *extra], env=env,
+                          capture_output=True, text=True, timeout=60)
 
 
 def config_dirs(root: Path) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import config_dirs
+from helpers import config_dirs, run_station_config
 
 from station import config
 from station.config import ConfigError
@@ -48,10 +48,7 @@ def test_daemon_exits_2_on_a_bad_print_key(tmp_path):
     raw["print"] = {"exposure": 12}
     f = tmp_path / "bad.yaml"
     f.write_text(yaml.safe_dump(raw))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("STATION_CONFIG", None)
-    r = subprocess.run([sys.executable, "-m", "station", "run", "--config", str(f)], env=env, capture_output=True,
-                       text=True, timeout=60)
+    r = run_station_config(f)
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert lines == ["station: config: print.exposure: must be between -5 and 5, got 12"], r.stderr

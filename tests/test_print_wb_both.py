@@ -3,17 +3,12 @@ the key, not one of them picked silently.  Before, the YAML kept `temperature` a
 wb's, while `set_print` kept the wb's and dropped `temperature` (found trying YAML keys)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import config_dirs
+from helpers import config_dirs, run_station_config
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("section", [{"wb": "5600,5", "temperature": 4000}, {"wb": "5600", "tint": 10}])
@@ -23,10 +18,7 @@ def test_the_daemon_exits_2_on_wb_beside_temperature_or_tint(tmp_path, section):
     raw["print"] = section
     f = tmp_path / "station.yaml"
     f.write_text(yaml.safe_dump(raw))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("STATION_CONFIG", None)
-    r = subprocess.run([sys.executable, "-m", "station", "run", "--config", str(f)], env=env, capture_output=True,
-                       text=True, timeout=60)
+    r = run_station_config(f)
     assert r.returncode == 2, r.stderr
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("station: config: print.wb: give wb or "), r.stderr

@@ -2,14 +2,12 @@
 executed); model files are loaded without pickle (a pickle-bearing .npz is refused and its
 payload never runs)."""
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import run_station_config
+
 
 
 def test_python_yaml_tag_refused_with_exit_2_and_not_executed(tmp_path):
@@ -21,10 +19,7 @@ def test_python_yaml_tag_refused_with_exit_2_and_not_executed(tmp_path):
         f"paths:\n  incoming: {tmp_path / 'in'}\n  output: {tmp_path / 'out'}\n  state: {tmp_path / 'st'}\n"
         f"hooks: !!python/object/apply:os.system ['touch {marker}']\n"
         f"web: !!python/object:argparse.Namespace {{address: off}}\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("STATION_CONFIG", None)
-    r = subprocess.run([sys.executable, "-m", "station", "run", "--config", str(cfg), "--web", "off"], env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = run_station_config(cfg, "--web", "off")
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("station: config"), r.stderr
