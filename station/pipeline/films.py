@@ -279,6 +279,28 @@ def detect_roll(paths, negative: bool = False) -> tuple[str, str]:
 INVERTERS = {"bw": MonoInverter, "slide": SlideInverter}
 
 
+UNEXPOSED_MAX_D = 0.08  # a frame whose centre stays within this density above its base is unexposed film
+
+
+def unexposed(rgb: np.ndarray, base) -> str | None:
+    """The one-line reason a negative frame holds no picture, or None: its central half (the
+    `_small` copy) is film base all over -- the mean density above `base` of its 99th percentile
+    pixel under UNEXPOSED_MAX_D, and its 1st not far below 0 -- i.e. a blank (unexposed,
+    developed film).  A frame's per-frame rendering would stretch that blank's noise into a
+    "picture"; the roll's blank belongs in --base / `station roll calibrate` instead."""
+    small = _small(rgb)
+    h, w = small.shape[:2]
+    centre = small[h // 4: h - h // 4, w // 4: w - w // 4].reshape(-1, 3)
+    if len(centre) < 16 or np.median(centre.max(axis=1)) >= 0.985:
+        return None  # too small to tell, or clipped light: not film (the tonal check names it)
+    D = -np.log10(np.maximum(centre, 1e-6) / np.maximum(np.asarray(base.rgb, np.float32), 1e-6)).mean(axis=1)
+    lo, hi = np.percentile(D, [1, 99])
+    if hi >= UNEXPOSED_MAX_D or lo <= -2 * UNEXPOSED_MAX_D:
+        return None
+    return (f"no picture: the frame is unexposed film (its centre is within {max(hi, 0.0):.2f} density of the film "
+            "base): a blank; give it as the roll's blank (--base, station roll calibrate)")
+
+
 def choose(film: str | None, rgb, own, base, src=None) -> tuple[str, object | None, list[str]]:
     """(film type, its inverter or None for colour (the configured one), warnings) of a frame.
 

@@ -177,12 +177,14 @@ class Base:
 class Film:
     """decoded.rgb (or raw16), own, base → film ("colour" | "bw" | "slide"), inverter (the film
     type's, None for colour: the configured one) and warnings (films.choose).
-    `options.film`: "colour" (default), "bw", "slide" or "auto" (detected here, logged)."""
+    `options.film`: "colour" (default), "bw", "slide" or "auto" (detected here, logged).
+    A negative frame that is film base all over (a blank: films.unexposed) is refused here,
+    naming the file, before any rendering could stretch its noise into a "picture"."""
 
     name = "film"
 
     def __call__(self, frame: Frame, options) -> Frame:
-        from station.pipeline.films import choose
+        from station.pipeline.films import choose, unexposed
 
         if frame.decoded is not None:
             rgb = frame.decoded.rgb
@@ -191,6 +193,10 @@ class Film:
             step = max(1, int(np.ceil(max(h, w) / 384)))
             rgb = frame.raw16[::step, ::step].astype(np.float32) * (1.0 / 65535.0)
         film, inverter, warnings = choose(getattr(options, "film", None), rgb, frame.own, frame.base, frame.src)
+        if film != "slide":
+            problem = unexposed(rgb, frame.base)
+            if problem:
+                raise DecodeError(frame.src, problem)
         return replace(frame, film=film, inverter=inverter, warnings=[*frame.warnings, *warnings])
 
 
